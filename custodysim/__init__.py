@@ -1,0 +1,20 @@
+"""custodysim: what would a crypto exchange's custody architecture lose to a real attacker?
+
+The library API: :func:`load_scenario` validates a scenario file, :func:`execute_run` runs it and writes a
+run folder, :func:`run_variants` returns the tidy trial rows without writing anything.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("custodysim")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0+unknown"
+
+from custodysim.loader import LoadedScenario, load_scenario  # noqa: E402
+from custodysim.runs import RunOutcome, execute_run  # noqa: E402
+from custodysim.runner import run_variants  # noqa: E402
+
+__all__ = ["LoadedScenario", "RunOutcome", "__version__", "execute_run", "load_scenario", "run_variants"]

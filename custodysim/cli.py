@@ -1,0 +1,121 @@
+"""The ``custodysim`` command: a thin adapter from arguments to the library API.
+
+Domain and validation errors become a message on stderr and exit code 1; an interrupted run exits
+with 130 and leaves no run folder behind.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from custodysim import __version__
+from custodysim.errors import CustodysimError
+from custodysim.loader import load_scenario
+from custodysim.report import _usd
+from custodysim.runs import execute_run
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Simulate what a crypto exchange's custody architecture would lose to a real attacker.",
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(exc: CustodysimError) -> typer.Exit:
+    err.print(str(exc), markup=False, highlight=False)
+    return typer.Exit(code=1)
+
+
+@app.command()
+def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")]) -> None:
+    """Check a scenario file without running it."""
+    try:
+        loaded = load_scenario(scenario)
+    except CustodysimError as exc:
+        raise _fail(exc) from None
+    for warning in loaded.warnings:
+        err.print(f"warning: {warning}", markup=False, highlight=False)
+    names = ", ".join([loaded.baseline.baseline_name, *loaded.variants])
+    out.print(f"{scenario}: valid scenario {loaded.name!r}; variants: {names}", markup=False, highlight=False)
+
+
+@app.command()
+def run(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    trials: Annotated[Optional[int], typer.Option(min=1, help="Trials per variant (default: the file's).")] = None,  # noqa: UP045
+    seed: Annotated[Optional[int], typer.Option(min=0, help="Master seed (default: the file's).")] = None,  # noqa: UP045
+    out_dir: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--out", help="Run folder to create (default: results/<scenario>-<time>)."),
+    ] = None,
+    variant: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--variant", help="Run only this variant (repeatable); the baseline always runs."),
+    ] = None,
+) -> None:
+    """Run a scenario's Monte Carlo trials and write a run folder with summary, rows and report."""
+    try:
+        loaded = load_scenario(scenario)
+        for warning in loaded.warnings:
+            err.print(f"warning: {warning}", markup=False, highlight=False)
+        n = trials if trials is not None else loaded.baseline.settings.trials
+        names = list(loaded.specs(variant))
+        with _progress() as bar:
+            tasks = {name: bar.add_task(name, total=n) for name in names}
+            outcome = execute_run(
+                scenario, trials, seed, out_dir, variant,
+                progress=lambda name, k: bar.advance(tasks[name], k),
+                command=["custodysim", *sys.argv[1:]],
+            )
+    except CustodysimError as exc:
+        raise _fail(exc) from None
+    except KeyboardInterrupt:
+        err.print("interrupted: no run folder was written")
+        raise typer.Exit(code=130) from None
+    _print_summary(outcome.summary)
+    out.print(f"\nwrote {outcome.folder}/ (summary.json, trials.csv, report.md, manifest.json)",
+              markup=False, highlight=False)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description:<26}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=err, transient=True)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    table = Table(title=f"{summary['scenario']}: {summary['trials']} trials per variant, seed {summary['seed']}")
+    for col in ("variant", "expected loss", "95% CI", "P(loss>0)", "VaR 99", "ES 99", "vs baseline"):
+        table.add_column(col, justify="left" if col == "variant" else "right")
+    for name, v in summary["variants"].items():
+        low, high = v["expected_loss_ci95_usd"]
+        diff = "" if name == summary["baseline"] else _usd(v["diff_vs_baseline_usd"])
+        table.add_row(name, _usd(v["expected_loss_usd"]), f"{_usd(low)} to {_usd(high)}",
+                      f"{100 * v['p_any_loss']:.1f}%", _usd(v["var99_usd"]), _usd(v["es99_usd"]), diff)
+    out.print(table)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"custodysim {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """Simulate what a crypto exchange's custody architecture would lose to a real attacker."""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,256 @@
+"""One trial: a SimPy world where campaigns spread, steal and get caught while operations run.
+
+Trials with no campaign (most trials, for realistic rates) never build a SimPy environment: their
+operations are the variant's quiet baseline, computed once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import simpy
+
+from custodysim.campaigns import Campaign, Step, run_campaign, sample_campaigns
+from custodysim.model import CompiledScenario, WalletModel
+from custodysim.randomness import TrialRandom
+from custodysim.theft import choose_quorum, drain, forge, tamper
+from custodysim.treasury import Intercept, LegitTransfer, OperationsTally, Treasury
+
+HOUR = 1.0 / 24.0
+PATH_TYPES = ("key_theft", "tampering", "forged_request", "insider")
+
+
+@dataclass
+class TrialResult:
+    """What one trial reports (see MODEL.md, "What a trial reports")."""
+
+    loss_by_asset: dict[str, float]
+    loss_usd: float
+    loss_usd_by_path: dict[str, float]
+    loss_usd_by_wallet: dict[str, float]
+    campaigns: int
+    footholds: int
+    stops: list[str]
+    t_first_access: float
+    t_first_theft: float
+    t_first_alarm: float
+    ops: OperationsTally
+    attack_path: list[str] = field(default_factory=list)
+    story: list[tuple[float, str]] = field(default_factory=list)
+
+    @property
+    def path_type(self) -> str:
+        """Return the path type that carried most of the loss ("none" without loss)."""
+        if self.loss_usd <= 0:
+            return "none"
+        return max(self.loss_usd_by_path, key=lambda k: self.loss_usd_by_path[k])
+
+    @property
+    def outcome(self) -> str:
+        """Return loss, stopped, no_theft (in but took nothing), no_foothold or no_campaign."""
+        if self.loss_usd > 0:
+            return "loss"
+        if self.stops:
+            return "stopped"
+        if self.footholds:
+            return "no_theft"
+        return "no_foothold" if self.campaigns else "no_campaign"
+
+
+class World:
+    """All mutable state of one trial, and the actions the processes take on it."""
+
+    def __init__(self, model: CompiledScenario, rnd: TrialRandom, campaigns: list[Campaign],
+                 tell: bool = False) -> None:
+        self.model = model
+        self.rnd = rnd
+        self.env = simpy.Environment()
+        self.treasury = Treasury(model)
+        self.campaigns = campaigns
+        self.daily_out: dict[tuple[str, int], float] = {}
+        self.tamperers: dict[str, list[Campaign]] = {}
+        self.draining: set[tuple[str, str]] = set()
+        self._clock: simpy.Process | None = None
+        self.tell = tell
+        self.story: list[tuple[float, str]] = []
+        self.loss: dict[str, float] = dict.fromkeys(model.assets, 0.0)
+        self.loss_by_path = dict.fromkeys(PATH_TYPES, 0.0)
+        self.loss_by_wallet: dict[str, float] = {}
+        self.first_access = math.inf
+        self.first_theft = math.inf
+        self.first_alarm = math.inf
+
+    # ------------------------------------------------------------------ running
+    def run(self) -> TrialResult:
+        """Simulate the trial to the horizon and return its result."""
+        for c in self.campaigns:
+            self.env.process(run_campaign(self.env, self, c))
+        self.env.run(until=self.model.horizon)
+        self.treasury.advance(self.model.horizon)
+        worst = max(self.campaigns, key=lambda c: c.loss_usd, default=None)
+        path = [f"{node}@{t:.1f}d" for node, t in worst.held.items()] if worst and worst.loss_usd > 0 else []
+        return TrialResult(
+            loss_by_asset=self.loss, loss_usd=sum(self.loss_by_path.values()),
+            loss_usd_by_path=self.loss_by_path, loss_usd_by_wallet=self.loss_by_wallet,
+            campaigns=len(self.campaigns), footholds=sum(len(c.held) for c in self.campaigns),
+            stops=[s for c in self.campaigns for s in c.stops],
+            t_first_access=self.first_access, t_first_theft=self.first_theft, t_first_alarm=self.first_alarm,
+            ops=self.treasury.tally, attack_path=path, story=self.story,
+        )
+
+    def sync(self) -> None:
+        """Bring operations up to the current simulation time."""
+        self.treasury.advance(self.env.now)
+
+    def trace(self, text: str) -> None:
+        """Record a line of the trial's story (only when telling it: tracing is off in bulk runs)."""
+        if self.tell:
+            self.story.append((self.env.now, text))
+
+    # ------------------------------------------------------------------ attacker progress
+    def compromise(self, c: Campaign, step: Step) -> None:
+        """The campaign takes ``step.node``: record it, start its detection, grant capabilities."""
+        now = self.env.now
+        c.held[step.node] = now
+        self.first_access = min(self.first_access, now)
+        self.trace(f"{c.label} takes {step.node} (via {step.via})")
+        self._schedule_detection(c, step.node, now)
+        m = self.model
+        for wid, _signer in m.key_holdings.get(step.node, ()):
+            wallet = m.wallets[wid]
+            if (c.label, wid) not in self.draining and choose_quorum(c, wallet, now) is not None:
+                self.draining.add((c.label, wid))
+                self.trace(f"{c.label} can now sign for {wid} with {wallet.threshold} key(s)")
+                self.env.process(drain(self.env, self, c, wallet, "key_theft"))
+        for wid in m.pipeline_of.get(step.node, ()):
+            self._add_tamperer(c, wid)
+        for wid in m.requester_of.get(step.node, ()):
+            forge(self, c, m.wallets[wid])
+
+    def insider_acts(self, c: Campaign) -> None:
+        """An insider uses the keys they hold: any wallet where they alone make a quorum."""
+        assert c.insider is not None
+        self.trace(f"insider {c.insider} decides to act")
+        for wallet in self.model.wallets.values():
+            if choose_quorum(c, wallet, self.env.now) is not None:
+                self.env.process(drain(self.env, self, c, wallet, "insider"))
+
+    def _schedule_detection(self, c: Campaign, node: str, since: float) -> None:
+        best, by = math.inf, ""
+        for control, dist in self.model.detectors.get(node, ()):
+            t = since + dist.sample(c.u(self.rnd, f"detect:{control}:{node}"))
+            if t < best:
+                best, by = t, control
+        if best < self.model.horizon:
+            self.env.process(self._alarm_at(c, best, f"detection:{by}", node))
+
+    def _alarm_at(self, c: Campaign, at: float, source: str, node: str | None) -> Generator[Any, Any, None]:
+        yield self.env.timeout(at - self.env.now)
+        if node is not None and not c.holds(node, self.env.now):
+            return  # the foothold was revoked before it was noticed
+        self.stop(c, source, set())
+
+    def _add_tamperer(self, c: Campaign, wid: str) -> None:
+        listeners = self.tamperers.setdefault(wid, [])
+        if c in listeners:
+            return
+        self.trace(f"{c.label} can now rewrite transfers out of {wid}")
+        listeners.append(c)
+        if len(listeners) == 1:
+            self.sync()
+            self.treasury.listeners[wid] = lambda transfer: self._intercept(wid, transfer)
+        if self._clock is None:
+            self._clock = self.env.process(self._operations_clock())
+
+    def _intercept(self, wid: str, transfer: LegitTransfer) -> Intercept:
+        wallet = self.model.wallets[wid]
+        for c in self.tamperers[wid]:
+            if any(c.holds(comp, transfer.time) for comp in wallet.pipeline):
+                return Intercept.HIJACKED if tamper(self, c, wallet, transfer) else Intercept.CANCELLED
+        return Intercept.PASS
+
+    def _operations_clock(self) -> Generator[Any, Any, None]:
+        # Runs only while someone may intercept legitimate transfers, so that each is met on time.
+        horizon = self.model.horizon
+        while self.env.now < horizon:
+            due = min(self.treasury.next_event_time(), horizon)
+            try:
+                yield self.env.timeout(max(due - self.env.now, 0.0))
+                self.sync()
+            except simpy.Interrupt:
+                pass
+
+    # ------------------------------------------------------------------ losses, alarms, response
+    def lose(self, c: Campaign, wallet: WalletModel, amount: float, path: str) -> None:
+        """A theft transfer is broadcast: the funds are gone."""
+        now = self.env.now
+        self.treasury.settle_theft(wallet.id, amount, stolen=True)
+        kept = amount * (1.0 - self.model.recovered_fraction)
+        usd = kept * self.model.price_at(wallet.asset, now)
+        self.loss[wallet.asset] += kept
+        self.loss_by_path[path] += usd
+        self.loss_by_wallet[wallet.id] = self.loss_by_wallet.get(wallet.id, 0.0) + usd
+        c.loss_usd += usd
+        self.first_theft = min(self.first_theft, now)
+        self.trace(f"{amount:,.6g} {wallet.asset} leave {wallet.id} for the attacker ({path})")
+
+    def watch_outflow(self, c: Campaign, wallet: WalletModel, amount: float, sent: float) -> None:
+        """Outflow monitoring may notice an attacker transfer, after its delay."""
+        usd = amount * self.model.price_at(wallet.asset, sent)
+        for mon in wallet.monitors:
+            if usd < mon.min_amount_usd:
+                continue
+            if c.u(self.rnd, f"monitor:{mon.id}:{wallet.id}", c.transfers) < mon.probability:
+                at = sent + mon.delay_hours.sample(c.u(self.rnd, f"monitor-delay:{mon.id}", c.transfers)) * HOUR
+                if at < self.model.horizon:
+                    self.env.process(self._alarm_at(c, at, f"monitoring:{mon.id}", None))
+
+    def stop(self, c: Campaign, source: str, wallets: set[str], hold: bool = False) -> None:
+        """Raise the alarm on campaign ``c``: freeze the affected wallets, then revoke its footholds.
+
+        ``hold`` freezes ``wallets`` at once (a refused signature or a blocked transfer halts the wallet
+        on the spot); the response freezes every wallet the campaign can reach after the freeze delay.
+        """
+        now = self.env.now
+        if source not in c.stops:
+            c.stops.append(source)
+        self.trace(f"alarm: {source} on {c.label}")
+        self.first_alarm = min(self.first_alarm, now)
+        if c.alarm_at <= now:
+            return
+        c.alarm_at = now
+        m = self.model
+        freeze_at = now + m.freeze_delay_hours.sample(c.u(self.rnd, "response:freeze")) * HOUR
+        revoke_at = now + m.revoke_delay_hours.sample(c.u(self.rnd, "response:revoke")) * HOUR
+        c.revoked_at = min(c.revoked_at, revoke_at)
+        c.rotated_at = revoke_at + m.key_rotation_hours.sample(c.u(self.rnd, "response:rotate")) * HOUR
+        end = max(revoke_at, freeze_at, c.rotated_at)
+        self.sync()
+        for wid in wallets if hold else ():
+            self.treasury.freeze(wid, now, end)
+        for wid in wallets | self._reach(c, now):
+            self.treasury.freeze(wid, freeze_at, end)
+        self.trace(f"response: freeze at +{(freeze_at - now) / HOUR:.1f} h, revoke at +{(revoke_at - now) / HOUR:.1f} h")
+        if self._clock is not None and self.env.active_process is not self._clock:
+            self._clock.interrupt()
+
+    def _reach(self, c: Campaign, t: float) -> set[str]:
+        """Return the wallets campaign ``c`` can act on at ``t``."""
+        out: set[str] = set(c.taken_over)
+        for w in self.model.wallets.values():
+            if c.usable_signers(w, t) or any(c.holds(n, t) for n in w.pipeline | w.requesters):
+                out.add(w.id)
+        return out
+
+
+def simulate_trial(model: CompiledScenario, seed: int, trial: int, quiet: TrialResult | None = None,
+                   tell: bool = False) -> TrialResult:
+    """Simulate one trial of ``model``; a trial without campaigns returns ``quiet`` when given."""
+    rnd = TrialRandom(seed, trial)
+    campaigns = sample_campaigns(model, rnd)
+    if not campaigns and quiet is not None and not tell:
+        return quiet
+    return World(model, rnd, campaigns, tell=tell).run()

@@ -1,0 +1,58 @@
+"""Errors a person can act on: each problem names the field path and, where known, the YAML line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+PathT = tuple[str | int, ...]
+
+
+def format_path(path: PathT) -> str:
+    """Render ``("wallets", "hot", "signers", 0)`` as ``wallets.hot.signers[0]``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out or "(top level)"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a scenario file."""
+
+    path: PathT
+    message: str
+    line: int | None = None
+
+    def render(self, source: str | None = None) -> str:
+        """Return ``file:line: path: message``."""
+        where = f"{source}:" if source else ""
+        if self.line is not None:
+            where += f"{self.line}:"
+        return f"{where} {format_path(self.path)}: {self.message}".lstrip()
+
+
+class CustodysimError(Exception):
+    """Base of the errors the CLI turns into a message and exit code 1."""
+
+
+class ScenarioError(CustodysimError):
+    """A scenario file that cannot be used, with every problem found."""
+
+    def __init__(self, source: Path | str, problems: list[Problem]) -> None:
+        self.source = str(source)
+        self.problems = problems
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        """Return the problems, one a line, after a header line."""
+        n = len(self.problems)
+        head = f"{self.source}: {n} problem{'s' if n != 1 else ''} found"
+        return "\n".join([head, *("  " + p.render(self.source) for p in self.problems)])
+
+
+class RunFolderError(CustodysimError):
+    """A run folder that cannot be written (it exists, or its parent is not writable)."""

@@ -1,0 +1,108 @@
+"""The run folder: written aside, then made visible in one rename, never over an existing run.
+
+A run writes into a hidden sibling folder (``.NAME.partial``) and renames it to ``NAME`` only when
+every file is complete, so a crash or Ctrl-C leaves no folder that looks like a finished run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from custodysim.errors import RunFolderError
+from custodysim.runner import Columns, VariantRows
+
+RESULTS_DIR = Path("results")
+
+
+def default_run_dir(scenario_name: str, now: datetime | None = None, root: Path = RESULTS_DIR) -> Path:
+    """Return a new folder path under ``root`` named after the scenario and the time."""
+    now = now or datetime.now(timezone.utc)
+    base = root / f"{scenario_name}-{now:%Y%m%d-%H%M%S}"
+    candidate, k = base, 2
+    while candidate.exists():
+        candidate = base.with_name(f"{base.name}-{k}")
+        k += 1
+    return candidate
+
+
+@contextmanager
+def staged_folder(final: Path) -> Iterator[Path]:
+    """Yield a hidden staging folder that becomes ``final`` only if the block completes.
+
+    Raises:
+        RunFolderError: if ``final`` exists already (a run is never overwritten) or cannot be made.
+    """
+    if final.exists():
+        raise RunFolderError(f"{final} already exists; choose another --out (runs are never overwritten)")
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunFolderError(f"cannot create {final.parent}: {exc.strerror}") from None
+    staging = final.parent / f".{final.name}.partial-{os.getpid()}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir()
+    try:
+        yield staging
+        if final.exists():
+            raise RunFolderError(f"{final} appeared while the run was going; results kept in {staging}")
+        staging.rename(final)
+    except BaseException:
+        if staging.exists() and not final.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as indented JSON (NaN written as null)."""
+    path.write_text(json.dumps(_clean(data), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def _clean(x: Any) -> Any:
+    if isinstance(x, float):
+        return None if math.isnan(x) or math.isinf(x) else x
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, np.generic):
+        return _clean(x.item())
+    return x
+
+
+def write_trials_csv(path: Path, rows: list[VariantRows], cols: Columns) -> None:
+    """Write every variant's trial rows to one tidy CSV (one row per variant and trial)."""
+    header = ["variant", *cols.numeric, *Columns.text]
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        for r in rows:
+            numeric = np.column_stack([r.numbers[c] for c in cols.numeric])
+            for i in range(len(r)):
+                writer.writerow([
+                    r.name,
+                    *(_fmt_number(c, v) for c, v in zip(cols.numeric, numeric[i])),
+                    *(r.texts[c][i] for c in Columns.text),
+                ])
+
+
+_INTEGER_COLUMNS = {"trial", "campaigns", "footholds", "transfers_signed", "transfers_delayed"}
+
+
+def _fmt_number(column: str, value: float) -> str:
+    if math.isnan(value):
+        return ""
+    if column in _INTEGER_COLUMNS:
+        return str(int(value))
+    return repr(float(value))

@@ -1,0 +1,104 @@
+"""Summary figures of a run, every one computed from the tidy trial rows."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from custodysim.engine import PATH_TYPES
+from custodysim.runner import VariantRows
+
+Z95 = 1.959963984540054
+
+
+def mean_ci(x: np.ndarray) -> tuple[float, float, float]:
+    """Return (mean, low, high) of the normal-approximation 95% confidence interval of the mean."""
+    n = len(x)
+    m = float(np.mean(x)) if n else 0.0
+    if n < 2:
+        return m, m, m
+    half = Z95 * float(np.std(x, ddof=1)) / math.sqrt(n)
+    return m, m - half, m + half
+
+
+def tail_figures(loss: np.ndarray) -> dict[str, float]:
+    """Return VaR 95/99/99.9 (upper quantiles of the loss), ES 99 (mean of the worst 1%), and max."""
+    if len(loss) == 0:
+        return {"var95_usd": 0.0, "var99_usd": 0.0, "var999_usd": 0.0, "es99_usd": 0.0, "max_loss_usd": 0.0}
+    ordered = np.sort(loss)
+    n = len(ordered)
+    tail = ordered[n - max(1, math.ceil(n * 0.01)):]
+    return {
+        "var95_usd": float(np.quantile(ordered, 0.95, method="higher")),
+        "var99_usd": float(np.quantile(ordered, 0.99, method="higher")),
+        "var999_usd": float(np.quantile(ordered, 0.999, method="higher")),
+        "es99_usd": float(np.mean(tail)),
+        "max_loss_usd": float(ordered[-1]),
+    }
+
+
+def variant_figures(rows: VariantRows, assets: list[str], wallets: list[str]) -> dict[str, Any]:
+    """Return the summary figures of one variant."""
+    loss = rows.loss
+    n = len(loss)
+    mean, low, high = mean_ci(loss)
+    stops: Counter[str] = Counter()
+    for cell in rows.texts["stopped_by"]:
+        for control in filter(None, cell.split(";")):
+            stops[control] += 1
+    num = rows.numbers
+    return {
+        "trials": n,
+        "expected_loss_usd": mean,
+        "expected_loss_ci95_usd": [low, high],
+        "std_loss_usd": float(np.std(loss, ddof=1)) if n > 1 else 0.0,
+        "p_any_loss": float(np.mean(loss > 0)) if n else 0.0,
+        **tail_figures(loss),
+        "expected_loss_native": {a: float(np.mean(num[f"loss_{a}"])) for a in assets},
+        "max_loss_native": {a: float(np.max(num[f"loss_{a}"], initial=0.0)) for a in assets},
+        "loss_by_path_usd": {p: float(np.mean(num[f"loss_usd_{p}"])) for p in PATH_TYPES},
+        "loss_by_wallet_usd": {w: float(np.mean(num[f"loss_usd_wallet_{w}"])) for w in wallets},
+        "stops_by_control": {k: {"trials": v, "share": v / n} for k, v in stops.most_common()},
+        "outcomes": dict(Counter(rows.texts["outcome"]).most_common()),
+        "operations": {
+            "withdrawal_delay_mean_hours": float(np.mean(num["withdrawal_delay_mean_hours"])),
+            "withdrawals_delayed_share": float(np.mean(num["withdrawals_delayed_share"])),
+            "transfers_signed_mean": float(np.mean(num["transfers_signed"])),
+            "transfers_delayed_mean": float(np.mean(num["transfers_delayed"])),
+            "transfer_delay_hours_mean": float(np.mean(num["transfer_delay_hours"])),
+        },
+    }
+
+
+def paired_difference(variant: VariantRows, baseline: VariantRows) -> dict[str, Any]:
+    """Return the paired difference of expected loss (variant - baseline) with its CI.
+
+    Trials are paired by trial number: both ran on the same named random streams. The unpaired CI is
+    given beside it to show what common random numbers buy.
+    """
+    d = variant.loss - baseline.loss
+    mean, low, high = mean_ci(d)
+    n = len(d)
+    unpaired = Z95 * math.sqrt(float(np.var(variant.loss, ddof=1) + np.var(baseline.loss, ddof=1)) / n) \
+        if n > 1 else 0.0
+    return {
+        "diff_vs_baseline_usd": mean,
+        "diff_ci95_usd": [low, high],
+        "diff_ci95_unpaired_usd": [mean - unpaired, mean + unpaired],
+    }
+
+
+def summarise(rows: list[VariantRows], baseline: str, assets: list[str], wallets: list[str]) -> dict[str, Any]:
+    """Return the ``variants`` mapping of summary.json."""
+    by_name = {r.name: r for r in rows}
+    base = by_name[baseline]
+    out: dict[str, Any] = {}
+    for r in rows:
+        figures = variant_figures(r, assets, wallets)
+        if r.name != baseline:
+            figures.update(paired_difference(r, base))
+        out[r.name] = figures
+    return out
