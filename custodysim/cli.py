@@ -25,12 +25,13 @@ app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
     help="Simulate what a crypto exchange's custody architecture would lose to a real attacker.",
 )
-out = Console()
-err = Console(stderr=True)
+# Piped output is not squeezed into 80 columns: tables stay readable in logs and CI.
+out = Console(width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 
 def _fail(exc: CustodysimError) -> typer.Exit:
-    err.print(str(exc), markup=False, highlight=False)
+    err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
 
 
@@ -42,7 +43,7 @@ def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file."
     except CustodysimError as exc:
         raise _fail(exc) from None
     for warning in loaded.warnings:
-        err.print(f"warning: {warning}", markup=False, highlight=False)
+        err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     names = ", ".join([loaded.baseline.baseline_name, *loaded.variants])
     out.print(f"{scenario}: valid scenario {loaded.name!r}; variants: {names}", markup=False, highlight=False)
 
@@ -65,7 +66,7 @@ def run(
     try:
         loaded = load_scenario(scenario)
         for warning in loaded.warnings:
-            err.print(f"warning: {warning}", markup=False, highlight=False)
+            err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
         n = trials if trials is not None else loaded.baseline.settings.trials
         names = list(loaded.specs(variant))
         with _progress() as bar:
@@ -92,13 +93,14 @@ def _progress() -> Progress:
 
 def _print_summary(summary: dict[str, Any]) -> None:
     table = Table(title=f"{summary['scenario']}: {summary['trials']} trials per variant, seed {summary['seed']}")
-    for col in ("variant", "expected loss", "95% CI", "P(loss>0)", "VaR 99", "ES 99", "vs baseline"):
-        table.add_column(col, justify="left" if col == "variant" else "right")
+    table.add_column("variant", no_wrap=True)
+    for col in ("expected loss", "± 95% CI", "P(loss>0)", "VaR 99", "vs baseline"):
+        table.add_column(col, justify="right", no_wrap=True)
     for name, v in summary["variants"].items():
         low, high = v["expected_loss_ci95_usd"]
         diff = "" if name == summary["baseline"] else _usd(v["diff_vs_baseline_usd"])
-        table.add_row(name, _usd(v["expected_loss_usd"]), f"{_usd(low)} to {_usd(high)}",
-                      f"{100 * v['p_any_loss']:.1f}%", _usd(v["var99_usd"]), _usd(v["es99_usd"]), diff)
+        table.add_row(name, _usd(v["expected_loss_usd"]), _usd((high - low) / 2),
+                      f"{100 * v['p_any_loss']:.1f}%", _usd(v["var99_usd"]), diff)
     out.print(table)
 
 

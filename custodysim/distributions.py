@@ -18,7 +18,7 @@ _Z90 = _STD_NORMAL.inv_cdf(0.9)
 
 
 class _Dist(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     def sample(self, u: float) -> float:
         """Return the quantile of this distribution at ``u`` in [0, 1)."""
@@ -67,8 +67,6 @@ class Exponential(_Dist):
 
     dist: Literal["exponential"]
     mean_value: float = Field(gt=0, alias="mean")
-
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     def sample(self, u: float) -> float:  # noqa: D102
         return -self.mean_value * math.log1p(-u)

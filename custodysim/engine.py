@@ -169,7 +169,7 @@ class World:
         wallet = self.model.wallets[wid]
         for c in self.tamperers[wid]:
             if any(c.holds(comp, transfer.time) for comp in wallet.pipeline):
-                return Intercept.HIJACKED if tamper(self, c, wallet, transfer) else Intercept.CANCELLED
+                return tamper(self, c, wallet, transfer)
         return Intercept.PASS
 
     def _operations_clock(self) -> Generator[Any, Any, None]:
@@ -233,7 +233,7 @@ class World:
             self.treasury.freeze(wid, now, end)
         for wid in wallets | self._reach(c, now):
             self.treasury.freeze(wid, freeze_at, end)
-        self.trace(f"response: freeze at +{(freeze_at - now) / HOUR:.1f} h, revoke at +{(revoke_at - now) / HOUR:.1f} h")
+        self.trace(f"response: freeze in {(freeze_at - now) / HOUR:.1f} h, revoke in {(revoke_at - now) / HOUR:.1f} h")
         if self._clock is not None and self.env.active_process is not self._clock:
             self._clock.interrupt()
 

@@ -81,7 +81,9 @@ def load_scenario(path: str | Path) -> LoadedScenario:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ScenarioError(path, [Problem((), f"not UTF-8 text (byte {exc.start})")]) from None
+        line = raw.count(b"\n", 0, exc.start) + 1
+        message = f"not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        raise ScenarioError(path, [Problem((), message, line)]) from None
     return load_scenario_text(text, source=str(path), sha256=hashlib.sha256(raw).hexdigest())
 
 
@@ -101,8 +103,8 @@ def load_scenario_text(text: str, source: str = "<scenario>", sha256: str | None
     variants: dict[str, Scenario] = {}
     for name, variant in baseline.variants.items():
         if name == baseline.baseline_name:
-            problems.append(Problem(("variants", name), f"{name!r} is the baseline's own name; "
-                                    "rename the variant or set baseline_name", doc.line_of(("variants", name))))
+            problems.append(Problem(("variants", name), f"{name!r} is the baseline's own name; rename the "
+                                    "variant or set baseline_name", doc.line_of(("variants", name))))
             continue
         spec, variant_problems = _resolve_variant(name, variant.set, base_data, doc)
         problems += variant_problems
@@ -114,7 +116,8 @@ def load_scenario_text(text: str, source: str = "<scenario>", sha256: str | None
     return LoadedScenario(source, sha, baseline, variants, warnings)
 
 
-def _validate(data: dict[str, Any], doc: Document, prefix: PathT = ()) -> tuple[Scenario | None, list[Problem]]:
+def _validate(data: dict[str, Any], doc: Document,
+              prefix: PathT = ()) -> tuple[Scenario | None, list[Problem]]:
     try:
         return Scenario.model_validate(data), []
     except ValidationError as exc:
@@ -138,7 +141,8 @@ def _problem_from_pydantic(err: Any, doc: Document, data: Any) -> Problem:
                    "triangular (or give a plain number)")
     elif message.startswith("Value error, "):
         message = message[len("Value error, "):]
-    if "input" in err and kind not in ("missing", "extra_forbidden") and not isinstance(err["input"], (dict, list)):
+    scalar_input = "input" in err and not isinstance(err["input"], (dict, list))
+    if scalar_input and kind not in ("missing", "extra_forbidden"):
         shown = repr(err["input"])
         message += f" (got {shown[:60]}{'...' if len(shown) > 60 else ''})"
     return Problem(loc, message, doc.line_of(loc))
@@ -149,10 +153,9 @@ def _document_path(loc: PathT, data: Any) -> PathT:
     out: list[str | int] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-            out.append(part)
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        present = (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node))
+        if present:
             node = node[part]
             out.append(part)
         elif isinstance(node, dict) and isinstance(part, str) and part not in _INTERNAL_PARTS and not (
@@ -163,7 +166,7 @@ def _document_path(loc: PathT, data: Any) -> PathT:
     return tuple(out)
 
 
-_INTERNAL_PARTS = {"fixed", "uniform", "exponential", "lognormal", "triangular"}
+_INTERNAL_PARTS = {"fixed", "uniform", "exponential", "lognormal", "triangular", "[key]"}
 
 
 def _did_you_mean(word: str, options: list[str]) -> str:
@@ -215,7 +218,7 @@ def _resolve_variant(name: str, overrides: dict[str, Any], base: dict[str, Any],
     problems: list[Problem] = []
     set_path: PathT = ("variants", name, "set")
     for dotted, value in overrides.items():
-        where = set_path + (dotted,)
+        where = (*set_path, dotted)
         error = _apply_override(data, dotted, value)
         if error:
             problems.append(Problem(where, error, doc.line_of(where)))
@@ -228,13 +231,13 @@ def _resolve_variant(name: str, overrides: dict[str, Any], base: dict[str, Any],
             loc = _document_path(tuple(err["loc"]), data)
             inner = _problem_from_pydantic(err, Document(data), data)
             dotted = _matching_override(loc, overrides)
-            where = set_path + (dotted,) if dotted else set_path
+            where = (*set_path, dotted) if dotted else set_path
             problems.append(Problem(where, f"{format_path(loc)}: {inner.message}", doc.line_of(where)))
         return None, problems
     refs = check_references(spec)
     for loc, message in refs:
         dotted = _matching_override(loc, overrides)
-        where = set_path + (dotted,) if dotted else set_path
+        where = (*set_path, dotted) if dotted else set_path
         problems.append(Problem(where, f"{format_path(loc)}: {message}", doc.line_of(where)))
     return (None if problems else spec), problems
 
@@ -247,9 +250,9 @@ def _matching_override(loc: PathT, overrides: dict[str, Any]) -> str | None:
     best = None
     for dotted in overrides:
         parts = tuple(_split(dotted))
-        if loc[: len(parts)] == parts or parts[: len(loc)] == loc:
-            if best is None or len(dotted) > len(best):
-                best = dotted
+        related = loc[: len(parts)] == parts or parts[: len(loc)] == loc
+        if related and (best is None or len(dotted) > len(best)):
+            best = dotted
     return best
 
 

@@ -234,7 +234,7 @@ def compile_scenario(s: Scenario) -> CompiledScenario:
     return CompiledScenario(
         name=s.name,
         horizon=horizon,
-        max_campaigns=s.settings.max_campaigns_per_trial,
+        max_campaigns=s.settings.max_campaigns_per_threat,
         assets={a: spec.price_usd for a, spec in s.assets.items()},
         wallets=wallets,
         transfers=transfers,

@@ -92,7 +92,7 @@ def write_trials_csv(path: Path, rows: list[VariantRows], cols: Columns) -> None
             for i in range(len(r)):
                 writer.writerow([
                     r.name,
-                    *(_fmt_number(c, v) for c, v in zip(cols.numeric, numeric[i])),
+                    *(_fmt_number(c, v) for c, v in zip(cols.numeric, numeric[i], strict=True)),
                     *(r.texts[c][i] for c in Columns.text),
                 ])
 

@@ -7,16 +7,28 @@ validation error's location is the same path a person sees in the file. Units ar
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from custodysim.distributions import Distribution, as_distribution
 
 Dist = Annotated[Distribution, BeforeValidator(as_distribution)]
 Probability = Annotated[float, Field(ge=0, le=1)]
 Amount = Annotated[float, Field(ge=0)]
-Id = Annotated[str, Field(min_length=1, max_length=128)]
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+def _check_id(value: str) -> str:
+    if not _ID.fullmatch(value) or value.isdigit():
+        raise ValueError("an id uses letters, digits, '_' and '-' (no dots or spaces), starts with a letter "
+                         "or digit and is not a plain number, so that variant paths can name it")
+    return value
+
+
+Id = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_check_id)]
+"""An id of a wallet, person, system, ...: safe in variant paths and folder names."""
 
 CHAIN = "chain"
 """The ``enforced_by`` value of a policy enforced on chain: it binds every transfer."""
@@ -36,7 +48,7 @@ class Settings(Spec):
     horizon_days: float = Field(365.0, gt=0, le=3650)
     trials: int = Field(2000, ge=1, le=10_000_000)
     seed: int = Field(0, ge=0, lt=2**63)
-    max_campaigns_per_trial: int = Field(50, ge=1, le=10_000)
+    max_campaigns_per_threat: int = Field(50, ge=1, le=10_000)
 
 
 class Asset(Spec):
@@ -44,6 +56,13 @@ class Asset(Spec):
 
     price_usd: float = Field(gt=0)
     price_path: list[tuple[Annotated[float, Field(ge=0)], Annotated[float, Field(gt=0)]]] = []
+
+    @model_validator(mode="after")
+    def _days_ascending(self) -> Asset:
+        days = [day for day, _ in self.price_path]
+        if days != sorted(days):
+            raise ValueError("price_path steps must be in order of day")
+        return self
 
     def price_at(self, day: float) -> float:
         """Return the USD price in force on ``day``."""

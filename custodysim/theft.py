@@ -9,13 +9,13 @@ enforced by a co-signer binds only the transfers that need that co-signer's sign
 from __future__ import annotations
 
 import math
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from custodysim.model import Rule, SignerModel, WalletModel
 from custodysim.schema import CHAIN
-from custodysim.treasury import LegitTransfer
+from custodysim.treasury import Intercept, LegitTransfer
 
 if TYPE_CHECKING:
     import simpy
@@ -35,7 +35,7 @@ class Attempt(Enum):
     NOTHING = "nothing"  # nothing to take now (empty wallet, daily limit used up)
 
 
-def binds(rule: Rule, c: Campaign, quorum: list[SignerModel] | tuple[SignerModel, ...], t: float,
+def binds(rule: Rule, c: Campaign, quorum: Sequence[SignerModel], t: float,
           wallet: WalletModel, takeover: bool = False) -> bool:
     """Whether ``rule`` constrains campaign ``c``'s transfer signed by ``quorum`` at ``t``."""
     if rule.enforcer is None:
@@ -82,7 +82,7 @@ def judge(world: World, c: Campaign, wallet: WalletModel, t: float) -> str | Non
     return None
 
 
-def attempt(world: World, c: Campaign, wallet: WalletModel, quorum: list[SignerModel] | tuple[SignerModel, ...],
+def attempt(world: World, c: Campaign, wallet: WalletModel, quorum: Sequence[SignerModel],
             wanted: float, path: str, takeover: bool = False) -> Attempt:
     """Run one attacker transfer of up to ``wanted`` out of ``wallet`` through the policy checks."""
     now = world.env.now
@@ -132,14 +132,9 @@ def drain(env: simpy.Environment, world: World, c: Campaign, wallet: WalletModel
     interval = c.threat.drain_interval_days if c.threat is not None else 1 / 144
     while env.now < horizon:
         now = env.now
-        if takeover:
-            if not c.active(now):
-                return
-            quorum: list[SignerModel] | tuple[SignerModel, ...] | None = wallet.signers
-        else:
-            quorum = choose_quorum(c, wallet, now)
-            if quorum is None:
-                return
+        quorum: Sequence[SignerModel] | None = wallet.signers if takeover else choose_quorum(c, wallet, now)
+        if quorum is None or (takeover and not c.active(now)):
+            return
         world.sync()
         if world.treasury.frozen(wallet.id, now):
             wait = world.treasury.released_at(wallet.id, now) - now
@@ -151,32 +146,37 @@ def drain(env: simpy.Environment, world: World, c: Campaign, wallet: WalletModel
                 wait = interval  # more to take: the next transfer
             else:
                 # empty or at the daily limit: come back when funds land or the day turns
-                next_funds = world.treasury.next_inflow(wallet.id) - now
+                next_funds = world.treasury.next_landing(wallet.id) - now
                 wait = max(interval, min(next_funds, math.floor(now) + DAY - now))
         yield env.timeout(wait)
 
 
-def tamper(world: World, c: Campaign, wallet: WalletModel, transfer: LegitTransfer) -> bool:
-    """Rewrite a legitimate transfer; return True if the attacker's version left the wallet.
+def tamper(world: World, c: Campaign, wallet: WalletModel, transfer: LegitTransfer) -> Intercept:
+    """Rewrite a legitimate transfer; return what became of it.
 
     The rewritten transfer goes to the operational quorum, whose signers judge it one by one (see
-    :func:`judge`), then through the policy checks like any attacker transfer.
+    :func:`judge`), then through the policy checks like any attacker transfer. If the rewrite could take
+    nothing (an empty wallet, a used-up daily limit), the attacker lets the original through.
     """
     catcher = judge(world, c, wallet, transfer.time)
     c.transfers += 1
     if catcher is not None:
         world.stop(c, f"verification:{catcher}", {wallet.id}, hold=True)
-        return False
+        return Intercept.CANCELLED
     mode = c.threat.tampering if c.threat is not None else "amount"
     takeover = mode == "takeover"
     wanted = transfer.amount if mode == "redirect" else math.inf
     world.trace(f"{c.label} rewrites a {transfer.amount:,.4g} {wallet.asset} {transfer.kind} transfer "
                 f"out of {wallet.id} ({mode}); the quorum approves what it is shown")
     result = attempt(world, c, wallet, wallet.operational_quorum, wanted, "tampering", takeover)
-    if result is Attempt.SENT and takeover and wallet.id not in c.taken_over:
+    if result is Attempt.NOTHING:
+        return Intercept.PASS
+    if result is Attempt.BLOCKED:
+        return Intercept.CANCELLED
+    if takeover and wallet.id not in c.taken_over:
         c.taken_over.add(wallet.id)
         world.env.process(drain(world.env, world, c, wallet, "tampering", takeover=True))
-    return result is Attempt.SENT
+    return Intercept.HIJACKED
 
 
 def forge(world: World, c: Campaign, wallet: WalletModel) -> None:

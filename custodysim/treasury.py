@@ -134,14 +134,15 @@ class Treasury:
                      if s.topup is not None and s.spec.asset == asset)
         return total
 
-    def next_inflow(self, wallet: str) -> float:
-        """Return the next time funds are due to land in ``wallet`` (infinity if none is scheduled)."""
+    def next_landing(self, wallet: str) -> float:
+        """Return the next time a transfer is due to land in ``wallet`` (infinity if none is on its way).
+
+        Continuous customer deposits are not landings; they accrue between events.
+        """
         st = self.wallets[wallet]
         times = [x.time for x in self._landings if x.dest == wallet]
         if st.topup is not None:
             times.append(st.topup.time)
-        if st.spec.flows is not None and st.spec.flows.deposits_per_day > 0:
-            times.append(self.now)
         return min(times, default=math.inf)
 
     def next_event_time(self) -> float:

@@ -23,6 +23,18 @@ _SCALAR_TAGS = {
     "tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
     "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null",
 }
+_MAP_TAG, _SEQ_TAG, _MERGE_TAG = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:merge"
+_KINDS = {"int": "number", "float": "number", "bool": "true/false value", "null": "null", "timestamp": "date"}
+
+
+def _describe(node: yaml.Node) -> str:
+    """Name a non-text key for a message: ``the number 1``, ``a list``."""
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    kind = _KINDS.get(node.tag.rsplit(":", 1)[-1], "tagged value")
+    return f"the {kind} {node.value!r}"
 
 
 @dataclass
@@ -47,41 +59,118 @@ class _Builder:
         self.count = 0
         self.lines: dict[PathT, int] = {}
         self.problems: list[Problem] = []
+        self._flattening: set[int] = set()
+        self._merged: dict[int, int] = {}  # id of a flattened mapping node -> merged entries at its front
+        self._built: set[int] = set()
+        self._alias_at: PathT | None = None  # where the alias being expanded was used
 
     def build(self, node: yaml.Node, path: PathT, depth: int) -> Any:
+        if self._alias_at is None and id(node) in self._built and not isinstance(node, yaml.ScalarNode):
+            self._alias_at = path
+            try:
+                return self._build(node, path, depth)
+            finally:
+                self._alias_at = None
+        self._built.add(id(node))
+        return self._build(node, path, depth)
+
+    def _too_big(self, path: PathT, node: yaml.Node) -> _TooBig:
+        """Point an expansion that got out of hand at the alias that started it, if any."""
+        if not self._alias_at:
+            return _TooBig(path, node.start_mark.line + 1)
+        at = self._alias_at  # an alias's own line is lost: use its key's, or its list's
+        return _TooBig(at, self.lines.get(at if isinstance(at[-1], str) else at[:-1]))
+
+    def _build(self, node: yaml.Node, path: PathT, depth: int) -> Any:
         self.count += 1
         if self.count > MAX_NODES:
-            raise _TooBig(path, node)
+            raise self._too_big(path, node)
         if depth > MAX_DEPTH:
-            raise _TooDeep(path, node)
+            big = self._too_big(path, node)
+            raise _TooDeep(big.path, big.line)
         self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in (_MAP_TAG, _SEQ_TAG):
+            return self._refuse(path, node, f"unsupported YAML tag {node.tag!r}")
         if isinstance(node, yaml.MappingNode):
-            self.loader.flatten_mapping(node)
+            merged = self._flatten(node, path)  # "<<: *anchor" entries come first; explicit keys win
             out: dict[str, Any] = {}
-            for key_node, value_node in node.value:
+            explicit_keys: set[str] = set()
+            for position, (key_node, value_node) in enumerate(node.value):
                 if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
-                    self.problems.append(Problem(path, f"keys must be plain text, not {key_node.value!r}",
-                                                 key_node.start_mark.line + 1))
+                    scalar = isinstance(key_node, yaml.ScalarNode)
+                    quote = " (put it in quotes to use it as text)" if scalar else ""
+                    self._refuse(path, key_node, f"keys must be plain text, not {_describe(key_node)}{quote}")
                     continue
                 key = key_node.value
-                if key in out:
-                    self.problems.append(Problem(path + (key,), "duplicate key (each key may appear once)",
-                                                 key_node.start_mark.line + 1))
+                key_path = (*path, key)
+                if key in out and position >= merged and key in explicit_keys:
+                    self._refuse(key_path, key_node, "duplicate key (each key may appear once)")
                     continue
-                self.lines[path + (key,)] = key_node.start_mark.line + 1
-                out[key] = self.build(value_node, path + (key,), depth + 1)
+                if position >= merged:
+                    explicit_keys.add(key)
+                self.lines[key_path] = key_node.start_mark.line + 1
+                out[key] = self.build(value_node, key_path, depth + 1)
             return out
         if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
+            return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+        if node.tag == "tag:yaml.org,2002:timestamp":
+            return self._refuse(path, node, f"a date is not accepted here; put {node.value!r} in quotes "
+                                "to use it as text")
         if node.tag not in _SCALAR_TAGS:
-            self.problems.append(Problem(path, f"unsupported YAML tag {node.tag!r}", node.start_mark.line + 1))
-            return None
-        return self.loader.construct_object(node, deep=True)
+            return self._refuse(path, node, f"unsupported YAML tag {node.tag!r}")
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, OverflowError):
+            return self._refuse(path, node, f"{node.value!r} is not a valid {node.tag.rsplit(':', 1)[-1]}")
+
+    def _refuse(self, path: PathT, node: yaml.Node, message: str) -> None:
+        """Record a problem at ``node``'s line; its value is left out."""
+        self.problems.append(Problem(path, message, node.start_mark.line + 1))
+
+    def _flatten(self, node: yaml.MappingNode, path: PathT) -> int:
+        """Resolve ``<<`` merge keys in place, like PyYAML's ``flatten_mapping``, but bounded.
+
+        Merged entries come first and explicit keys after them (so explicit keys win); returns how many
+        entries were merged, also when ``node`` (an alias) was flattened before. PyYAML copies merged
+        entries before anything is built, so nested merges of one anchor can reach billions of entries
+        from a few hundred bytes: every copied entry counts against MAX_NODES here.
+        """
+        if id(node) in self._merged:
+            return self._merged[id(node)]
+        if id(node) in self._flattening:
+            self._refuse(path, node, "'<<' merges a mapping into itself")
+            node.value = [(k, v) for k, v in node.value if k.tag != _MERGE_TAG]
+            return 0
+        self._flattening.add(id(node))
+        merged: list[tuple[yaml.Node, yaml.Node]] = []
+        explicit: list[tuple[yaml.Node, yaml.Node]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag != _MERGE_TAG:
+                explicit.append((key_node, value_node))
+                continue
+            # In a list of merged mappings the first wins, so it goes last (later entries overwrite).
+            sequence = isinstance(value_node, yaml.SequenceNode)
+            sources = reversed(value_node.value) if sequence else [value_node]
+            for source in sources:
+                if not isinstance(source, yaml.MappingNode):
+                    self._refuse(path, source, "'<<' merges a mapping or a list of mappings, "
+                                 f"not {_describe(source)}")
+                    continue
+                self._flatten(source, path)
+                self.count += len(source.value)
+                if self.count > MAX_NODES:
+                    raise self._too_big(path, node)
+                merged.extend(source.value)
+        self._flattening.discard(id(node))
+        if len(explicit) != len(node.value):
+            node.value = merged + explicit
+        self._merged[id(node)] = len(merged)
+        return len(merged)
 
 
 class _TooBig(Exception):
-    def __init__(self, path: PathT, node: yaml.Node) -> None:
-        self.path, self.line = path, node.start_mark.line + 1
+    def __init__(self, path: PathT, line: int | None) -> None:
+        self.path, self.line = path, line
 
 
 class _TooDeep(_TooBig):
@@ -90,16 +179,23 @@ class _TooDeep(_TooBig):
 
 def parse_yaml(text: str) -> tuple[Document | None, list[Problem]]:
     """Parse ``text`` into a :class:`Document`, or return the problems that prevented it."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:  # a control character anywhere in the text
+        char = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
+        return None, [Problem((), f"not valid YAML: character {char} is not allowed",
+                              text.count("\n", 0, exc.position) + 1)]
     try:
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        reason = exc.problem or str(exc)
+        reason = ", ".join(filter(None, [exc.context, exc.problem])) or str(exc)
         return None, [Problem((), f"not valid YAML: {reason}", line)]
     except yaml.YAMLError as exc:
         return None, [Problem((), f"not valid YAML: {exc}")]
+    except RecursionError:
+        return None, [Problem((), f"nesting far deeper than {MAX_DEPTH} levels", loader.get_mark().line + 1)]
     finally:
         loader.dispose()
     if root is None:

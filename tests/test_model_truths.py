@@ -1,0 +1,158 @@
+"""The truths MODEL.md says the model must show, each on a purpose-built scenario."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from conftest import assert_same, build, losses, signers
+
+
+def test_threshold_does_not_help_when_all_signers_share_a_compromised_view(base):
+    """Raising 1-of-1 to 2-of-3 and 3-of-5 leaves tampering losses unchanged when all view through one UI."""
+    doc = build(base, variants={
+        "2of3": {"set": {"wallets.vault.custody": {
+            "scheme": "multisig", "threshold": 2, "signers": signers("alice", "bob", "carol")}}},
+        "3of5": {"set": {"wallets.vault.custody": {
+            "scheme": "multisig", "threshold": 3, "signers": signers("alice", "bob", "carol", "dave", "erin")}}},
+    })
+    rows = losses(doc)
+    assert rows["baseline"].loss.sum() > 0
+    assert_same(rows["2of3"].loss, rows["baseline"].loss)
+    assert_same(rows["3of5"].loss, rows["baseline"].loss)
+
+
+def test_independent_whitelist_blocks_and_alarms(base):
+    """A whitelist enforced by an uncompromised policy engine stops every rewritten transfer and raises the alarm."""
+    doc = build(base, variants={"wl": {"set": {"wallets.vault.policy.whitelist": {"enforced_by": "policy_engine"}}}})
+    rows = losses(doc)
+    attacked = rows["baseline"].loss > 0
+    assert attacked.sum() > 20
+    assert rows["wl"].loss.max() == 0
+    stopped = np.array(["whitelist:vault" in s for s in rows["wl"].texts["stopped_by"]])
+    assert stopped[attacked].all()
+
+
+def test_whitelist_enforced_by_the_compromised_component_is_no_control(base):
+    """The same whitelist enforced by the compromised UI lets every theft through."""
+    doc = build(base, variants={"wl-in-ui": {"set": {"wallets.vault.policy.whitelist": {"enforced_by": "ui"}}}})
+    rows = losses(doc)
+    assert rows["baseline"].loss.sum() > 0
+    assert_same(rows["wl-in-ui"].loss, rows["baseline"].loss)
+
+
+def _hot_theft_doc(base, cap: float, deposits: float):
+    """A hot wallet whose key sits on a server the attacker reaches; fixed, fast detection and response."""
+    doc = build(base)
+    doc["wallets"] = {
+        "hot": {"asset": "BTC", "tier": "hot", "balance": cap,
+                "custody": {"scheme": "single", "signers": [{"id": "h", "key_store": "hot_server"}]},
+                "flows": {"withdrawals_per_day": deposits, "deposits_per_day": deposits},
+                "topup": {"source": "cold", "cap": cap, "low_water": cap / 2, "signing_hours": 1}},
+        "cold": {"asset": "BTC", "tier": "cold", "balance": 100_000.0,
+                 "custody": {"scheme": "single", "signers": [{"id": "c", "holder": "alice", "key_store": "vault_hsm"}]}},
+    }
+    doc["operations"] = {"transfers": []}
+    doc["access"] = [{"from": "laptop", "to": "hot_server", "p_success": 1.0, "time_days": 1.0}]
+    doc["controls"] = {
+        "outflow_monitoring": {"watch": {"probability": 1.0, "delay_hours": 1.0}},
+        "response": {"freeze_delay_hours": 1.0, "revoke_delay_hours": 2.0},
+    }
+    return doc
+
+
+@pytest.mark.parametrize("cap", [10.0, 100.0])
+def test_hot_wallet_cap_bounds_key_theft(base, cap):
+    """Hot-key theft loses at most the cap plus the inflows that land before the response."""
+    deposits = 24.0  # 1 BTC an hour
+    # The alarm comes 1 h after the first theft and the freeze 1 h later: a 2 h window. A top-up takes
+    # 1 h to sign and refills the whole cap, so at most 2 land inside the window (requested at 0 h, 1 h).
+    window_days, topups_in_window = 2.0 / 24, 2
+    rows = losses(_hot_theft_doc(base, cap, deposits))["baseline"]
+    per_trial = rows.numbers["loss_BTC"]
+    assert per_trial.max() > cap  # the inflows are really taken
+    campaigns = rows.numbers["campaigns"]
+    bound = campaigns * (cap + topups_in_window * cap + deposits * window_days) + 1e-6
+    assert (per_trial <= bound).all()
+
+
+def test_larger_cap_means_larger_key_theft_loss(base):
+    """With everything else equal, a larger hot-wallet cap loses more to key theft."""
+    small = losses(_hot_theft_doc(base, 10.0, 24.0))["baseline"].loss.mean()
+    large = losses(_hot_theft_doc(base, 100.0, 24.0))["baseline"].loss.mean()
+    assert large > 5 * small > 0
+
+
+def _delay_doc(base, delay_hours: float | None):
+    """Hot-key theft from a wallet without top-ups (one theft transfer per campaign), optionally time-locked."""
+    doc = _hot_theft_doc(base, 100.0, 0.0)
+    del doc["wallets"]["hot"]["topup"], doc["wallets"]["hot"]["flows"]
+    if delay_hours is not None:
+        doc["wallets"]["hot"]["policy"] = {"delay": {"hours": delay_hours, "enforced_by": "policy_engine"}}
+    return doc
+
+
+def test_delay_helps_when_detection_and_response_beat_it(base):
+    """A 24 h time-lock with detection + freeze in 2 h cancels every theft transfer."""
+    no_delay = losses(_delay_doc(base, None))["baseline"]
+    delayed = losses(_delay_doc(base, 24.0))["baseline"]
+    assert no_delay.loss.sum() > 0
+    assert delayed.loss.max() == 0
+    assert any("delay:hot" in s for s in delayed.texts["stopped_by"])
+
+
+def test_delay_does_not_help_when_slower_than_detection_plus_response(base):
+    """A 1 h time-lock, shorter than the 2 h to detect and freeze, leaves the loss unchanged."""
+    no_delay = losses(_delay_doc(base, None))["baseline"]
+    short = losses(_delay_doc(base, 1.0))["baseline"]
+    assert short.loss.sum() > 0
+    assert_same(short.loss, no_delay.loss)
+
+
+@pytest.mark.parametrize(("k", "p"), [(1, 0.5), (2, 0.5), (3, 0.4)])
+def test_independent_verification_passes_with_one_minus_p_to_the_k(base, k, p):
+    """With k independently verifying signers catching with p, a tampered transfer passes with (1-p)^k."""
+    holders = ["alice", "bob", "carol"][:k]
+    doc = build(base, settings={"horizon_days": 365, "trials": 3000, "seed": 3, "max_campaigns_per_threat": 1})
+    doc["wallets"]["vault"]["custody"] = {"scheme": "multisig" if k > 1 else "single", "threshold": k,
+                                          "signers": signers(*holders)}
+    for h in holders:
+        doc["people"][h].update(verifies_on=f"dev_{h}", verification_probability=p)
+    doc["threats"]["apt"]["campaigns_per_year"] = 50.0  # nearly every trial has its one campaign
+    rows = losses(doc, trials=3000, seed=3)["baseline"]
+    attempted = np.array([o in ("loss", "stopped") for o in rows.texts["outcome"]])
+    passed = (rows.loss > 0)[attempted].mean()
+    expected = (1 - p) ** k
+    se = math.sqrt(expected * (1 - expected) / attempted.sum())
+    assert attempted.sum() > 2500
+    assert abs(passed - expected) < 4 * se
+
+
+def test_one_person_holding_several_keys_checks_once(base):
+    """Three keys held by one verifying person catch a rewrite with p, not 1-(1-p)^3."""
+    doc = build(base, settings={"horizon_days": 365, "trials": 3000, "seed": 5, "max_campaigns_per_threat": 1})
+    doc["wallets"]["vault"]["custody"] = {"scheme": "multisig", "threshold": 3,
+                                          "signers": signers("alice", "alice", "alice")}
+    doc["people"]["alice"].update(verifies_on="dev_alice", verification_probability=0.5)
+    doc["threats"]["apt"]["campaigns_per_year"] = 50.0
+    rows = losses(doc, trials=3000, seed=5)["baseline"]
+    attempted = np.array([o in ("loss", "stopped") for o in rows.texts["outcome"]])
+    assert abs((rows.loss > 0)[attempted].mean() - 0.5) < 0.05
+
+
+def test_no_campaigns_means_no_loss(base):
+    """With a campaign rate of zero nothing is lost."""
+    doc = build(base)
+    doc["threats"]["apt"]["campaigns_per_year"] = 0.0
+    rows = losses(doc)["baseline"]
+    assert rows.loss.max() == 0
+    assert set(rows.texts["outcome"]) == {"no_campaign"}
+
+
+def test_no_path_to_keys_or_pipeline_means_no_loss(base):
+    """When no access edge leads from the entry point to a key store or pipeline component, nothing is lost."""
+    doc = build(base, access=[{"from": "laptop", "to": "policy_engine", "p_success": 1.0, "time_days": 1.0}])
+    rows = losses(doc)["baseline"]
+    assert rows.numbers["footholds"].sum() > 0
+    assert rows.loss.max() == 0

@@ -1,0 +1,132 @@
+"""Runs as a user meets them: bundled scenarios, reproducibility, and a run folder that never lies."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import BASE, build, load
+
+from custodysim.errors import RunFolderError
+from custodysim.loader import load_scenario
+from custodysim.outputs import staged_folder
+from custodysim.runner import run_variants
+from custodysim.runs import execute_run
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+BUNDLED = sorted(SCENARIOS.glob("*.yaml"))
+
+
+def _figures(summary: dict) -> dict:
+    return {k: v for k, v in summary.items() if k != "provenance"}
+
+
+@pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.stem)
+def test_bundled_scenario_runs_and_writes_a_complete_folder(path, tmp_path):
+    """Every bundled scenario runs at a small trial count and writes all of its files."""
+    out = tmp_path / "run"
+    outcome = execute_run(path, trials=200, out=out)
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["summary.json", "trials.csv", "scenario.resolved.yaml", "report.md", "manifest.json"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["baseline"] == "baseline"
+    for name, v in summary["variants"].items():
+        assert v["trials"] == 200
+        low, high = v["expected_loss_ci95_usd"]
+        assert low <= v["expected_loss_usd"] <= high
+        assert v["var95_usd"] <= v["var99_usd"] <= v["var999_usd"] <= v["max_loss_usd"]
+        if name != "baseline":
+            assert "diff_vs_baseline_usd" in v and len(v["diff_ci95_usd"]) == 2
+    with (out / "trials.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 200 * len(summary["variants"])
+    base_rows = [float(r["loss_usd"]) for r in rows if r["variant"] == "baseline"]
+    assert np.mean(base_rows) == pytest.approx(summary["variants"]["baseline"]["expected_loss_usd"])
+    assert outcome.folder == out
+
+
+def test_same_seed_gives_identical_figures(tmp_path):
+    """Two runs of one scenario with one seed give the same summary.json figures, figure by figure."""
+    path = SCENARIOS / "dmm-2024.yaml"
+    a = execute_run(path, trials=300, seed=42, out=tmp_path / "a")
+    b = execute_run(path, trials=300, seed=42, out=tmp_path / "b")
+    assert _figures(a.summary) == _figures(b.summary)
+    assert (tmp_path / "a" / "trials.csv").read_text() == (tmp_path / "b" / "trials.csv").read_text()
+
+
+def test_different_seed_gives_different_figures(tmp_path):
+    """The seed matters: another seed gives other trials."""
+    path = SCENARIOS / "dmm-2024.yaml"
+    a = execute_run(path, trials=300, seed=1, out=tmp_path / "a", variants=["baseline"])
+    b = execute_run(path, trials=300, seed=2, out=tmp_path / "b", variants=["baseline"])
+    assert _figures(a.summary)["variants"] != _figures(b.summary)["variants"]
+
+
+def test_trials_do_not_depend_on_how_many_are_run():
+    """Trial k gives the same row whether 50 or 500 trials are run (chunk and worker invariance)."""
+    loaded = load_scenario(SCENARIOS / "dmm-2024.yaml")
+    small, _ = run_variants(loaded, 50, 9, ["baseline"])
+    large, _ = run_variants(loaded, 1500, 9, ["baseline"])
+    np.testing.assert_array_equal(small[0].loss, large[0].loss[:50])
+
+
+def test_dmm_threshold_buys_nothing_and_independent_whitelist_almost_everything():
+    """In dmm-2024, 3-of-5 on the vendor's screen loses what the baseline loses; an independent whitelist far less."""
+    rows, _ = run_variants(load_scenario(SCENARIOS / "dmm-2024.yaml"), 1000, 20240531)
+    loss = {r.name: r.loss for r in rows}
+    assert loss["baseline"].mean() > 0
+    np.testing.assert_allclose(loss["threshold-3of5"], loss["baseline"])
+    assert loss["independent-whitelist"].mean() < 0.1 * loss["baseline"].mean()
+    assert loss["independent-verification"].mean() < 0.3 * loss["baseline"].mean()
+    assert loss["split-wallets"].mean() < 0.5 * loss["baseline"].mean()
+
+
+def test_variants_share_random_numbers_where_structure_is_shared():
+    """A variant that changes only a policy sees the same campaigns: footholds are identical trial by trial."""
+    doc = build(BASE, variants={"wl": {"set": {"wallets.vault.policy.whitelist": {"enforced_by": "policy_engine"}}}})
+    rows, _ = run_variants(load(doc), 300, 1)
+    np.testing.assert_array_equal(rows[0].numbers["footholds"], rows[1].numbers["footholds"])
+    np.testing.assert_array_equal(rows[0].numbers["t_first_access_days"], rows[1].numbers["t_first_access_days"])
+
+
+def test_existing_run_folder_is_never_overwritten(tmp_path):
+    """Running into a folder that exists is refused and leaves its contents untouched."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(RunFolderError, match="already exists"):
+        execute_run(SCENARIOS / "dmm-2024.yaml", trials=10, out=out)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_failed_run_leaves_no_folder(tmp_path):
+    """A run that dies while writing leaves neither the run folder nor its staging folder."""
+    final = tmp_path / "run"
+    with pytest.raises(RuntimeError), staged_folder(final) as staging:
+        (staging / "summary.json").write_text("{}")
+        raise RuntimeError("crash mid-run")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_manifest_carries_provenance_with_relative_paths(tmp_path):
+    """The manifest names version, seed, trials, scenario hash and wall time, with no absolute paths."""
+    execute_run(SCENARIOS / "key-concentration.yaml", trials=20, out=tmp_path / "r", command=["custodysim", "run"])
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    for key in ("version", "seed", "trials", "scenario_sha256", "wall_time_seconds", "command"):
+        assert key in manifest
+    assert manifest["scenario_file"] == "key-concentration.yaml"
+    assert str(tmp_path) not in (tmp_path / "r" / "manifest.json").read_text()
+
+
+def test_report_quotes_the_summary_figures(tmp_path):
+    """report.md shows each variant's expected loss as summary.json has it."""
+    from custodysim.report import _usd
+
+    outcome = execute_run(SCENARIOS / "hot-wallet-key-theft.yaml", trials=200, out=tmp_path / "r")
+    report = (tmp_path / "r" / "report.md").read_text()
+    for name, v in outcome.summary["variants"].items():
+        assert name in report
+        assert _usd(v["expected_loss_usd"]) in report

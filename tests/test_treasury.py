@@ -1,0 +1,68 @@
+"""Operations without an attacker: top-ups from running totals, waiting customers, closed-form checks."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from conftest import BASE, load
+
+from custodysim.model import compile_scenario
+from custodysim.treasury import Treasury
+
+
+def _treasury(withdrawals: float, deposits: float, cap: float, low: float, signing_hours: float) -> Treasury:
+    doc = copy.deepcopy(BASE)
+    doc["wallets"] = {
+        "hot": {"asset": "BTC", "tier": "hot", "balance": cap,
+                "custody": {"scheme": "single", "signers": [{"id": "h", "key_store": "hot_server"}]},
+                "flows": {"withdrawals_per_day": withdrawals, "deposits_per_day": deposits},
+                "topup": {"source": "vault", "cap": cap, "low_water": low, "signing_hours": signing_hours}},
+        "vault": {"asset": "BTC", "tier": "warm", "balance": 1e9,
+                  "custody": {"scheme": "single", "signers": [{"id": "v", "holder": "alice", "key_store": "vault_hsm"}]}},
+    }
+    doc["operations"] = {"transfers": []}
+    return Treasury(compile_scenario(load(doc).baseline))
+
+
+def test_no_waiting_when_low_water_covers_the_signing_time():
+    """If low-water lasts longer than a top-up takes, no customer ever waits."""
+    t = _treasury(10.0, 0.0, cap=100.0, low=30.0, signing_hours=48.0)  # 30 BTC last 3 days > 2 days
+    t.advance(365.0)
+    assert t.tally.delayed_withdrawals_usd == 0.0
+    assert t.tally.transfers_signed == pytest.approx(365 * 10 / 70, abs=1.5)  # one top-up per 70 BTC used
+
+
+def test_waiting_matches_the_closed_form():
+    """With top-ups slower than low-water lasts, each cycle has (delay - low/rate) days of waiting."""
+    rate, cap, low, delay_days = 10.0, 100.0, 10.0, 3.0
+    t = _treasury(rate, 0.0, cap=cap, low=low, signing_hours=delay_days * 24)
+    t.advance(3650.0)
+    # Steady cycle: a top-up of (cap - low) is requested at low water and lands `delay` later, when the
+    # level is low - rate*delay (customers have waited since it hit zero); after landing the level is
+    # cap - rate*delay, which lasts (cap - rate*delay - low)/rate until the next request.
+    short = delay_days - low / rate  # 2 days a cycle without funds
+    cycle = delay_days + (cap - rate * delay_days - low) / rate  # 3 + 6 = 9 days
+    expected_share = short / cycle
+    assert t.tally.delayed_withdrawals_usd / t.tally.withdrawals_usd == pytest.approx(expected_share, rel=0.02)
+    mean_wait_days = t.tally.wait_usd_days / t.tally.withdrawals_usd
+    assert mean_wait_days == pytest.approx(expected_share * short / 2, rel=0.02)
+
+
+def test_deposits_above_cap_are_swept():
+    """Net deposits never push the hot wallet above its cap: the excess goes to the sweep wallet."""
+    t = _treasury(5.0, 15.0, cap=100.0, low=30.0, signing_hours=1.0)
+    t.advance(100.0)
+    assert t.balance("hot") == pytest.approx(100.0)
+    assert t.balance("vault") == pytest.approx(1e9 + 10.0 * 100)
+
+
+def test_freeze_makes_customers_wait_then_pays_them():
+    """During a freeze withdrawals queue; when it ends, the queue is paid from the balance."""
+    t = _treasury(24.0, 0.0, cap=1000.0, low=100.0, signing_hours=1.0)
+    t.freeze("hot", 10.0, 11.0)
+    t.advance(10.9)
+    assert t.wallets["hot"].queue == pytest.approx(24 * 0.9)
+    t.advance(11.5)
+    assert t.wallets["hot"].queue == 0.0
+    assert t.tally.delayed_withdrawals_usd == pytest.approx(24.0)
