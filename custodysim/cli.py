@@ -45,7 +45,8 @@ def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file."
     for warning in loaded.warnings:
         err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     names = ", ".join([loaded.baseline.baseline_name, *loaded.variants])
-    out.print(f"{scenario}: valid scenario {loaded.name!r}; variants: {names}", markup=False, highlight=False)
+    out.print(f"{scenario}: valid scenario {loaded.name!r}; variants: {names}", markup=False, highlight=False,
+              soft_wrap=True)
 
 
 @app.command()
@@ -83,7 +84,7 @@ def run(
         raise typer.Exit(code=130) from None
     _print_summary(outcome.summary)
     out.print(f"\nwrote {outcome.folder}/ (summary.json, trials.csv, report.md, manifest.json)",
-              markup=False, highlight=False)
+              markup=False, highlight=False, soft_wrap=True)
 
 
 def _progress() -> Progress:

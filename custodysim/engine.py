@@ -176,6 +176,9 @@ class World:
         # Runs only while someone may intercept legitimate transfers, so that each is met on time.
         horizon = self.model.horizon
         while self.env.now < horizon:
+            if not any(c.active(self.env.now) for cs in self.tamperers.values() for c in cs):
+                self._clock = None  # every tamperer is revoked: operations can go back to lazy
+                return
             due = min(self.treasury.next_event_time(), horizon)
             try:
                 yield self.env.timeout(max(due - self.env.now, 0.0))

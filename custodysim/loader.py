@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from custodysim.errors import PathT, Problem, ScenarioError, format_path
-from custodysim.references import check_references, flow_warnings
+from custodysim.references import check_references, scenario_warnings
 from custodysim.schema import Scenario
 from custodysim.yamlsource import Document, parse_yaml
 
@@ -112,7 +112,7 @@ def load_scenario_text(text: str, source: str = "<scenario>", sha256: str | None
             variants[name] = spec
     if problems:
         raise ScenarioError(source, problems)
-    warnings = tuple(flow_warnings(baseline))
+    warnings = tuple(scenario_warnings(baseline))
     return LoadedScenario(source, sha, baseline, variants, warnings)
 
 
@@ -230,14 +230,14 @@ def _resolve_variant(name: str, overrides: dict[str, Any], base: dict[str, Any],
         for err in exc.errors():
             loc = _document_path(tuple(err["loc"]), data)
             inner = _problem_from_pydantic(err, Document(data), data)
-            dotted = _matching_override(loc, overrides)
-            where = (*set_path, dotted) if dotted else set_path
+            matched = _matching_override(loc, overrides)
+            where = (*set_path, matched) if matched else set_path
             problems.append(Problem(where, f"{format_path(loc)}: {inner.message}", doc.line_of(where)))
         return None, problems
     refs = check_references(spec)
     for loc, message in refs:
-        dotted = _matching_override(loc, overrides)
-        where = (*set_path, dotted) if dotted else set_path
+        matched = _matching_override(loc, overrides)
+        where = (*set_path, matched) if matched else set_path
         problems.append(Problem(where, f"{format_path(loc)}: {message}", doc.line_of(where)))
     return (None if problems else spec), problems
 
@@ -256,6 +256,7 @@ def _matching_override(loc: PathT, overrides: dict[str, Any]) -> str | None:
     return best
 
 
+_SHARED_BY_VARIANTS = ("variants", "settings", "name", "baseline_name")
 _ID_COLLECTIONS = ("assets", "organisations", "people", "systems", "wallets", "threats")
 
 
@@ -268,8 +269,9 @@ def _apply_override(data: dict[str, Any], dotted: str, value: Any) -> str | None
     parts = _split(dotted)
     if not dotted or any(p == "" for p in parts):
         return "a field path like 'wallets.hot.topup.cap' is expected"
-    if parts[0] == "variants":
-        return "a variant cannot change the variants"
+    if parts[0] in _SHARED_BY_VARIANTS:
+        return (f"a variant cannot change {parts[0]!r}: every variant runs on the same horizon, trials "
+                "and seed so that they can be compared trial by trial")
     node: Any = data
     for i, part in enumerate(parts[:-1]):
         here = ".".join(str(p) for p in parts[: i + 1])

@@ -27,6 +27,10 @@ def _check(s: Scenario) -> Iterator[tuple[PathT, str]]:
 
     for pid in sorted(people & systems):
         yield ("people", pid), f"{pid!r} is both a person and a system; ids of people and systems must differ"
+    if CHAIN in systems:
+        yield ("systems", CHAIN), f"{CHAIN!r} is reserved (enforced_by: {CHAIN} means on chain); rename the system"
+    if EXTERNAL in wallets:
+        yield ("wallets", EXTERNAL), f"{EXTERNAL!r} is reserved (a transfer's destination outside the exchange)"
 
     def need(path: PathT, kind: str, ref: str | None, known: set[str]) -> Iterator[tuple[PathT, str]]:
         if ref is not None and ref not in known:
@@ -71,7 +75,13 @@ def _check(s: Scenario) -> Iterator[tuple[PathT, str]]:
         if t.to != EXTERNAL:
             yield from _wallet_link(s, tp + ("to",), t.from_wallet, t.to)
 
+    seen_edges: dict[tuple[str, str, str], int] = {}
     for i, edge in enumerate(s.access):
+        key = (edge.from_node, edge.to, edge.technique)
+        if key in seen_edges:
+            yield ("access", i), (f"repeats access[{seen_edges[key]}] (same from, to and technique); "
+                                  "merge them or name the techniques apart")
+        seen_edges.setdefault(key, i)
         yield from need(("access", i, "from"), "person or system", edge.from_node, nodes)
         yield from need(("access", i, "to"), "person or system", edge.to, nodes)
         if edge.from_node == edge.to:
@@ -99,8 +109,18 @@ def _wallet_link(s: Scenario, path: PathT, own: str | None, ref: str) -> Iterato
         yield path, f"wallet {ref!r} holds {s.wallets[ref].asset}, not {s.wallets[own].asset}"
 
 
-def flow_warnings(s: Scenario) -> Iterator[str]:
-    """Yield warnings about flows that would drain a wallet within the horizon."""
+def scenario_warnings(s: Scenario) -> Iterator[str]:
+    """Yield warnings: flows that drain a wallet within the horizon, targets immune to their technique."""
+    yield from _flow_warnings(s)
+    for tid, threat in s.threats.items():
+        for i, ia in enumerate(threat.initial_access):
+            immune = [p for p in ia.targets if p in s.people and s.people[p].exposure.get(ia.technique, 0) == 0]
+            if immune:
+                yield (f"threats.{tid}.initial_access[{i}]: {', '.join(immune)} ha{'s' if len(immune) == 1 else 've'} "
+                       f"no exposure to {ia.technique!r} and will never fall for it (a typo in 'exposure'?)")
+
+
+def _flow_warnings(s: Scenario) -> Iterator[str]:
     horizon = s.settings.horizon_days
     for wid, w in s.wallets.items():
         if w.flows is None:

@@ -649,3 +649,34 @@ def test_error_in_file_names_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError) as info:
         load_scenario(path)
     assert f"{path}:{line_of(text, 'balance: -5')}: wallets.main.balance: " in str(info.value)
+
+
+def test_variant_cannot_change_run_settings() -> None:
+    """A variant that sets the horizon is refused: variants are compared on the same trials."""
+    text = edit(VARIANT_SET, VARIANT_SET + "      settings.horizon_days: 30\n")
+    p = only_problem(text)
+    assert p.path == ("variants", "wl", "set", "settings.horizon_days")
+    assert "same horizon" in p.message
+    assert p.line == line_of(text, "settings.horizon_days: 30")
+
+
+def test_reserved_ids_refused() -> None:
+    """A system named 'chain' would be confused with on-chain enforcement, so it is refused."""
+    p = only_problem(edit("  pe: {kind: policy_engine, owner: ex}", "  chain: {kind: policy_engine, owner: ex}",
+                          edit("{enforced_by: pe}", "{enforced_by: chain}")))
+    assert p.path == ("systems", "chain")
+
+
+def test_repeated_access_edge_refused() -> None:
+    """Two edges with the same from, to and technique would share their random draws, so they are refused."""
+    edge = "  - {from: eng, to: comms, technique: session_cookie_theft, p_success: 0.8,\n"
+    text = edit(edge, edge + "     time_days: 1}\n" + edge)
+    p = only_problem(text)
+    assert p.path == ("access", 1)
+    assert "repeats access[0]" in p.message
+
+
+def test_target_without_exposure_warns() -> None:
+    """A targeted person with no exposure to the technique is reported as a warning (a likely typo)."""
+    loaded = load_scenario_text(edit("exposure: {fake_recruiter_test: 0.5}", "exposure: {fake_recruiter: 0.5}"))
+    assert any("never fall" in w and "eng" in w for w in loaded.warnings)
