@@ -26,8 +26,9 @@ app = typer.Typer(
     help="Simulate what a crypto exchange's custody architecture would lose to a real attacker.",
 )
 # Piped output is not squeezed into 80 columns: tables stay readable in logs and CI.
-out = Console(width=None if sys.stdout.isatty() else 120)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
+# No emoji codes: "file.yaml:100:" must not become a picture.
+out = Console(width=None if sys.stdout.isatty() else 120, emoji=False)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 120, emoji=False)
 
 
 def _fail(exc: CustodysimError) -> typer.Exit:

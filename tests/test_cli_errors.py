@@ -276,3 +276,13 @@ def test_subprocess_run_unknown_variant(tmp_path: Path) -> None:
     assert "no variant named 'nosuch'" in proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mini.yaml"]  # no results/ folder
+
+
+def test_line_numbers_are_not_turned_into_emoji(tmp_path: Path) -> None:
+    """An error on line 100 prints 'file:100:', not an emoji (rich would render ':100:' as one)."""
+    text = "name: x\n" + "# filler\n" * 98 + "assets: 5\n"
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert "s.yaml:100: assets" in result.output

@@ -130,3 +130,43 @@ def test_report_quotes_the_summary_figures(tmp_path):
     for name, v in outcome.summary["variants"].items():
         assert name in report
         assert _usd(v["expected_loss_usd"]) in report
+
+
+def test_interrupted_simulation_leaves_nothing(tmp_path):
+    """Ctrl-C during the trials leaves no run folder and no staging folder."""
+    def interrupt(name, k):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        execute_run(SCENARIOS / "dmm-2024.yaml", trials=50, out=tmp_path / "run", progress=interrupt)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
+    """Ctrl-C while the files are being written leaves no folder that looks like a run."""
+    import custodysim.runs
+
+    def explode(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(custodysim.runs, "write_trials_csv", explode)
+    with pytest.raises(KeyboardInterrupt):
+        execute_run(SCENARIOS / "dmm-2024.yaml", trials=20, out=tmp_path / "run")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_interrupt_exits_130_and_says_so(tmp_path, monkeypatch):
+    """The CLI turns Ctrl-C into a one-line message and exit code 130, without a traceback."""
+    from typer.testing import CliRunner
+
+    import custodysim.cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(custodysim.cli, "execute_run", interrupted)
+    result = CliRunner().invoke(custodysim.cli.app, ["run", str(SCENARIOS / "dmm-2024.yaml"), "--out",
+                                                     str(tmp_path / "r")])
+    assert result.exit_code == 130
+    assert "interrupted" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "r").exists()
