@@ -116,8 +116,7 @@ def load_scenario_text(text: str, source: str = "<scenario>", sha256: str | None
     return LoadedScenario(source, sha, baseline, variants, warnings)
 
 
-def _validate(data: dict[str, Any], doc: Document,
-              prefix: PathT = ()) -> tuple[Scenario | None, list[Problem]]:
+def _validate(data: dict[str, Any], doc: Document) -> tuple[Scenario | None, list[Problem]]:
     try:
         return Scenario.model_validate(data), []
     except ValidationError as exc:

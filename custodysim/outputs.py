@@ -36,6 +36,16 @@ def default_run_dir(scenario_name: str, now: datetime | None = None, root: Path 
     return candidate
 
 
+def ensure_new(final: Path) -> None:
+    """Refuse a run folder that exists: a run is never overwritten.
+
+    Raises:
+        RunFolderError: if ``final`` exists.
+    """
+    if final.exists():
+        raise RunFolderError(f"{final} already exists; choose another --out (runs are never overwritten)")
+
+
 @contextmanager
 def staged_folder(final: Path) -> Iterator[Path]:
     """Yield a hidden staging folder that becomes ``final`` only if the block completes.
@@ -43,8 +53,7 @@ def staged_folder(final: Path) -> Iterator[Path]:
     Raises:
         RunFolderError: if ``final`` exists already (a run is never overwritten) or cannot be made.
     """
-    if final.exists():
-        raise RunFolderError(f"{final} already exists; choose another --out (runs are never overwritten)")
+    ensure_new(final)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

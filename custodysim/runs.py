@@ -13,11 +13,10 @@ from typing import Any
 import yaml
 
 from custodysim import __version__
-from custodysim.errors import RunFolderError
 from custodysim.loader import LoadedScenario, load_scenario
-from custodysim.outputs import default_run_dir, staged_folder, write_json, write_trials_csv
+from custodysim.outputs import default_run_dir, ensure_new, staged_folder, write_json, write_trials_csv
 from custodysim.report import render_markdown
-from custodysim.runner import Progress, run_variants
+from custodysim.runner import Columns, Progress, VariantRows, run_variants
 from custodysim.stats import summarise
 
 
@@ -29,29 +28,23 @@ class RunOutcome:
     summary: dict[str, Any]
 
 
-def build_summary(loaded: LoadedScenario, trials: int | None = None, seed: int | None = None,
-                  variants: list[str] | None = None, progress: Progress | None = None) -> dict[str, Any]:
-    """Run the scenario and return summary.json's content plus the rows (under ``_rows``)."""
-    settings = loaded.baseline.settings
-    n = trials if trials is not None else settings.trials
-    s = seed if seed is not None else settings.seed
-    rows, cols = run_variants(loaded, n, s, variants, progress)
+def summarise_run(loaded: LoadedScenario, rows: list[VariantRows], cols: Columns, trials: int,
+                  seed: int) -> dict[str, Any]:
+    """Return summary.json's content for rows produced by :func:`run_variants`."""
     baseline = loaded.baseline.baseline_name
     return {
         "scenario": loaded.name,
         "description": loaded.baseline.description.strip(),
         "baseline": baseline,
-        "trials": n,
-        "seed": s,
-        "horizon_days": settings.horizon_days,
+        "trials": trials,
+        "seed": seed,
+        "horizon_days": loaded.baseline.settings.horizon_days,
         "units": "USD per horizon (the first year of exposure when horizon_days is 365)",
         "variants": summarise(rows, baseline, list(cols.assets), list(cols.wallets)),
         "variant_descriptions": {
             r.name: loaded.baseline.variants[r.name].description.strip()
             for r in rows if r.name in loaded.baseline.variants
         },
-        "_rows": rows,
-        "_columns": cols,
     }
 
 
@@ -68,11 +61,11 @@ def execute_run(scenario: str | Path, trials: int | None = None, seed: int | Non
     loaded = load_scenario(scenario)
     loaded.specs(variants)  # unknown variant names fail before any work
     folder = out if out is not None else default_run_dir(loaded.name)
-    if folder.exists():
-        raise RunFolderError(f"{folder} already exists; choose another --out (runs are never overwritten)")
-    summary = build_summary(loaded, trials, seed, variants, progress)
-    rows, cols = summary.pop("_rows"), summary.pop("_columns")
-    wall = time.perf_counter() - started
+    ensure_new(folder)  # fail before the work, not after it
+    n = trials if trials is not None else loaded.baseline.settings.trials
+    s = seed if seed is not None else loaded.baseline.settings.seed
+    rows, cols = run_variants(loaded, n, s, variants, progress)
+    summary = summarise_run(loaded, rows, cols, n, s)
     manifest = {
         "package": "custodysim",
         "version": __version__,
@@ -80,10 +73,10 @@ def execute_run(scenario: str | Path, trials: int | None = None, seed: int | Non
         "command": command if command is not None else ["custodysim", *sys.argv[1:]],
         "scenario_file": Path(scenario).name,
         "scenario_sha256": loaded.sha256,
-        "seed": summary["seed"],
-        "trials": summary["trials"],
+        "seed": s,
+        "trials": n,
         "variants": list(summary["variants"]),
-        "wall_time_seconds": round(wall, 3),
+        "wall_time_seconds": round(time.perf_counter() - started, 3),
         "python": platform.python_version(),
         "files": ["summary.json", "trials.csv", "scenario.resolved.yaml", "report.md", "manifest.json"],
     }

@@ -86,3 +86,67 @@ def base() -> dict[str, Any]:
 def assert_same(a: np.ndarray, b: np.ndarray) -> None:
     """Assert two per-trial arrays are equal trial by trial."""
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
+
+
+# The small valid scenario every test breaks in one place (block style where lines are checked).
+MINI = """\
+name: mini
+settings: {horizon_days: 365, trials: 200, seed: 1}
+assets: {BTC: {price_usd: 60000}}
+organisations: {ex: {kind: exchange}, vendor: {kind: wallet_vendor}}
+people:
+  eng: {organisation: vendor, devices: [eng_laptop], exposure: {fake_recruiter_test: 0.5}}
+  signer: {organisation: ex, role: signer, verification_probability: 0.9}
+systems:
+  eng_laptop: {kind: workstation, owner: vendor}
+  comms: {kind: communication, owner: vendor}
+  hsm: {kind: hsm, owner: ex}
+  pe: {kind: policy_engine, owner: ex}
+wallets:
+  main:
+    asset: BTC
+    tier: warm
+    balance: 5000
+    custody:
+      scheme: single
+      signers:
+        - {id: k1, holder: signer, key_store: hsm}
+    pipeline: [comms]
+  hot:
+    asset: BTC
+    tier: hot
+    balance: 100
+    custody: {scheme: single, signers: [{id: h1, key_store: hsm}]}
+    flows: {withdrawals_per_day: 50, deposits_per_day: 45}
+    topup: {source: main, cap: 100, low_water: 30, signing_hours: 2}
+access:
+  - {from: eng, to: comms, technique: session_cookie_theft, p_success: 0.8,
+     time_days: {dist: lognormal, median: 40, p90: 80}}
+threats:
+  tt:
+    campaigns_per_year: 1
+    initial_access:
+      - {technique: fake_recruiter_test, targets: [eng], delay_days: {dist: uniform, low: 0, high: 30}}
+controls:
+  outflow_monitoring: {chain: {probability: 0.9, delay_hours: 0.5}}
+variants:
+  wl:
+    description: whitelist enforced by the policy engine
+    set:
+      wallets.main.policy.whitelist: {enforced_by: pe}
+"""
+
+VARIANT_SET = "      wallets.main.policy.whitelist: {enforced_by: pe}\n"
+
+
+def edit(old: str, new: str, text: str = MINI) -> str:
+    """Return ``text`` with the single occurrence of ``old`` replaced by ``new``."""
+    assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times"
+    return text.replace(old, new)
+
+
+def line_of(text: str, needle: str) -> int:
+    """Return the 1-based line of the single line of ``text`` that contains ``needle``."""
+    hits = [n for n, line in enumerate(text.splitlines(), start=1) if needle in line]
+    assert len(hits) == 1, f"{needle!r} is on lines {hits}"
+    return hits[0]
