@@ -109,7 +109,7 @@ def spread(model: CompiledScenario, threat: ThreatModel, prefix: str, index: int
     for entry in threat.entries:
         if rnd.uniform(prefix + entry.stream + ":falls", index) < entry.p_fall:
             delay = entry.delay_days.sample(rnd.uniform(prefix + entry.stream + ":delay", index))
-            frontier.append((start + delay, entry.person, "initial access"))
+            frontier.append((start + delay, entry.person, f"falls for {entry.technique}"))
     heapq.heapify(frontier)
     taken: set[str] = set()
     plan: list[Step] = []
@@ -123,13 +123,13 @@ def spread(model: CompiledScenario, threat: ThreatModel, prefix: str, index: int
         plan.append(Step(t, node, via))
         for device in model.devices.get(node, ()):
             if device not in taken:
-                heapq.heappush(frontier, (t, device, f"device of {node}"))
+                heapq.heappush(frontier, (t, device, f"the device of {node}"))
         for edge in model.out_edges.get(node, ()):
             if edge.to in taken:
                 continue
             if rnd.uniform(prefix + edge.stream + ":ok", index) < edge.p_success:
                 dt = edge.time_days.sample(rnd.uniform(prefix + edge.stream + ":time", index)) / threat.skill
-                heapq.heappush(frontier, (t + dt, edge.to, edge.stream))
+                heapq.heappush(frontier, (t + dt, edge.to, f"{edge.technique} from {node}"))
     return plan
 
 

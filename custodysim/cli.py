@@ -19,7 +19,8 @@ from custodysim import __version__
 from custodysim.errors import CustodysimError
 from custodysim.loader import load_scenario
 from custodysim.report import _usd
-from custodysim.runs import execute_run
+from custodysim.runs import execute_run, rerender
+from custodysim.stories import tell
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -86,6 +87,36 @@ def run(
     _print_summary(outcome.summary)
     out.print(f"\nwrote {outcome.folder}/ (summary.json, trials.csv, report.md, manifest.json)",
               markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def trace(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    trial: Annotated[int, typer.Option(min=0, help="Trial number (as in trials.csv).")],
+    variant: Annotated[Optional[str], typer.Option(help="Variant (default: the baseline).")] = None,  # noqa: UP045
+    seed: Annotated[Optional[int], typer.Option(min=0, help="Master seed (default: the file's).")] = None,  # noqa: UP045
+) -> None:
+    """Tell one trial's story: who fell for what, each compromise, each signature, the loss."""
+    try:
+        loaded = load_scenario(scenario)
+        name = variant or loaded.baseline.baseline_name
+        story = tell(loaded, name, trial, seed if seed is not None else loaded.baseline.settings.seed)
+    except CustodysimError as exc:
+        raise _fail(exc) from None
+    out.print(f"{loaded.name}, variant {name}, trial {trial}:", markup=False, highlight=False)
+    for line in story.lines:
+        out.print("  " + line, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A run folder written by 'custodysim run'.")]) -> None:
+    """Re-render a run's summary and reports from its stored rows (after an upgrade, say)."""
+    try:
+        run = rerender(run_dir)
+    except CustodysimError as exc:
+        raise _fail(exc) from None
+    _print_summary(run.summary)
+    out.print(f"\nre-rendered {run_dir}/ (summary.json, report.md)", markup=False, highlight=False, soft_wrap=True)
 
 
 def _progress() -> Progress:

@@ -116,7 +116,7 @@ class World:
         now = self.env.now
         c.held[step.node] = now
         self.first_access = min(self.first_access, now)
-        self.trace(f"{c.label} takes {step.node} (via {step.via})")
+        self.trace(f"{c.label} takes {step.node} ({step.via})")
         self._schedule_detection(c, step.node, now)
         m = self.model
         for wid, _signer in m.key_holdings.get(step.node, ()):

@@ -99,6 +99,7 @@ class EdgeModel:
 
     source: str
     to: str
+    technique: str
     stream: str
     p_success: float
     time_days: Distribution
@@ -110,6 +111,7 @@ class EntryModel:
 
     stream: str
     person: str
+    technique: str
     p_fall: float
     delay_days: Distribution
 
@@ -206,7 +208,8 @@ def compile_scenario(s: Scenario) -> CompiledScenario:
     out_edges: dict[str, list[EdgeModel]] = defaultdict(list)
     for e in s.access:
         out_edges[e.from_node].append(
-            EdgeModel(e.from_node, e.to, f"edge:{e.from_node}>{e.to}:{e.technique}", e.p_success, e.time_days)
+            EdgeModel(e.from_node, e.to, e.technique, f"edge:{e.from_node}>{e.to}:{e.technique}", e.p_success,
+                      e.time_days)
         )
     detectors: dict[str, list[tuple[str, Distribution]]] = defaultdict(list)
     for cid, det in s.controls.detection.items():
@@ -218,7 +221,7 @@ def compile_scenario(s: Scenario) -> CompiledScenario:
         ThreatModel(
             tid, t.campaigns_per_year * horizon / 365.0, t.skill,
             tuple(
-                EntryModel(f"entry:{tid}:{ia.technique}:{person}", person,
+                EntryModel(f"entry:{tid}:{ia.technique}:{person}", person, ia.technique,
                            s.people[person].exposure.get(ia.technique, 0.0), ia.delay_days)
                 for ia in t.initial_access for person in ia.targets
             ),

@@ -73,9 +73,14 @@ def staged_folder(final: Path) -> Iterator[Path]:
         raise
 
 
+def json_text(data: Any) -> str:
+    """Return ``data`` as indented JSON text (NaN and infinity as null)."""
+    return json.dumps(_clean(data), indent=2, sort_keys=False) + "\n"
+
+
 def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as indented JSON (NaN written as null)."""
-    path.write_text(json.dumps(_clean(data), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    """Write ``data`` as indented JSON (NaN and infinity as null)."""
+    path.write_text(json_text(data), encoding="utf-8")
 
 
 def _clean(x: Any) -> Any:

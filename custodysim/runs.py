@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 import time
@@ -14,10 +15,12 @@ import yaml
 
 from custodysim import __version__
 from custodysim.loader import LoadedScenario, load_scenario
-from custodysim.outputs import default_run_dir, ensure_new, staged_folder, write_json, write_trials_csv
+from custodysim.outputs import default_run_dir, ensure_new, json_text, staged_folder, write_json, write_trials_csv
 from custodysim.report import render_markdown
+from custodysim.runfolder import StoredRun, read_run
 from custodysim.runner import Columns, Progress, VariantRows, run_variants
 from custodysim.stats import summarise
+from custodysim.stories import worst_stories
 
 
 @dataclass(frozen=True)
@@ -78,18 +81,44 @@ def execute_run(scenario: str | Path, trials: int | None = None, seed: int | Non
         "variants": list(summary["variants"]),
         "wall_time_seconds": round(time.perf_counter() - started, 3),
         "python": platform.python_version(),
-        "files": ["summary.json", "trials.csv", "scenario.resolved.yaml", "report.md", "manifest.json"],
+        "files": ["summary.json", "trials.csv", "stories.json", "scenario.resolved.yaml", "report.md",
+                  "manifest.json"],
     }
     summary["provenance"] = {k: manifest[k] for k in ("version", "scenario_sha256", "seed", "trials",
                                                        "created_utc")}
+    stories = [story.as_dict() for story in worst_stories(loaded, rows, s)]
     with staged_folder(folder) as staging:
         write_json(staging / "summary.json", summary)
+        write_json(staging / "stories.json", stories)
         write_trials_csv(staging / "trials.csv", rows, cols)
         (staging / "scenario.resolved.yaml").write_text(_resolved_yaml(loaded, summary["variants"]),
                                                          encoding="utf-8")
         (staging / "report.md").write_text(render_markdown(summary, manifest), encoding="utf-8")
         write_json(staging / "manifest.json", manifest)  # written last: its presence marks completeness
     return RunOutcome(folder, summary)
+
+
+def rerender(folder: Path) -> StoredRun:
+    """Recompute a run's summary from its stored rows and re-render its reports, without re-running.
+
+    Only files derived from ``trials.csv`` are rewritten (``summary.json`` and the reports), each
+    replaced in one step; the rows, stories, resolved scenario and manifest stay as they were.
+    """
+    run = read_run(folder)
+    summary = dict(run.summary)
+    baseline = summary["baseline"]
+    summary["variants"] = summarise(run.rows, baseline, list(run.columns.assets), list(run.columns.wallets))
+    summary["provenance"] = {**summary.get("provenance", {}), "rerendered_by_version": __version__}
+    _replace(folder / "summary.json", json_text(summary))
+    _replace(folder / "report.md", render_markdown(summary, run.manifest))
+    return StoredRun(run.folder, summary, run.manifest, run.rows, run.columns, run.stories)
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` in one step: a reader sees the old file or the new one, never half."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _resolved_yaml(loaded: LoadedScenario, ran: dict[str, Any]) -> str:

@@ -75,10 +75,16 @@ def judge(world: World, c: Campaign, wallet: WalletModel, t: float) -> str | Non
             continue
         checked.add(person)
         device, p = world.model.verification[person]
-        blind_view = any(c.holds(comp, t) for comp in signer.views_through)
+        shown_by = [comp for comp in signer.views_through if c.holds(comp, t)]
         independent = device is not None and not c.holds(device, t)
-        if (not blind_view or independent) and c.u(world.rnd, f"verify:{person}", c.transfers) < p:
+        if shown_by and not independent:
+            world.trace(f"{person} approves what {shown_by[0]} shows ({signer.id})")
+            continue
+        where = f"on {device}" if independent else "on a clean screen"
+        if c.u(world.rnd, f"verify:{person}", c.transfers) < p:
+            world.trace(f"{person} checks {where} and catches the mismatch: refuses to sign ({signer.id})")
             return person
+        world.trace(f"{person} checks {where} but misses the mismatch and signs ({signer.id})")
     return None
 
 
@@ -88,6 +94,7 @@ def attempt(world: World, c: Campaign, wallet: WalletModel, quorum: Sequence[Sig
     now = world.env.now
     rules = [r for r in wallet.rules if binds(r, c, quorum, now, wallet, takeover)]
     if any(r.kind == "whitelist" for r in rules):
+        world.trace(f"the whitelist of {wallet.id} blocks the transfer to the attacker's address")
         world.stop(c, f"whitelist:{wallet.id}", {wallet.id}, hold=True)
         return Attempt.BLOCKED
     amount = min(wanted, world.treasury.balance(wallet.id))
@@ -158,16 +165,16 @@ def tamper(world: World, c: Campaign, wallet: WalletModel, transfer: LegitTransf
     :func:`judge`), then through the policy checks like any attacker transfer. If the rewrite could take
     nothing (an empty wallet, a used-up daily limit), the attacker lets the original through.
     """
+    mode = c.threat.tampering if c.threat is not None else "amount"
+    world.trace(f"{c.label} rewrites a {transfer.amount:,.4g} {wallet.asset} {transfer.kind} transfer "
+                f"out of {wallet.id} ({mode})")
     catcher = judge(world, c, wallet, transfer.time)
     c.transfers += 1
     if catcher is not None:
         world.stop(c, f"verification:{catcher}", {wallet.id}, hold=True)
         return Intercept.CANCELLED
-    mode = c.threat.tampering if c.threat is not None else "amount"
     takeover = mode == "takeover"
     wanted = transfer.amount if mode == "redirect" else math.inf
-    world.trace(f"{c.label} rewrites a {transfer.amount:,.4g} {wallet.asset} {transfer.kind} transfer "
-                f"out of {wallet.id} ({mode}); the quorum approves what it is shown")
     result = attempt(world, c, wallet, wallet.operational_quorum, wanted, "tampering", takeover)
     if result is Attempt.NOTHING:
         return Intercept.PASS

@@ -1,0 +1,95 @@
+"""Trial stories and re-rendered reports: they must agree with the run's rows."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from custodysim.cli import app
+from custodysim.errors import RunFolderError
+from custodysim.loader import load_scenario
+from custodysim.runs import execute_run, rerender
+from custodysim.stories import tell
+
+DMM = Path(__file__).resolve().parent.parent / "scenarios" / "dmm-2024.yaml"
+
+
+@pytest.fixture(scope="module")
+def dmm_run(tmp_path_factory):
+    """A small dmm-2024 run folder shared by the tests of this module."""
+    out = tmp_path_factory.mktemp("runs") / "dmm"
+    execute_run(DMM, trials=300, out=out)
+    return out
+
+
+def _rows(folder: Path) -> list[dict[str, str]]:
+    with (folder / "trials.csv").open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_worst_trial_story_matches_its_row(dmm_run):
+    """Tracing the worst baseline trial reproduces the loss recorded for it in trials.csv."""
+    rows = [r for r in _rows(dmm_run) if r["variant"] == "baseline"]
+    worst = max(rows, key=lambda r: float(r["loss_usd"]))
+    seed = json.loads((dmm_run / "manifest.json").read_text())["seed"]
+    story = tell(load_scenario(DMM), "baseline", int(worst["trial"]), seed)
+    assert story.loss_usd == pytest.approx(float(worst["loss_usd"]))
+    assert story.loss_usd > 0
+    assert any("rewrites" in line for line in story.lines)
+    assert any("leave main for the attacker" in line for line in story.lines)
+
+
+def test_stories_of_the_worst_trials_are_stored_with_the_run(dmm_run):
+    """stories.json holds the worst trials of each variant that lost anything, worst first."""
+    stories = json.loads((dmm_run / "stories.json").read_text())
+    baseline = [s for s in stories if s["variant"] == "baseline"]
+    assert 0 < len(baseline) <= 5
+    assert [s["loss_usd"] for s in baseline] == sorted((s["loss_usd"] for s in baseline), reverse=True)
+    top = max(float(r["loss_usd"]) for r in _rows(dmm_run) if r["variant"] == "baseline")
+    assert baseline[0]["loss_usd"] == pytest.approx(top)
+
+
+def test_verification_story_names_the_signer_who_refused(dmm_run):
+    """In independent-verification, a stopped trial's story says who caught the rewrite, and on what."""
+    rows = [r for r in _rows(dmm_run) if r["variant"] == "independent-verification" and r["outcome"] == "stopped"]
+    assert rows
+    story = tell(load_scenario(DMM), "independent-verification", int(rows[0]["trial"]), 20240531)
+    assert any("dmm_signer checks on dmm_signer_device and catches the mismatch" in line for line in story.lines)
+
+
+def test_cli_trace_prints_the_story():
+    """`custodysim trace FILE --trial K` prints the timeline and the outcome."""
+    result = CliRunner().invoke(app, ["trace", str(DMM), "--trial", "0", "--variant", "split-wallets"])
+    assert result.exit_code == 0
+    assert "variant split-wallets, trial 0" in result.output
+    assert "outcome:" in result.output
+
+
+def test_cli_trace_unknown_variant_is_a_clear_error():
+    """Tracing a variant the scenario does not have exits 1 with the known names."""
+    result = CliRunner().invoke(app, ["trace", str(DMM), "--trial", "0", "--variant", "nope"])
+    assert result.exit_code == 1
+    assert "no variant named 'nope'" in result.output
+
+
+def test_rerender_reproduces_the_summary_from_the_rows(dmm_run, tmp_path):
+    """Re-rendering recomputes summary.json from trials.csv and gets the same figures."""
+    before = json.loads((dmm_run / "summary.json").read_text())
+    (dmm_run / "report.md").write_text("stale")
+    rerender(dmm_run)
+    after = json.loads((dmm_run / "summary.json").read_text())
+    assert after["variants"] == before["variants"]
+    assert "stale" not in (dmm_run / "report.md").read_text()
+    assert "independent-whitelist" in (dmm_run / "report.md").read_text()
+
+
+def test_rerender_refuses_an_incomplete_run(tmp_path):
+    """A folder without its manifest is not a complete run: a clear error, nothing written."""
+    (tmp_path / "summary.json").write_text("{}")
+    with pytest.raises(RunFolderError, match="not a complete run"):
+        rerender(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
