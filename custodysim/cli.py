@@ -64,6 +64,7 @@ def run(
         Optional[list[str]],  # noqa: UP045
         typer.Option("--variant", help="Run only this variant (repeatable); the baseline always runs."),
     ] = None,
+    replace: Annotated[bool, typer.Option(help="Replace --out if it holds a previous complete run.")] = False,
 ) -> None:
     """Run a scenario's Monte Carlo trials and write a run folder with summary, rows and report."""
     try:
@@ -77,7 +78,7 @@ def run(
             outcome = execute_run(
                 scenario, trials, seed, out_dir, variant,
                 progress=lambda name, k: bar.advance(tasks[name], k),
-                command=["custodysim", *sys.argv[1:]],
+                command=["custodysim", *sys.argv[1:]], replace=replace,
             )
     except CustodysimError as exc:
         raise _fail(exc) from None

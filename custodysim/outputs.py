@@ -36,24 +36,32 @@ def default_run_dir(scenario_name: str, now: datetime | None = None, root: Path 
     return candidate
 
 
-def ensure_new(final: Path) -> None:
-    """Refuse a run folder that exists: a run is never overwritten.
+def ensure_new(final: Path, replace: bool = False) -> None:
+    """Refuse a run folder that exists, unless ``replace`` is asked and it is a complete run.
 
     Raises:
-        RunFolderError: if ``final`` exists.
+        RunFolderError: if ``final`` exists and may not be replaced.
     """
-    if final.exists():
-        raise RunFolderError(f"{final} already exists; choose another --out (runs are never overwritten)")
+    if not final.exists():
+        return
+    if not replace:
+        raise RunFolderError(f"{final} already exists; choose another --out, or pass --replace to replace "
+                             "a previous run (runs are never overwritten silently)")
+    if not (final / "manifest.json").is_file():
+        raise RunFolderError(f"{final} exists and is not a complete run folder; --replace only replaces runs")
 
 
 @contextmanager
-def staged_folder(final: Path) -> Iterator[Path]:
+def staged_folder(final: Path, replace: bool = False) -> Iterator[Path]:
     """Yield a hidden staging folder that becomes ``final`` only if the block completes.
 
+    With ``replace``, a previous complete run at ``final`` is swapped out only once the new one is
+    complete, so an interrupted replacement leaves the old run in place.
+
     Raises:
-        RunFolderError: if ``final`` exists already (a run is never overwritten) or cannot be made.
+        RunFolderError: if ``final`` exists and may not be replaced, or cannot be made.
     """
-    ensure_new(final)
+    ensure_new(final, replace)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -64,11 +72,16 @@ def staged_folder(final: Path) -> Iterator[Path]:
     staging.mkdir()
     try:
         yield staging
+        retired = None
         if final.exists():
-            raise RunFolderError(f"{final} appeared while the run was going; results kept in {staging}")
+            ensure_new(final, replace)
+            retired = final.parent / f".{final.name}.replaced-{os.getpid()}"
+            final.rename(retired)
         staging.rename(final)
+        if retired is not None:
+            shutil.rmtree(retired, ignore_errors=True)
     except BaseException:
-        if staging.exists() and not final.exists():
+        if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
         raise
 

@@ -53,18 +53,29 @@ def summarise_run(loaded: LoadedScenario, rows: list[VariantRows], cols: Columns
 
 def execute_run(scenario: str | Path, trials: int | None = None, seed: int | None = None,
                 out: Path | None = None, variants: list[str] | None = None,
-                progress: Progress | None = None, command: list[str] | None = None) -> RunOutcome:
+                progress: Progress | None = None, command: list[str] | None = None,
+                replace: bool = False) -> RunOutcome:
     """Run a scenario file and write a complete run folder.
+
+    Args:
+        scenario: the scenario file.
+        trials: trials per variant (default: the file's).
+        seed: master seed (default: the file's).
+        out: the run folder to create (default: a new folder under ``results/``).
+        variants: the variants to run besides the baseline (default: all).
+        progress: called after each chunk of trials.
+        command: the command line recorded in the manifest.
+        replace: replace ``out`` if it holds a previous complete run (swapped only once the new one is done).
 
     Raises:
         ScenarioError: the file is not a valid scenario (nothing is written).
-        RunFolderError: ``out`` exists already or cannot be created.
+        RunFolderError: ``out`` exists already (and may not be replaced) or cannot be created.
     """
     started = time.perf_counter()
     loaded = load_scenario(scenario)
     loaded.specs(variants)  # unknown variant names fail before any work
     folder = out if out is not None else default_run_dir(loaded.name)
-    ensure_new(folder)  # fail before the work, not after it
+    ensure_new(folder, replace)  # fail before the work, not after it
     n = trials if trials is not None else loaded.baseline.settings.trials
     s = seed if seed is not None else loaded.baseline.settings.seed
     rows, cols = run_variants(loaded, n, s, variants, progress)
@@ -87,7 +98,7 @@ def execute_run(scenario: str | Path, trials: int | None = None, seed: int | Non
     summary["provenance"] = {k: manifest[k] for k in ("version", "scenario_sha256", "seed", "trials",
                                                        "created_utc")}
     stories = [story.as_dict() for story in worst_stories(loaded, rows, s)]
-    with staged_folder(folder) as staging:
+    with staged_folder(folder, replace) as staging:
         write_json(staging / "summary.json", summary)
         write_json(staging / "stories.json", stories)
         write_trials_csv(staging / "trials.csv", rows, cols)

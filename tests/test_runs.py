@@ -29,8 +29,9 @@ def test_bundled_scenario_runs_and_writes_a_complete_folder(path, tmp_path):
     """Every bundled scenario runs at a small trial count and writes all of its files."""
     out = tmp_path / "run"
     outcome = execute_run(path, trials=200, out=out)
-    assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["summary.json", "trials.csv", "scenario.resolved.yaml", "report.md", "manifest.json"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {"summary.json", "trials.csv", "stories.json", "report.md", "manifest.json"} <= set(manifest["files"])
+    assert sorted(p.name for p in out.iterdir()) == sorted(manifest["files"])
     summary = json.loads((out / "summary.json").read_text())
     assert summary["baseline"] == "baseline"
     for name, v in summary["variants"].items():
@@ -170,3 +171,37 @@ def test_cli_interrupt_exits_130_and_says_so(tmp_path, monkeypatch):
     assert result.exit_code == 130
     assert "interrupted" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_replace_swaps_a_previous_run(tmp_path):
+    """--replace replaces a previous complete run with the new one."""
+    out = tmp_path / "run"
+    execute_run(SCENARIOS / "dmm-2024.yaml", trials=20, seed=1, out=out, variants=["baseline"])
+    execute_run(SCENARIOS / "dmm-2024.yaml", trials=30, seed=1, out=out, variants=["baseline"], replace=True)
+    assert json.loads((out / "summary.json").read_text())["trials"] == 30
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_replace_refuses_a_folder_that_is_not_a_run(tmp_path):
+    """--replace never deletes a folder that is not a complete run."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("precious")
+    with pytest.raises(RunFolderError, match="not a complete run folder"):
+        execute_run(SCENARIOS / "dmm-2024.yaml", trials=10, out=out, replace=True)
+    assert (out / "notes.txt").read_text() == "precious"
+
+
+def test_interrupted_replacement_keeps_the_old_run(tmp_path):
+    """A replacement interrupted before it completes leaves the previous run untouched."""
+    out = tmp_path / "run"
+    execute_run(SCENARIOS / "dmm-2024.yaml", trials=20, seed=1, out=out, variants=["baseline"])
+    before = (out / "summary.json").read_text()
+
+    def interrupt(name, k):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        execute_run(SCENARIOS / "dmm-2024.yaml", trials=40, out=out, replace=True, progress=interrupt)
+    assert (out / "summary.json").read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
