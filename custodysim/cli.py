@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from custodysim import __version__
+from custodysim.compare import compare_runs
 from custodysim.errors import CustodysimError
 from custodysim.loader import load_scenario
 from custodysim.report import _usd
@@ -118,6 +119,29 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run folder written by
         raise _fail(exc) from None
     _print_summary(run.summary)
     out.print(f"\nre-rendered {run_dir}/ (summary.json, report.md)", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def compare(
+    run_dirs: Annotated[
+        list[Path], typer.Argument(help="Two or more run folders; the first one's baseline is the reference."),
+    ],
+    out_dir: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--out", help="Comparison folder to create (default: results/compare-<run>-<time>)."),
+    ] = None,
+) -> None:
+    """Compare separate runs: paired trial by trial when they share scenario, seed and trials."""
+    try:
+        comparison = compare_runs(run_dirs, out_dir)
+    except CustodysimError as exc:
+        raise _fail(exc) from None
+    for info in comparison.runs[1:]:
+        out.print(f"{info.label}: {info.pairing}", markup=False, highlight=False, soft_wrap=True)
+    for note in comparison.notes:
+        out.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
+    out.print(f"wrote {comparison.folder}/ (comparison.json, comparison.md, comparison.html)",
+              markup=False, highlight=False, soft_wrap=True)
 
 
 def _progress() -> Progress:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from custodysim.engine import PATH_TYPES
 from custodysim.errors import RunFolderError
 from custodysim.runner import Columns, VariantRows
 
@@ -44,6 +45,8 @@ def read_run(folder: Path) -> StoredRun:
     try:
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict) or not isinstance(summary, dict):
+            raise ValueError("manifest.json and summary.json must hold JSON objects")
         rows, columns = read_trials_csv(folder / "trials.csv")
         stories_path = folder / "stories.json"
         stories = json.loads(stories_path.read_text(encoding="utf-8")) if stories_path.is_file() else []
@@ -51,21 +54,45 @@ def read_run(folder: Path) -> StoredRun:
         raise RunFolderError(f"{folder}: its files cannot be read as a run ({exc})") from None
     if [r.name for r in rows] != list(summary.get("variants", {})):
         raise RunFolderError(f"{folder}: trials.csv and summary.json name different variants")
+    _check_rows(folder, rows, manifest.get("trials"), summary.get("baseline"))
     return StoredRun(folder, summary, manifest, rows, columns, stories)
 
 
+def _check_rows(folder: Path, rows: list[VariantRows], trials: object, baseline: object) -> None:
+    """Refuse rows that do not fit the manifest: every variant holds trials 0..N-1 exactly once."""
+    if not isinstance(baseline, str) or baseline not in [r.name for r in rows]:
+        raise RunFolderError(f"{folder}: summary.json names no baseline that trials.csv has rows for")
+    first: np.ndarray | None = None
+    for r in rows:
+        numbers = np.sort(r.numbers["trial"])
+        if len(numbers) != trials:
+            raise RunFolderError(f"{folder}: trials.csv has {len(numbers)} trials of {r.name!r}, "
+                                 f"manifest.json says {trials}; the file is damaged")
+        if len(np.unique(numbers)) != len(numbers):
+            raise RunFolderError(f"{folder}: trials.csv repeats trial numbers of {r.name!r}")
+        if first is not None and not np.array_equal(first, numbers):
+            raise RunFolderError(f"{folder}: variants in trials.csv have different trial numbers")
+        first = numbers
+
+
 def read_trials_csv(path: Path) -> tuple[list[VariantRows], Columns]:
-    """Read the tidy rows written by :func:`custodysim.outputs.write_trials_csv`."""
+    """Read the tidy rows written by :func:`custodysim.outputs.write_trials_csv`.
+
+    Raises:
+        ValueError: the file is empty, has other columns, or a row of the wrong length.
+    """
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
-        header = next(reader)
+        header = next(reader, None)
+        if header is None:
+            raise ValueError("trials.csv is empty")
         records = list(reader)
-    assets = tuple(c[len("loss_"):] for c in header if c.startswith("loss_") and not c.startswith("loss_usd"))
-    wallets = tuple(c[len("loss_usd_wallet_"):] for c in header if c.startswith("loss_usd_wallet_"))
-    columns = Columns(assets, wallets)
-    expected = ["variant", *columns.numeric, *Columns.text]
-    if header != expected:
+    columns = _columns_of(header)
+    if header != ["variant", *columns.numeric, *Columns.text]:
         raise ValueError("unexpected columns in trials.csv")
+    for n, record in enumerate(records, start=2):
+        if len(record) != len(header):
+            raise ValueError(f"trials.csv line {n} has {len(record)} fields, not {len(header)}")
     by_variant: dict[str, list[list[str]]] = {}
     for record in records:
         by_variant.setdefault(record[0], []).append(record)
@@ -73,7 +100,19 @@ def read_trials_csv(path: Path) -> tuple[list[VariantRows], Columns]:
     n_num = len(columns.numeric)
     for name, recs in by_variant.items():
         numbers = np.array([[float(x) if x != "" else math.nan for x in r[1:1 + n_num]] for r in recs])
-        numbers = numbers.reshape(len(recs), n_num)
         texts = {c: [r[1 + n_num + j] for r in recs] for j, c in enumerate(Columns.text)}
         rows.append(VariantRows(name, {c: numbers[:, j].copy() for j, c in enumerate(columns.numeric)}, texts))
     return rows, columns
+
+
+def _columns_of(header: list[str]) -> Columns:
+    """Recover the asset and wallet columns from their positions (asset ids may start with 'usd')."""
+    try:
+        first_path = header.index(f"loss_usd_{PATH_TYPES[0]}")
+        first_after_wallets = header.index("campaigns")
+    except ValueError:
+        raise ValueError("unexpected columns in trials.csv") from None
+    assets = tuple(c[len("loss_"):] for c in header[header.index("loss_usd") + 1:first_path])
+    prefix = "loss_usd_wallet_"
+    wallets = tuple(c[len(prefix):] for c in header[first_path + len(PATH_TYPES):first_after_wallets])
+    return Columns(assets, wallets)

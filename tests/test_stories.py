@@ -93,3 +93,38 @@ def test_rerender_refuses_an_incomplete_run(tmp_path):
     with pytest.raises(RunFolderError, match="not a complete run"):
         rerender(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
+
+
+def test_run_with_an_asset_named_like_usd_reads_back(tmp_path):
+    """A run whose asset is 'usdt' (its column starts like the USD columns) is read back intact."""
+    from conftest import BASE, build, load
+
+    from custodysim.runfolder import read_run
+
+    doc = build(BASE, assets={"usdt": {"price_usd": 1.0}})
+    doc["wallets"]["vault"]["asset"] = "usdt"
+    path = tmp_path / "s.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(doc))
+    load(doc)
+    execute_run(path, trials=30, out=tmp_path / "r")
+    run = read_run(tmp_path / "r")
+    assert run.columns.assets == ("usdt",)
+    assert run.rows[0].numbers["loss_usdt"].sum() == pytest.approx(run.rows[0].loss.sum())
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "short"])
+def test_damaged_trials_csv_is_a_clear_error(dmm_run, tmp_path, damage):
+    """An empty, truncated or short trials.csv is reported as a damaged run, not a traceback."""
+    import shutil
+
+    from custodysim.runfolder import read_run
+
+    copy = tmp_path / "copy"
+    shutil.copytree(dmm_run, copy)
+    lines = (copy / "trials.csv").read_text().splitlines(keepends=True)
+    text = {"empty": "", "truncated": "".join(lines)[:-40], "short": "".join(lines[:-1])}[damage]
+    (copy / "trials.csv").write_text(text)
+    with pytest.raises(RunFolderError, match="copy"):
+        read_run(copy)
