@@ -84,7 +84,7 @@ def execute_run(scenario: str | Path, trials: int | None = None, seed: int | Non
         "package": "custodysim",
         "version": __version__,
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": command if command is not None else ["custodysim", *sys.argv[1:]],
+        "command": shareable_command(command if command is not None else ["custodysim", *sys.argv[1:]]),
         "scenario_file": Path(scenario).name,
         "scenario_sha256": loaded.sha256,
         "seed": s,
@@ -107,6 +107,20 @@ def execute_run(scenario: str | Path, trials: int | None = None, seed: int | Non
         (staging / "report.md").write_text(render_markdown(summary, manifest), encoding="utf-8")
         write_json(staging / "manifest.json", manifest)  # written last: its presence marks completeness
     return RunOutcome(folder, summary)
+
+
+def shareable_command(argv: list[str]) -> list[str]:
+    """Return ``argv`` with absolute paths cut to their last part, so a shared run names no home folder."""
+    out = []
+    for arg in argv:
+        flag, eq, value = arg.partition("=")
+        if eq and os.path.isabs(value):
+            out.append(f"{flag}={Path(value).name}")
+        elif os.path.isabs(arg):
+            out.append(Path(arg).name)
+        else:
+            out.append(arg)
+    return out
 
 
 def rerender(folder: Path) -> StoredRun:

@@ -205,3 +205,13 @@ def test_interrupted_replacement_keeps_the_old_run(tmp_path):
         execute_run(SCENARIOS / "dmm-2024.yaml", trials=40, out=out, replace=True, progress=interrupt)
     assert (out / "summary.json").read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_manifest_command_names_no_home_folder(tmp_path):
+    """Absolute paths in the recorded command are cut to file names, so no user or home folder leaks."""
+    out = tmp_path / "r"
+    execute_run(SCENARIOS / "dmm-2024.yaml", trials=5, out=out, variants=["baseline"],
+                command=["custodysim", "run", "/home/alice/secret/dmm.yaml", f"--out={out}", "--trials", "5"])
+    text = (out / "manifest.json").read_text()
+    assert "alice" not in text and str(tmp_path) not in text
+    assert json.loads(text)["command"] == ["custodysim", "run", "dmm.yaml", "--out=r", "--trials", "5"]
