@@ -6,6 +6,7 @@ with 130 and leaves no run folder behind.
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -17,10 +18,10 @@ from rich.table import Table
 
 from custodysim import __version__
 from custodysim.compare import compare_runs
-from custodysim.errors import CustodysimError
+from custodysim.errors import CustodysimError, RunInterrupted
 from custodysim.loader import load_scenario
 from custodysim.report import _usd
-from custodysim.runs import execute_run, rerender
+from custodysim.runs import execute_run, rerender, resume_run
 from custodysim.stories import tell
 
 app = typer.Typer(
@@ -54,7 +55,7 @@ def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file."
 
 @app.command()
 def run(
-    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    scenario: Annotated[Optional[Path], typer.Argument(help="Scenario YAML file.")] = None,  # noqa: UP045
     trials: Annotated[Optional[int], typer.Option(min=1, help="Trials per variant (default: the file's).")] = None,  # noqa: UP045
     seed: Annotated[Optional[int], typer.Option(min=0, help="Master seed (default: the file's).")] = None,  # noqa: UP045
     out_dir: Annotated[
@@ -66,29 +67,58 @@ def run(
         typer.Option("--variant", help="Run only this variant (repeatable); the baseline always runs."),
     ] = None,
     replace: Annotated[bool, typer.Option(help="Replace --out if it holds a previous complete run.")] = False,
+    resume: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Finish the interrupted run to this folder from its completed chunks."),
+    ] = None,
 ) -> None:
     """Run a scenario's Monte Carlo trials and write a run folder with summary, rows and report."""
+    if (scenario is None) == (resume is None):
+        err.print("give a scenario file to run, or --resume RUN_DIR (not both)")
+        raise typer.Exit(code=1)
+    if resume is not None and (trials, seed, out_dir, variant, replace) != (None, None, None, None, False):
+        err.print("--resume continues a run with its own settings; give no other option with it")
+        raise typer.Exit(code=1)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        loaded = load_scenario(scenario)
-        for warning in loaded.warnings:
-            err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
-        n = trials if trials is not None else loaded.baseline.settings.trials
-        names = list(loaded.specs(variant))
         with _progress() as bar:
-            tasks = {name: bar.add_task(name, total=n) for name in names}
-            outcome = execute_run(
-                scenario, trials, seed, out_dir, variant,
-                progress=lambda name, k: bar.advance(tasks[name], k),
-                command=["custodysim", *sys.argv[1:]], replace=replace,
-            )
+            tasks: dict[str, Any] = {}
+            total = None
+            if scenario is not None:
+                loaded = load_scenario(scenario)
+                for warning in loaded.warnings:
+                    err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+                total = trials if trials is not None else loaded.baseline.settings.trials
+
+            def advance(name: str, k: int) -> None:
+                if name not in tasks:
+                    tasks[name] = bar.add_task(name, total=total)
+                bar.advance(tasks[name], k)
+
+            if resume is not None:
+                outcome = resume_run(resume, progress=advance)
+            else:
+                assert scenario is not None
+                outcome = execute_run(scenario, trials, seed, out_dir, variant, progress=advance,
+                                      command=["custodysim", *sys.argv[1:]], replace=replace)
+    except RunInterrupted as exc:
+        err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=130) from None
     except CustodysimError as exc:
         raise _fail(exc) from None
     except KeyboardInterrupt:
         err.print("interrupted: no run folder was written")
         raise typer.Exit(code=130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     _print_summary(outcome.summary)
     out.print(f"\nwrote {outcome.folder}/ (summary.json, trials.csv, report.md, manifest.json)",
               markup=False, highlight=False, soft_wrap=True)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """Treat SIGTERM like Ctrl-C: stop promptly, keep what is complete, write no run folder."""
+    raise KeyboardInterrupt
 
 
 @app.command()

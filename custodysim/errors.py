@@ -56,3 +56,12 @@ class ScenarioError(CustodysimError):
 
 class RunFolderError(CustodysimError):
     """A run folder that cannot be written (it exists, or its parent is not writable)."""
+
+
+class RunInterrupted(CustodysimError):
+    """A run stopped by Ctrl-C or SIGTERM; its completed chunks are kept for ``--resume``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        super().__init__(f"interrupted: no run folder was written; the completed chunks are kept in a hidden "
+                         f"folder beside it. Resume with: custodysim run --resume {folder}")

@@ -51,39 +51,45 @@ def ensure_new(final: Path, replace: bool = False) -> None:
         raise RunFolderError(f"{final} exists and is not a complete run folder; --replace only replaces runs")
 
 
-@contextmanager
-def staged_folder(final: Path, replace: bool = False) -> Iterator[Path]:
-    """Yield a hidden staging folder that becomes ``final`` only if the block completes.
+def partial_dir(final: Path) -> Path:
+    """Return the hidden folder where the run to ``final`` is assembled (and kept if interrupted)."""
+    return final.parent / f".{final.name}.partial"
 
-    With ``replace``, a previous complete run at ``final`` is swapped out only once the new one is
-    complete, so an interrupted replacement leaves the old run in place.
+
+@contextmanager
+def staged_folder(final: Path, replace: bool = False, resume: bool = False) -> Iterator[Path]:
+    """Yield the hidden staging folder of ``final``; it becomes ``final`` only if the block completes.
+
+    If the block is interrupted or fails, the staging folder stays (hidden, named ``.NAME.partial``) so
+    that the run can be resumed; it never looks like a finished run. With ``replace``, a previous complete
+    run at ``final`` is swapped out only once the new one is complete.
 
     Raises:
-        RunFolderError: if ``final`` exists and may not be replaced, or cannot be made.
+        RunFolderError: ``final`` exists and may not be replaced; an interrupted run is in the way (or,
+            with ``resume``, missing); or the folder cannot be made.
     """
-    ensure_new(final, replace)
-    try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RunFolderError(f"cannot create {final.parent}: {exc.strerror}") from None
-    staging = final.parent / f".{final.name}.partial-{os.getpid()}"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir()
-    try:
-        yield staging
-        retired = None
-        if final.exists():
-            ensure_new(final, replace)
-            retired = final.parent / f".{final.name}.replaced-{os.getpid()}"
-            final.rename(retired)
-        staging.rename(final)
-        if retired is not None:
-            shutil.rmtree(retired, ignore_errors=True)
-    except BaseException:
+    staging = partial_dir(final)
+    if resume:
+        if not staging.is_dir():
+            raise RunFolderError(f"{final}: there is no interrupted run to resume (no {staging.name} beside it)")
+    else:
+        ensure_new(final, replace)
         if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-        raise
+            raise RunFolderError(f"{final}: an interrupted run to this folder is kept in {staging}; resume it with "
+                                 f"'custodysim run --resume {final}' or delete {staging}")
+        try:
+            staging.mkdir(parents=True)
+        except OSError as exc:
+            raise RunFolderError(f"cannot create {staging}: {exc.strerror}") from None
+    yield staging
+    retired = None
+    if final.exists():
+        ensure_new(final, replace)
+        retired = final.parent / f".{final.name}.replaced-{os.getpid()}"
+        final.rename(retired)
+    staging.rename(final)
+    if retired is not None:
+        shutil.rmtree(retired, ignore_errors=True)
 
 
 def json_text(data: Any) -> str:

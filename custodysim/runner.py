@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from custodysim.checkpoints import ChunkStore
 from custodysim.engine import PATH_TYPES, TrialResult, World, simulate_trial
 from custodysim.loader import LoadedScenario
 from custodysim.model import CompiledScenario, compile_scenario
@@ -119,8 +120,8 @@ def chunks(trials: int, size: int = CHUNK) -> Iterator[tuple[int, int]]:
 
 
 def run_variants(loaded: LoadedScenario, trials: int | None = None, seed: int | None = None,
-                 only: list[str] | None = None,
-                 progress: Progress | None = None) -> tuple[list[VariantRows], Columns]:
+                 only: list[str] | None = None, progress: Progress | None = None,
+                 store: ChunkStore | None = None) -> tuple[list[VariantRows], Columns]:
     """Run every selected variant (the baseline first) and return their rows and column layout.
 
     Args:
@@ -129,6 +130,7 @@ def run_variants(loaded: LoadedScenario, trials: int | None = None, seed: int | 
         seed: master seed (default: the scenario's setting).
         only: variant names to run besides the baseline (default: all).
         progress: called after each chunk.
+        store: where completed chunks are kept; chunks already there are read instead of simulated.
     """
     specs = loaded.specs(only)
     n = trials if trials is not None else loaded.baseline.settings.trials
@@ -140,8 +142,15 @@ def run_variants(loaded: LoadedScenario, trials: int | None = None, seed: int | 
         quiet = quiet_result(model, s)
         blocks: list[np.ndarray] = []
         texts: list[list[str]] = []
+        width = (len(cols.numeric), len(Columns.text))
         for first, count in chunks(n):
-            numbers, text = run_trials(model, s, first, count, cols, quiet)
+            saved = store.load(name, first, count, width) if store is not None else None
+            if saved is None:
+                numbers, text = run_trials(model, s, first, count, cols, quiet)
+                if store is not None:
+                    store.save(name, first, numbers, text)
+            else:
+                numbers, text = saved
             blocks.append(numbers)
             texts += text
             if progress is not None:

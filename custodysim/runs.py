@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -14,13 +16,20 @@ from typing import Any
 import yaml
 
 from custodysim import __version__
-from custodysim.loader import LoadedScenario, load_scenario
-from custodysim.outputs import default_run_dir, ensure_new, json_text, staged_folder, write_json, write_trials_csv
+from custodysim.checkpoints import ChunkStore
+from custodysim.errors import RunFolderError, RunInterrupted
+from custodysim.loader import LoadedScenario, load_scenario, load_scenario_text
+from custodysim.outputs import default_run_dir, json_text, partial_dir, staged_folder, write_json, write_trials_csv
 from custodysim.report import render_markdown
 from custodysim.runfolder import StoredRun, read_run
 from custodysim.runner import Columns, Progress, VariantRows, run_variants
 from custodysim.stats import summarise
 from custodysim.stories import worst_stories
+
+PLAN = "run.json"
+"""The parameters of a run in progress, kept in its staging folder so that it can be resumed."""
+SCENARIO_COPY = "scenario.yaml"
+"""The scenario file exactly as run (its sha256 is in the manifest)."""
 
 
 @dataclass(frozen=True)
@@ -75,38 +84,89 @@ def execute_run(scenario: str | Path, trials: int | None = None, seed: int | Non
     loaded = load_scenario(scenario)
     loaded.specs(variants)  # unknown variant names fail before any work
     folder = out if out is not None else default_run_dir(loaded.name)
-    ensure_new(folder, replace)  # fail before the work, not after it
-    n = trials if trials is not None else loaded.baseline.settings.trials
-    s = seed if seed is not None else loaded.baseline.settings.seed
-    rows, cols = run_variants(loaded, n, s, variants, progress)
+    plan = {
+        "scenario_file": Path(scenario).name,
+        "scenario_sha256": loaded.sha256,
+        "trials": trials if trials is not None else loaded.baseline.settings.trials,
+        "seed": seed if seed is not None else loaded.baseline.settings.seed,
+        "variants": variants,
+        "replace": replace,
+        "command": shareable_command(command if command is not None else ["custodysim", *sys.argv[1:]]),
+    }
+    try:
+        with staged_folder(folder, replace) as staging:
+            (staging / SCENARIO_COPY).write_bytes(Path(scenario).read_bytes())
+            write_json(staging / PLAN, plan)
+            summary = _complete(staging, loaded, plan, progress, started)
+    except KeyboardInterrupt:
+        raise RunInterrupted(folder) from None
+    return RunOutcome(folder, summary)
+
+
+def resume_run(folder: Path, progress: Progress | None = None) -> RunOutcome:
+    """Finish an interrupted run to ``folder`` from its completed chunks.
+
+    The figures are those of an uninterrupted run: trials do not depend on how they were chunked.
+
+    Raises:
+        RunFolderError: there is no interrupted run to ``folder``, or its saved state is damaged.
+    """
+    started = time.perf_counter()
+    staging = partial_dir(folder)
+    try:
+        plan = json.loads((staging / PLAN).read_text(encoding="utf-8"))
+        text = (staging / SCENARIO_COPY).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RunFolderError(f"{folder}: there is no interrupted run to resume (no {staging.name} with its "
+                             "plan beside it)") from None
+    except (OSError, ValueError) as exc:
+        raise RunFolderError(f"{folder}: the interrupted run's saved state is damaged ({exc})") from None
+    loaded = load_scenario_text(text, source=plan["scenario_file"])
+    if loaded.sha256 != plan["scenario_sha256"]:
+        raise RunFolderError(f"{folder}: the interrupted run's copy of its scenario was changed")
+    try:
+        with staged_folder(folder, plan["replace"], resume=True) as staging:
+            summary = _complete(staging, loaded, plan, progress, started, resumed=True)
+    except KeyboardInterrupt:
+        raise RunInterrupted(folder) from None
+    return RunOutcome(folder, summary)
+
+
+def _complete(staging: Path, loaded: LoadedScenario, plan: dict[str, Any], progress: Progress | None,
+              started: float, resumed: bool = False) -> dict[str, Any]:
+    """Simulate what the staging folder lacks, then write every file of the run into it."""
+    n, s = plan["trials"], plan["seed"]
+    store = ChunkStore(staging)
+    rows, cols = run_variants(loaded, n, s, plan["variants"], progress, store)
     summary = summarise_run(loaded, rows, cols, n, s)
     manifest = {
         "package": "custodysim",
         "version": __version__,
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": shareable_command(command if command is not None else ["custodysim", *sys.argv[1:]]),
-        "scenario_file": Path(scenario).name,
+        "command": plan["command"],
+        "scenario_file": plan["scenario_file"],
         "scenario_sha256": loaded.sha256,
         "seed": s,
         "trials": n,
         "variants": list(summary["variants"]),
+        "resumed": resumed,
         "wall_time_seconds": round(time.perf_counter() - started, 3),
         "python": platform.python_version(),
-        "files": ["summary.json", "trials.csv", "stories.json", "scenario.resolved.yaml", "report.md",
-                  "manifest.json"],
+        "files": ["summary.json", "trials.csv", "stories.json", SCENARIO_COPY, "scenario.resolved.yaml",
+                  "report.md", "manifest.json"],
     }
     summary["provenance"] = {k: manifest[k] for k in ("version", "scenario_sha256", "seed", "trials",
                                                        "created_utc")}
     stories = [story.as_dict() for story in worst_stories(loaded, rows, s)]
-    with staged_folder(folder, replace) as staging:
-        write_json(staging / "summary.json", summary)
-        write_json(staging / "stories.json", stories)
-        write_trials_csv(staging / "trials.csv", rows, cols)
-        (staging / "scenario.resolved.yaml").write_text(_resolved_yaml(loaded, summary["variants"]),
-                                                         encoding="utf-8")
-        (staging / "report.md").write_text(render_markdown(summary, manifest), encoding="utf-8")
-        write_json(staging / "manifest.json", manifest)  # written last: its presence marks completeness
-    return RunOutcome(folder, summary)
+    write_json(staging / "summary.json", summary)
+    write_json(staging / "stories.json", stories)
+    write_trials_csv(staging / "trials.csv", rows, cols)
+    (staging / "scenario.resolved.yaml").write_text(_resolved_yaml(loaded, summary["variants"]), encoding="utf-8")
+    (staging / "report.md").write_text(render_markdown(summary, manifest), encoding="utf-8")
+    shutil.rmtree(store.folder)
+    (staging / PLAN).unlink()
+    write_json(staging / "manifest.json", manifest)  # written last: its presence marks completeness
+    return summary
 
 
 def shareable_command(argv: list[str]) -> list[str]:

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from conftest import BASE, build, load
 
-from custodysim.errors import RunFolderError
+from custodysim.errors import RunFolderError, RunInterrupted
 from custodysim.loader import load_scenario
 from custodysim.outputs import staged_folder
 from custodysim.runner import run_variants
-from custodysim.runs import execute_run
+from custodysim.runs import execute_run, resume_run
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 BUNDLED = sorted(SCENARIOS.glob("*.yaml"))
@@ -103,13 +103,13 @@ def test_existing_run_folder_is_never_overwritten(tmp_path):
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
-def test_failed_run_leaves_no_folder(tmp_path):
-    """A run that dies while writing leaves neither the run folder nor its staging folder."""
+def test_failed_run_leaves_no_run_folder(tmp_path):
+    """A run that dies while writing leaves no run folder, only its hidden staging folder."""
     final = tmp_path / "run"
     with pytest.raises(RuntimeError), staged_folder(final) as staging:
         (staging / "summary.json").write_text("{}")
         raise RuntimeError("crash mid-run")
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == [".run.partial"]
 
 
 def test_manifest_carries_provenance_with_relative_paths(tmp_path):
@@ -133,17 +133,18 @@ def test_report_quotes_the_summary_figures(tmp_path):
         assert _usd(v["expected_loss_usd"]) in report
 
 
-def test_interrupted_simulation_leaves_nothing(tmp_path):
-    """Ctrl-C during the trials leaves no run folder and no staging folder."""
+def test_interrupted_simulation_leaves_no_run_folder(tmp_path):
+    """Ctrl-C during the trials leaves no run folder, only the hidden chunks kept for --resume."""
     def interrupt(name, k):
         raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(RunInterrupted, match="--resume"):
         execute_run(SCENARIOS / "dmm-2024.yaml", trials=50, out=tmp_path / "run", progress=interrupt)
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == [".run.partial"]
+    assert not (tmp_path / ".run.partial" / "manifest.json").exists()
 
 
-def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
+def test_interrupted_write_leaves_no_run_folder(tmp_path, monkeypatch):
     """Ctrl-C while the files are being written leaves no folder that looks like a run."""
     import custodysim.runs
 
@@ -151,9 +152,48 @@ def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(custodysim.runs, "write_trials_csv", explode)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(RunInterrupted):
         execute_run(SCENARIOS / "dmm-2024.yaml", trials=20, out=tmp_path / "run")
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == [".run.partial"]
+
+
+def test_resume_gives_the_figures_of_an_uninterrupted_run(tmp_path):
+    """A run interrupted after some chunks and resumed gives exactly the uninterrupted run's figures."""
+    chunks_done = []
+
+    def interrupt_after_two(name, k):
+        chunks_done.append(name)
+        if len(chunks_done) == 2:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    with pytest.raises(RunInterrupted):
+        execute_run(SCENARIOS / "dmm-2024.yaml", trials=2500, seed=3, out=out, variants=["split-wallets"],
+                    progress=interrupt_after_two)
+    resumed = resume_run(out)
+    whole = execute_run(SCENARIOS / "dmm-2024.yaml", trials=2500, seed=3, out=tmp_path / "whole",
+                        variants=["split-wallets"])
+    assert _figures(resumed.summary) == _figures(whole.summary)
+    assert (out / "trials.csv").read_text() == (tmp_path / "whole" / "trials.csv").read_text()
+    assert json.loads((out / "manifest.json").read_text())["resumed"] is True
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "whole"]
+
+
+def test_resume_without_an_interrupted_run_is_a_clear_error(tmp_path):
+    """--resume of a folder with no interrupted run says so."""
+    with pytest.raises(RunFolderError, match="no interrupted run to resume"):
+        resume_run(tmp_path / "nothing")
+
+
+def test_new_run_refuses_to_trample_an_interrupted_one(tmp_path):
+    """Starting a new run to a folder whose interrupted run is kept is refused, naming --resume."""
+    def interrupt(name, k):
+        raise KeyboardInterrupt
+
+    with pytest.raises(RunInterrupted):
+        execute_run(SCENARIOS / "dmm-2024.yaml", trials=20, out=tmp_path / "run", progress=interrupt)
+    with pytest.raises(RunFolderError, match="--resume"):
+        execute_run(SCENARIOS / "dmm-2024.yaml", trials=20, out=tmp_path / "run")
 
 
 def test_cli_interrupt_exits_130_and_says_so(tmp_path, monkeypatch):
@@ -201,10 +241,10 @@ def test_interrupted_replacement_keeps_the_old_run(tmp_path):
     def interrupt(name, k):
         raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(RunInterrupted):
         execute_run(SCENARIOS / "dmm-2024.yaml", trials=40, out=out, replace=True, progress=interrupt)
     assert (out / "summary.json").read_text() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".run.partial", "run"]
 
 
 def test_manifest_command_names_no_home_folder(tmp_path):
