@@ -21,7 +21,7 @@ from custodysim.compare import compare_runs
 from custodysim.errors import CustodysimError, RunInterrupted
 from custodysim.loader import load_scenario
 from custodysim.report import _usd
-from custodysim.runs import execute_run, rerender, resume_run
+from custodysim.runs import MAX_ROWS, execute_run, rerender, resume_run
 from custodysim.stories import tell
 
 app = typer.Typer(
@@ -71,6 +71,7 @@ def run(
         Optional[Path],  # noqa: UP045
         typer.Option(help="Finish the interrupted run to this folder from its completed chunks."),
     ] = None,
+    max_rows: Annotated[int, typer.Option(min=1, help="Most trial rows (trials x variants) in memory.")] = MAX_ROWS,
 ) -> None:
     """Run a scenario's Monte Carlo trials and write a run folder with summary, rows and report."""
     if (scenario is None) == (resume is None):
@@ -100,7 +101,7 @@ def run(
             else:
                 assert scenario is not None
                 outcome = execute_run(scenario, trials, seed, out_dir, variant, progress=advance,
-                                      command=["custodysim", *sys.argv[1:]], replace=replace)
+                                      command=["custodysim", *sys.argv[1:]], replace=replace, max_rows=max_rows)
     except RunInterrupted as exc:
         err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=130) from None

@@ -58,6 +58,10 @@ class RunFolderError(CustodysimError):
     """A run folder that cannot be written (it exists, or its parent is not writable)."""
 
 
+class LimitError(CustodysimError):
+    """A run larger than a limit that protects the machine's memory or time."""
+
+
 class RunInterrupted(CustodysimError):
     """A run stopped by Ctrl-C or SIGTERM; its completed chunks are kept for ``--resume``."""
 

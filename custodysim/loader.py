@@ -138,6 +138,8 @@ def _problem_from_pydantic(err: Any, doc: Document, data: Any) -> Problem:
     elif kind == "union_tag_invalid" or kind == "union_tag_not_found":
         message = ("a distribution needs 'dist:' set to one of fixed, uniform, exponential, lognormal, "
                    "triangular (or give a plain number)")
+    elif kind == "too_long":
+        message += " (a custodysim limit that keeps a run within memory and time; see docs/errors.md)"
     elif message.startswith("Value error, "):
         message = message[len("Value error, "):]
     scalar_input = "input" in err and not isinstance(err["input"], (dict, list))

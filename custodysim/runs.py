@@ -17,7 +17,7 @@ import yaml
 
 from custodysim import __version__
 from custodysim.checkpoints import ChunkStore
-from custodysim.errors import RunFolderError, RunInterrupted
+from custodysim.errors import LimitError, RunFolderError, RunInterrupted
 from custodysim.loader import LoadedScenario, load_scenario, load_scenario_text
 from custodysim.outputs import default_run_dir, json_text, partial_dir, staged_folder, write_json, write_trials_csv
 from custodysim.report import render_markdown
@@ -26,6 +26,10 @@ from custodysim.runner import Columns, Progress, VariantRows, run_variants
 from custodysim.stats import summarise
 from custodysim.stories import worst_stories
 
+MAX_ROWS = 5_000_000
+"""Default limit on trial rows (trials x variants) in one run."""
+ROW_BYTES = 600
+"""Rough memory per trial row (numbers and text), for the limit's message."""
 PLAN = "run.json"
 """The parameters of a run in progress, kept in its staging folder so that it can be resumed."""
 SCENARIO_COPY = "scenario.yaml"
@@ -63,7 +67,7 @@ def summarise_run(loaded: LoadedScenario, rows: list[VariantRows], cols: Columns
 def execute_run(scenario: str | Path, trials: int | None = None, seed: int | None = None,
                 out: Path | None = None, variants: list[str] | None = None,
                 progress: Progress | None = None, command: list[str] | None = None,
-                replace: bool = False) -> RunOutcome:
+                replace: bool = False, max_rows: int = MAX_ROWS) -> RunOutcome:
     """Run a scenario file and write a complete run folder.
 
     Args:
@@ -75,19 +79,22 @@ def execute_run(scenario: str | Path, trials: int | None = None, seed: int | Non
         progress: called after each chunk of trials.
         command: the command line recorded in the manifest.
         replace: replace ``out`` if it holds a previous complete run (swapped only once the new one is done).
+        max_rows: the most trial rows (trials x variants) the run may hold.
 
     Raises:
         ScenarioError: the file is not a valid scenario (nothing is written).
+        LimitError: the run would hold more than ``max_rows`` trial rows.
         RunFolderError: ``out`` exists already (and may not be replaced) or cannot be created.
     """
     started = time.perf_counter()
     loaded = load_scenario(scenario)
-    loaded.specs(variants)  # unknown variant names fail before any work
+    n = trials if trials is not None else loaded.baseline.settings.trials
+    check_size(n, len(loaded.specs(variants)), max_rows)  # unknown variants and oversized runs fail first
     folder = out if out is not None else default_run_dir(loaded.name)
     plan = {
         "scenario_file": Path(scenario).name,
         "scenario_sha256": loaded.sha256,
-        "trials": trials if trials is not None else loaded.baseline.settings.trials,
+        "trials": n,
         "seed": seed if seed is not None else loaded.baseline.settings.seed,
         "variants": variants,
         "replace": replace,
@@ -101,6 +108,19 @@ def execute_run(scenario: str | Path, trials: int | None = None, seed: int | Non
     except KeyboardInterrupt:
         raise RunInterrupted(folder) from None
     return RunOutcome(folder, summary)
+
+
+def check_size(trials: int, variants: int, max_rows: int = MAX_ROWS) -> None:
+    """Refuse a run whose trial rows would not fit the limit (they are all held in memory).
+
+    Raises:
+        LimitError: with the arithmetic and the ways out.
+    """
+    rows = trials * variants
+    if rows > max_rows:
+        raise LimitError(f"{variants} variant(s) x {trials:,} trials = {rows:,} trial rows, more than the limit "
+                         f"of {max_rows:,} (every row is held in memory, about {ROW_BYTES} bytes each); run fewer "
+                         "trials or variants (--variant), or raise the limit with --max-rows")
 
 
 def resume_run(folder: Path, progress: Progress | None = None) -> RunOutcome:

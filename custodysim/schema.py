@@ -30,6 +30,13 @@ def _check_id(value: str) -> str:
 Id = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_check_id)]
 """An id of a wallet, person, system, ...: safe in variant paths and folder names."""
 
+MAX_ENTITIES = 2_000
+"""Most assets, organisations, people, systems, wallets or threats in one scenario (a whole exchange fits)."""
+MAX_EDGES = 20_000
+"""Most access edges in one scenario: bounds the attack graph each campaign spreads over."""
+MAX_VARIANTS = 200
+"""Most variants in one scenario: each runs every trial."""
+
 CHAIN = "chain"
 """The ``enforced_by`` value of a policy enforced on chain: it binds every transfer."""
 EXTERNAL = "external"
@@ -313,17 +320,17 @@ class Scenario(Spec):
     name: Id
     description: str = ""
     settings: Settings = Settings()
-    assets: dict[Id, Asset] = Field(min_length=1)
-    organisations: dict[Id, Organisation] = {}
-    people: dict[Id, Person] = {}
-    systems: dict[Id, System] = {}
-    wallets: dict[Id, Wallet] = Field(min_length=1)
+    assets: dict[Id, Asset] = Field(min_length=1, max_length=MAX_ENTITIES)
+    organisations: dict[Id, Organisation] = Field({}, max_length=MAX_ENTITIES)
+    people: dict[Id, Person] = Field({}, max_length=MAX_ENTITIES)
+    systems: dict[Id, System] = Field({}, max_length=MAX_ENTITIES)
+    wallets: dict[Id, Wallet] = Field(min_length=1, max_length=MAX_ENTITIES)
     operations: Operations = Operations()
-    access: list[AccessEdge] = []
-    threats: dict[Id, Threat] = {}
+    access: list[AccessEdge] = Field([], max_length=MAX_EDGES)
+    threats: dict[Id, Threat] = Field({}, max_length=MAX_ENTITIES)
     controls: Controls = Controls()
     baseline_name: Id = "baseline"
-    variants: dict[Id, Variant] = {}
+    variants: dict[Id, Variant] = Field({}, max_length=MAX_VARIANTS)
 
     def node_ids(self) -> set[str]:
         """Return the ids an attacker can compromise: people and systems."""

@@ -255,3 +255,39 @@ def test_manifest_command_names_no_home_folder(tmp_path):
     text = (out / "manifest.json").read_text()
     assert "alice" not in text and str(tmp_path) not in text
     assert json.loads(text)["command"] == ["custodysim", "run", "dmm.yaml", "--out=r", "--trials", "5"]
+
+
+def test_oversized_run_is_refused_with_the_arithmetic(tmp_path):
+    """A run over the row limit is refused before any work, saying why and how to go beyond."""
+    from custodysim.errors import LimitError
+
+    with pytest.raises(LimitError, match=r"5 variant\(s\) x 2,000 trials = 10,000 trial rows.*--max-rows"):
+        execute_run(SCENARIOS / "dmm-2024.yaml", trials=2000, out=tmp_path / "r", max_rows=9_999)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_scenario_entity_limit_is_explained():
+    """A scenario with more wallets than the limit gets a message naming the limit, not a memory blow-up."""
+    from custodysim.errors import ScenarioError
+    from custodysim.schema import MAX_ENTITIES
+
+    doc = build(BASE)
+    wallet = doc["wallets"]["vault"]
+    doc["wallets"] = {f"w{i}": dict(wallet) for i in range(MAX_ENTITIES + 1)}
+    with pytest.raises(ScenarioError, match="custodysim limit"):
+        load(doc)
+
+
+def test_outputs_name_no_local_details(tmp_path, monkeypatch):
+    """No file of a run names the user, the host, the home folder or the absolute path of the scenario."""
+    import getpass
+    import socket
+
+    out = tmp_path / "r"
+    execute_run(SCENARIOS / "key-concentration.yaml", trials=30, out=out)
+    secrets = {getpass.getuser(), socket.gethostname(), str(Path.home()), str(SCENARIOS), str(tmp_path)}
+    secrets = {s for s in secrets if len(s) > 3}  # a 3-letter user name would match ordinary words
+    for path in out.iterdir():
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for secret in secrets:
+            assert secret not in text, f"{path.name} names {secret!r}"
