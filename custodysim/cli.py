@@ -113,7 +113,7 @@ def run(
     finally:
         signal.signal(signal.SIGTERM, previous)
     _print_summary(outcome.summary)
-    out.print(f"\nwrote {outcome.folder}/ (summary.json, trials.csv, report.md, manifest.json)",
+    out.print(f"\nwrote {outcome.folder}/ (report.html, report.md, summary.json, trials.csv, manifest.json)",
               markup=False, highlight=False, soft_wrap=True)
 
 
@@ -149,7 +149,8 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run folder written by
     except CustodysimError as exc:
         raise _fail(exc) from None
     _print_summary(run.summary)
-    out.print(f"\nre-rendered {run_dir}/ (summary.json, report.md)", markup=False, highlight=False, soft_wrap=True)
+    out.print(f"\nre-rendered {run_dir}/ (summary.json, report.md, report.html)", markup=False, highlight=False,
+              soft_wrap=True)
 
 
 @app.command()

@@ -218,7 +218,9 @@ class World:
         on the spot); the response freezes every wallet the campaign can reach after the freeze delay.
         """
         now = self.env.now
-        if source not in c.stops:
+        # A stop is an alarm before the campaign stole anything, or a block or veto of a transfer;
+        # an alarm after a theft only limits what follows, and is not counted as stopping the attacker.
+        if (hold or c.loss_usd == 0) and source not in c.stops:
             c.stops.append(source)
         self.trace(f"alarm: {source} on {c.label}")
         self.first_alarm = min(self.first_alarm, now)

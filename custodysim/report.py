@@ -1,10 +1,23 @@
-"""Human-readable reports rendered from templates."""
+"""Human-readable reports rendered from templates: report.md and the self-contained report.html."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+
+from custodysim.runner import VariantRows
+
+OUTCOMES = {
+    "loss": "money lost",
+    "stopped": "a control raised the alarm or blocked a transfer, nothing lost",
+    "no_theft": "attacker got in but took nothing before the year ended",
+    "no_foothold": "campaigns came, nobody fell",
+    "no_campaign": "no attacker campaign arrived",
+}
+"""What each trial outcome means, in the order the report lists them."""
 
 
 def _usd(x: float | None) -> str:
@@ -19,17 +32,191 @@ def _usd(x: float | None) -> str:
 
 
 def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
+    return f"{round(100 * x, 1) + 0.0:.1f}%"  # + 0.0 turns -0.0 into 0.0
 
 
-def _env() -> Environment:
+def _amount(x: float) -> str:
+    """Format an amount in an asset's own units: whole units when large, 4 significant digits when small."""
+    if x == 0:
+        return "0"
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:,.4g}"
+
+
+def _env(autoescape: bool = False) -> Environment:
     env = Environment(loader=PackageLoader("custodysim", "templates"), undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=autoescape)
     env.filters["usd"] = _usd
     env.filters["pct"] = _pct
+    env.filters["amount"] = _amount
     return env
 
 
 def render_markdown(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
     """Render report.md from a run's summary and manifest."""
     return _env().get_template("report.md.j2").render(s=summary, m=manifest)
+
+
+def render_html(summary: dict[str, Any], manifest: dict[str, Any], rows: list[VariantRows],
+                stories: list[dict[str, Any]], inputs: list[dict[str, str]]) -> str:
+    """Render report.html: one self-contained page (inline CSS, inline SVG charts, nothing loaded).
+
+    Args:
+        summary: summary.json's content.
+        manifest: manifest.json's content.
+        rows: the trial rows of the variants in ``summary`` (any order; extra variants are ignored).
+        stories: stories.json's content (each with variant, trial, loss_usd, outcome, lines).
+        inputs: the key inputs, from :func:`custodysim.assumptions.key_inputs`.
+    """
+    from custodysim import charts  # matplotlib is imported only when an HTML report is made
+
+    baseline = summary["baseline"]
+    names = list(summary["variants"])
+    by_name = {r.name: r for r in rows}
+    ordered = [by_name[n] for n in names if n in by_name]
+    story_ids = {(st["variant"], st["trial"]): f"story-{st['variant']}-{st['trial']}" for st in stories}
+    context = {
+        "s": summary,
+        "m": manifest,
+        "ranked": ranked(summary),
+        "others": [item for item in ranked(summary) if item[0] != baseline],
+        "descriptions": summary.get("variant_descriptions", {}),
+        "avoided_share": {n: _avoided_share(summary, n) for n in names if n != baseline},
+        "best": best_sentence(summary),
+        "caveat": caveat(summary),
+        "created": _when(manifest.get("created_utc", "")),
+        "colours": charts.variant_colours(names, baseline),
+        "charts": {
+            "lec": Markup(charts.loss_exceedance_svg(ordered, baseline)),
+            "hist": Markup(charts.loss_histogram_svg(ordered, baseline)),
+            "bars": Markup(charts.loss_breakdown_svg(ordered, baseline)),
+        },
+        "native": {r.name: _native_var99(r) for r in ordered},
+        "assets": list(summary["variants"][baseline]["expected_loss_native"]),
+        "paths": _nonzero_keys(summary, "loss_by_path_usd"),
+        "wallets": _nonzero_keys(summary, "loss_by_wallet_usd"),
+        "controls": _controls(summary, ordered),
+        "outcomes": _outcomes(summary),
+        "stories": stories,
+        "story_ids": story_ids,
+        "worst_story": {n: next((story_ids[(st["variant"], st["trial"])] for st in stories if st["variant"] == n),
+                               None) for n in names},
+        "inputs": inputs,
+    }
+    return _env(autoescape=True).get_template("report.html.j2").render(**context)
+
+
+def verdict(v: dict[str, Any]) -> str:
+    """Return whether a variant's paired difference against the baseline is real at this trial count."""
+    if "diff_ci95_usd" not in v:
+        return "baseline"
+    low, high = v["diff_ci95_usd"]
+    if v["diff_vs_baseline_usd"] == 0 and low == high == 0:
+        return "no: same loss every year"
+    if high < 0:
+        return "yes: less loss"
+    if low > 0:
+        return "yes: more loss"
+    return "no: within the noise"
+
+
+def ranked(summary: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]]:
+    """Return (name, figures, verdict) of every variant, lowest expected loss first (ties in run order)."""
+    items = list(summary["variants"].items())
+    order = sorted(range(len(items)), key=lambda i: (items[i][1]["expected_loss_usd"], i))
+    return [(items[i][0], items[i][1], verdict(items[i][1])) for i in order]
+
+
+def best_sentence(summary: dict[str, Any]) -> str:
+    """Return one sentence naming the variant with the lowest expected loss and the loss it avoids."""
+    baseline = summary["baseline"]
+    base = summary["variants"][baseline]
+    top = ranked(summary)
+    name, v, _ = top[0]
+    if len(top) == 1:
+        return (f"Only the baseline ran: expected loss {_usd(base['expected_loss_usd'])} a year "
+                f"(95% CI {_ci(base['expected_loss_ci95_usd'])}).")
+    if name == baseline or v["expected_loss_usd"] >= base["expected_loss_usd"]:
+        return (f"No variant has a lower expected loss than the baseline's {_usd(base['expected_loss_usd'])} "
+                f"a year (95% CI {_ci(base['expected_loss_ci95_usd'])}).")
+    tied = [n for n, w, _ in top[1:] if w["expected_loss_usd"] == v["expected_loss_usd"]]
+    low, high = v["diff_ci95_usd"]
+    share = (f", {_pct(-v['diff_vs_baseline_usd'] / base['expected_loss_usd'])} of the baseline's "
+             f"{_usd(base['expected_loss_usd'])}") if base["expected_loss_usd"] > 0 else ""
+    return (f"Best: {name}{_tie(tied)}, expected loss {_usd(v['expected_loss_usd'])} a year "
+            f"(95% CI {_ci(v['expected_loss_ci95_usd'])}), avoiding {_usd(-v['diff_vs_baseline_usd'])} a year"
+            f"{share} (paired 95% CI {_usd(-high)} to {_usd(-low)}).")
+
+
+def caveat(summary: dict[str, Any]) -> str:
+    """Return what limits the best variant's headline: a change within noise, or no loss seen at all."""
+    name, v, verdict_ = ranked(summary)[0]
+    if name == summary["baseline"] or "diff_ci95_usd" not in v:
+        return ""
+    if v["expected_loss_usd"] >= summary["variants"][summary["baseline"]]["expected_loss_usd"]:
+        return ""
+    if verdict_ == "no: within the noise":
+        return "Its paired CI includes 0: at this trial count it is not distinguishable from the baseline."
+    if v["p_any_loss"] == 0:
+        n = v["trials"]
+        return (f"None of its {n:,} simulated years lost anything; that bounds the chance of a loss year "
+                f"below {300 / n:.2g}% (95%, rule of three), not at zero.")
+    return ""
+
+
+def _avoided_share(summary: dict[str, Any], name: str) -> float | None:
+    """Return the share of the baseline's expected loss a variant avoids (None when the baseline loses nothing)."""
+    base = summary["variants"][summary["baseline"]]["expected_loss_usd"]
+    return -summary["variants"][name]["diff_vs_baseline_usd"] / base if base > 0 else None
+
+
+def _when(stamp: str) -> str:
+    """Return an ISO UTC time stamp as ``2024-05-31 13:26 UTC`` (unchanged if it is not one)."""
+    if len(stamp) >= 16 and stamp.endswith("+00:00"):
+        return f"{stamp[:10]} {stamp[11:16]} UTC"
+    return stamp
+
+
+def _tie(tied: list[str]) -> str:
+    return f" (tied with {', '.join(tied)})" if tied else ""
+
+
+def _ci(pair: list[float]) -> str:
+    return f"{_usd(pair[0])} to {_usd(pair[1])}"
+
+
+def _native_var99(r: VariantRows) -> dict[str, float]:
+    """Return each asset's 99th-percentile loss (VaR 99) in the asset's units, from the trial rows."""
+    out = {}
+    for column, values in r.numbers.items():
+        if column.startswith("loss_") and not column.startswith("loss_usd") and len(values):
+            out[column[len("loss_"):]] = float(np.quantile(values, 0.99, method="higher"))
+    return out
+
+
+def _nonzero_keys(summary: dict[str, Any], figure: str) -> list[str]:
+    """Return the keys of a per-variant breakdown that carry loss in at least one variant."""
+    keys: dict[str, None] = {}
+    for v in summary["variants"].values():
+        keys.update((k, None) for k, x in v[figure].items() if x > 0)
+    return list(keys)
+
+
+def _controls(summary: dict[str, Any], rows: list[VariantRows]) -> list[dict[str, Any]]:
+    """Return, per control, each variant's share of trials where it fired and how many of those still lost."""
+    names = list(dict.fromkeys(c for v in summary["variants"].values() for c in v["stops_by_control"]))
+    lost: dict[tuple[str, str], int] = {}
+    for r in rows:
+        for cell, loss in zip(r.texts["stopped_by"], r.loss, strict=True):
+            for control in filter(None, cell.split(";")):
+                if loss > 0:
+                    lost[(r.name, control)] = lost.get((r.name, control), 0) + 1
+    return [{"control": c, "cells": {
+        n: {**v["stops_by_control"][c], "lost": lost.get((n, c), 0)}
+        for n, v in summary["variants"].items() if c in v["stops_by_control"]}} for c in names]
+
+
+def _outcomes(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """Return (outcome, meaning) of every outcome that occurs, in a fixed order."""
+    seen = {o for v in summary["variants"].values() for o in v.get("outcomes", {})}
+    known = [(o, text) for o, text in OUTCOMES.items() if o in seen]
+    return known + [(o, o.replace("_", " ")) for o in sorted(seen - set(OUTCOMES))]

@@ -16,11 +16,12 @@ from typing import Any
 import yaml
 
 from custodysim import __version__
+from custodysim.assumptions import key_inputs
 from custodysim.checkpoints import ChunkStore
 from custodysim.errors import LimitError, RunFolderError, RunInterrupted
 from custodysim.loader import LoadedScenario, load_scenario, load_scenario_text
 from custodysim.outputs import default_run_dir, json_text, partial_dir, staged_folder, write_json, write_trials_csv
-from custodysim.report import render_markdown
+from custodysim.report import render_html, render_markdown
 from custodysim.runfolder import StoredRun, read_run
 from custodysim.runner import Columns, Progress, VariantRows, run_variants
 from custodysim.stats import summarise
@@ -173,7 +174,7 @@ def _complete(staging: Path, loaded: LoadedScenario, plan: dict[str, Any], progr
         "wall_time_seconds": round(time.perf_counter() - started, 3),
         "python": platform.python_version(),
         "files": ["summary.json", "trials.csv", "stories.json", SCENARIO_COPY, "scenario.resolved.yaml",
-                  "report.md", "manifest.json"],
+                  "report.md", "report.html", "manifest.json"],
     }
     summary["provenance"] = {k: manifest[k] for k in ("version", "scenario_sha256", "seed", "trials",
                                                        "created_utc")}
@@ -183,6 +184,8 @@ def _complete(staging: Path, loaded: LoadedScenario, plan: dict[str, Any], progr
     write_trials_csv(staging / "trials.csv", rows, cols)
     (staging / "scenario.resolved.yaml").write_text(_resolved_yaml(loaded, summary["variants"]), encoding="utf-8")
     (staging / "report.md").write_text(render_markdown(summary, manifest), encoding="utf-8")
+    (staging / "report.html").write_text(render_html(summary, manifest, rows, stories, key_inputs(loaded.baseline)),
+                                          encoding="utf-8")
     shutil.rmtree(store.folder)
     (staging / PLAN).unlink()
     write_json(staging / "manifest.json", manifest)  # written last: its presence marks completeness
@@ -206,6 +209,8 @@ def shareable_command(argv: list[str]) -> list[str]:
 def rerender(folder: Path) -> StoredRun:
     """Recompute a run's summary from its stored rows and re-render its reports, without re-running.
 
+    The key inputs listed in the HTML report are read from the run's own copy of its scenario.
+
     Only files derived from ``trials.csv`` are rewritten (``summary.json`` and the reports), each
     replaced in one step; the rows, stories, resolved scenario and manifest stay as they were.
     """
@@ -214,8 +219,10 @@ def rerender(folder: Path) -> StoredRun:
     baseline = summary["baseline"]
     summary["variants"] = summarise(run.rows, baseline, list(run.columns.assets), list(run.columns.wallets))
     summary["provenance"] = {**summary.get("provenance", {}), "rerendered_by_version": __version__}
+    inputs = key_inputs(load_scenario(folder / SCENARIO_COPY).baseline) if (folder / SCENARIO_COPY).is_file() else []
     _replace(folder / "summary.json", json_text(summary))
     _replace(folder / "report.md", render_markdown(summary, run.manifest))
+    _replace(folder / "report.html", render_html(summary, run.manifest, run.rows, run.stories, inputs))
     return StoredRun(run.folder, summary, run.manifest, run.rows, run.columns, run.stories)
 
 

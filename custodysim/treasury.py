@@ -23,6 +23,7 @@ from custodysim.model import CompiledScenario, WalletModel
 
 HOUR = 1.0 / 24.0
 RETRY_DAYS = 1.0
+MAX_PIECES = 10**9  # a count of limit-sized transfers, bounded for absurdly small limits
 
 
 class Intercept(Enum):
@@ -301,19 +302,26 @@ class Treasury:
               signing_days: float) -> _Landing | None:
         src = self.wallets[source]
         spec = src.spec
-        amount = max(0.0, min(wanted, src.balance, spec.legit_transfer_limit))
+        amount = max(0.0, min(wanted, src.balance))
         if amount <= 0:
             return None
+        # Above a per-transfer limit, operations split the amount into limit-sized transfers signed in
+        # one ceremony: they land together, and each counts as a signed (and time-locked) transfer.
+        limit = spec.legit_transfer_limit
+        if limit <= 0:
+            return None  # a zero limit lets nothing out, legitimate or not
+        ratio = amount / limit
+        pieces = 1 if ratio <= 1 else MAX_PIECES if ratio >= MAX_PIECES else math.ceil(ratio)
         transfer = LegitTransfer(self.now, source, dest, amount, kind)
         listener = self.listeners.get(source)
         outcome = listener(transfer) if listener is not None else Intercept.PASS
         delay = spec.legit_delay_days
         if outcome is Intercept.CANCELLED:
             return None
-        self.tally.transfers_signed += 1
+        self.tally.transfers_signed += pieces
         if delay > 0:
-            self.tally.transfers_delayed += 1
-            self.tally.transfer_delay_days += delay
+            self.tally.transfers_delayed += pieces
+            self.tally.transfer_delay_days += delay * pieces
         due = self.now + signing_days + delay
         if outcome is Intercept.HIJACKED:
             # the destination expects funds that will never come; it notices when they are due

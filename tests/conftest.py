@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import copy
+import os
 from typing import Any
 
 import numpy as np
 import pytest
 import yaml
+from hypothesis import settings as hypothesis_settings
 
 from custodysim.loader import LoadedScenario, load_scenario_text
 from custodysim.runner import VariantRows, run_variants
+
+# CI explores the same examples every run (reproducible, no flaky red); locally hypothesis explores anew.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 BASE: dict[str, Any] = {
     "name": "unit",
