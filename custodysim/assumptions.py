@@ -7,7 +7,7 @@ how easily they move from one foothold to the next, then how fast the controls s
 
 from __future__ import annotations
 
-from custodysim.report import _amount, _usd
+from custodysim.formatting import amount, usd
 from custodysim.schema import Scenario
 
 TOP_WALLETS = 5
@@ -37,7 +37,7 @@ def _item(what: str, value: str, where: str) -> KeyInput:
 
 
 def _num(x: float) -> str:
-    return _amount(x)
+    return amount(x)
 
 
 def _span(x: float, unit: str) -> str:
@@ -72,7 +72,7 @@ def _wallets(spec: Scenario, top: int) -> list[KeyInput]:
               if w.asset in spec.assets]
     ranked = sorted(valued, key=lambda item: item[1], reverse=True)[:top]
     return [_item(f"{name}: {spec.wallets[name].tier} wallet balance",
-                  f"{_num(spec.wallets[name].balance)} {spec.wallets[name].asset} ({_usd(value)})",
+                  f"{_num(spec.wallets[name].balance)} {spec.wallets[name].asset} ({usd(value)})",
                   f"wallets.{name}.balance")
             for name, value in ranked]
 

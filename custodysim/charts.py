@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from custodysim.engine import PATH_TYPES
-from custodysim.report import _usd
+from custodysim.formatting import usd
 from custodysim.runner import VariantRows
 
 BASELINE_COLOUR = "#000000"
@@ -292,7 +292,7 @@ def _stacked(ax: Axes, names: list[str], parts: dict[str, list[float]], title: s
         start += np.asarray(values)
     top = float(start.max()) if len(start) else 0.0
     for yi, total in zip(y, start, strict=True):
-        ax.text(float(total) + top * 0.01, float(yi), _usd(float(total)), va="center", fontsize=8)
+        ax.text(float(total) + top * 0.01, float(yi), usd(float(total)), va="center", fontsize=8)
     ax.set_xlim(0, top * 1.2 if top > 0 else 1.0)
     ax.set_yticks(y, names)
     ax.invert_yaxis()

@@ -19,8 +19,8 @@ from rich.table import Table
 from custodysim import __version__
 from custodysim.compare import compare_runs
 from custodysim.errors import CustodysimError, RunInterrupted
+from custodysim.formatting import usd
 from custodysim.loader import load_scenario
-from custodysim.report import _usd
 from custodysim.runs import MAX_ROWS, execute_run, rerender, resume_run
 from custodysim.stories import tell
 
@@ -188,9 +188,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
         table.add_column(col, justify="right", no_wrap=True)
     for name, v in summary["variants"].items():
         low, high = v["expected_loss_ci95_usd"]
-        diff = "" if name == summary["baseline"] else _usd(v["diff_vs_baseline_usd"])
-        table.add_row(name, _usd(v["expected_loss_usd"]), _usd((high - low) / 2),
-                      f"{100 * v['p_any_loss']:.1f}%", _usd(v["var99_usd"]), diff)
+        diff = "" if name == summary["baseline"] else usd(v["diff_vs_baseline_usd"])
+        table.add_row(name, usd(v["expected_loss_usd"]), usd((high - low) / 2),
+                      f"{100 * v['p_any_loss']:.1f}%", usd(v["var99_usd"]), diff)
     out.print(table)
 
 

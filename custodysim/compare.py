@@ -20,8 +20,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from custodysim import __version__
 from custodysim.errors import RunFolderError
+from custodysim.formatting import pct, usd
 from custodysim.outputs import default_run_dir, ensure_new, staged_folder, write_json
-from custodysim.report import _pct, _usd
 from custodysim.runfolder import StoredRun, read_run
 from custodysim.runner import VariantRows
 from custodysim.stats import Z95, mean_ci, tail_figures
@@ -186,7 +186,7 @@ def write_comparison(comparison: Comparison) -> None:
     """
     data = comparison.as_dict()
     env = _env()
-    with staged_folder(comparison.folder) as staging:
+    with staged_folder(comparison.folder, keep_unfinished=False) as staging:
         write_json(staging / "comparison.json", data)
         (staging / "comparison.md").write_text(env.get_template("comparison.md.j2").render(c=data),
                                                encoding="utf-8")
@@ -198,8 +198,8 @@ def _env() -> Environment:
     env = Environment(loader=PackageLoader("custodysim", "templates"), undefined=StrictUndefined,
                       autoescape=select_autoescape(["html", "html.j2"], default_for_string=False),
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    env.filters["usd"] = _usd
-    env.filters["pct"] = _pct
+    env.filters["usd"] = usd
+    env.filters["pct"] = pct
     env.filters["md"] = lambda s: str(s).replace("|", "\\|")
     return env
 

@@ -57,12 +57,14 @@ def partial_dir(final: Path) -> Path:
 
 
 @contextmanager
-def staged_folder(final: Path, replace: bool = False, resume: bool = False) -> Iterator[Path]:
+def staged_folder(final: Path, replace: bool = False, resume: bool = False,
+                  keep_unfinished: bool = True) -> Iterator[Path]:
     """Yield the hidden staging folder of ``final``; it becomes ``final`` only if the block completes.
 
     If the block is interrupted or fails, the staging folder stays (hidden, named ``.NAME.partial``) so
-    that the run can be resumed; it never looks like a finished run. With ``replace``, a previous complete
-    run at ``final`` is swapped out only once the new one is complete.
+    that a run can be resumed, unless ``keep_unfinished`` is false (for outputs that are quick to redo);
+    it never looks like a finished run. With ``replace``, a previous complete run at ``final`` is swapped
+    out only once the new one is complete.
 
     Raises:
         RunFolderError: ``final`` exists and may not be replaced; an interrupted run is in the way (or,
@@ -81,7 +83,12 @@ def staged_folder(final: Path, replace: bool = False, resume: bool = False) -> I
             staging.mkdir(parents=True)
         except OSError as exc:
             raise RunFolderError(f"cannot create {staging}: {exc.strerror}") from None
-    yield staging
+    try:
+        yield staging
+    except BaseException:
+        if not keep_unfinished:
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
     retired = None
     if final.exists():
         ensure_new(final, replace)

@@ -8,6 +8,7 @@ import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from custodysim.formatting import amount, pct, usd
 from custodysim.runner import VariantRows
 
 OUTCOMES = {
@@ -20,34 +21,12 @@ OUTCOMES = {
 """What each trial outcome means, in the order the report lists them."""
 
 
-def _usd(x: float | None) -> str:
-    if x is None:
-        return "n/a"
-    sign = "-" if x < 0 else ""
-    x = abs(x)
-    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if x >= limit:
-            return f"{sign}${x / limit:,.2f}{suffix}"
-    return f"{sign}${x:,.0f}"
-
-
-def _pct(x: float) -> str:
-    return f"{round(100 * x, 1) + 0.0:.1f}%"  # + 0.0 turns -0.0 into 0.0
-
-
-def _amount(x: float) -> str:
-    """Format an amount in an asset's own units: whole units when large, 4 significant digits when small."""
-    if x == 0:
-        return "0"
-    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:,.4g}"
-
-
 def _env(autoescape: bool = False) -> Environment:
     env = Environment(loader=PackageLoader("custodysim", "templates"), undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=autoescape)
-    env.filters["usd"] = _usd
-    env.filters["pct"] = _pct
-    env.filters["amount"] = _amount
+    env.filters["usd"] = usd
+    env.filters["pct"] = pct
+    env.filters["amount"] = amount
     return env
 
 
@@ -133,18 +112,18 @@ def best_sentence(summary: dict[str, Any]) -> str:
     top = ranked(summary)
     name, v, _ = top[0]
     if len(top) == 1:
-        return (f"Only the baseline ran: expected loss {_usd(base['expected_loss_usd'])} a year "
+        return (f"Only the baseline ran: expected loss {usd(base['expected_loss_usd'])} a year "
                 f"(95% CI {_ci(base['expected_loss_ci95_usd'])}).")
     if name == baseline or v["expected_loss_usd"] >= base["expected_loss_usd"]:
-        return (f"No variant has a lower expected loss than the baseline's {_usd(base['expected_loss_usd'])} "
+        return (f"No variant has a lower expected loss than the baseline's {usd(base['expected_loss_usd'])} "
                 f"a year (95% CI {_ci(base['expected_loss_ci95_usd'])}).")
     tied = [n for n, w, _ in top[1:] if w["expected_loss_usd"] == v["expected_loss_usd"]]
     low, high = v["diff_ci95_usd"]
-    share = (f", {_pct(-v['diff_vs_baseline_usd'] / base['expected_loss_usd'])} of the baseline's "
-             f"{_usd(base['expected_loss_usd'])}") if base["expected_loss_usd"] > 0 else ""
-    return (f"Best: {name}{_tie(tied)}, expected loss {_usd(v['expected_loss_usd'])} a year "
-            f"(95% CI {_ci(v['expected_loss_ci95_usd'])}), avoiding {_usd(-v['diff_vs_baseline_usd'])} a year"
-            f"{share} (paired 95% CI {_usd(-high)} to {_usd(-low)}).")
+    share = (f", {pct(-v['diff_vs_baseline_usd'] / base['expected_loss_usd'])} of the baseline's "
+             f"{usd(base['expected_loss_usd'])}") if base["expected_loss_usd"] > 0 else ""
+    return (f"Best: {name}{_tie(tied)}, expected loss {usd(v['expected_loss_usd'])} a year "
+            f"(95% CI {_ci(v['expected_loss_ci95_usd'])}), avoiding {usd(-v['diff_vs_baseline_usd'])} a year"
+            f"{share} (paired 95% CI {usd(-high)} to {usd(-low)}).")
 
 
 def caveat(summary: dict[str, Any]) -> str:
@@ -181,7 +160,7 @@ def _tie(tied: list[str]) -> str:
 
 
 def _ci(pair: list[float]) -> str:
-    return f"{_usd(pair[0])} to {_usd(pair[1])}"
+    return f"{usd(pair[0])} to {usd(pair[1])}"
 
 
 def _native_var99(r: VariantRows) -> dict[str, float]:

@@ -14,8 +14,9 @@ from conftest import build, load
 
 from custodysim import charts
 from custodysim.assumptions import key_inputs
+from custodysim.formatting import pct, usd
 from custodysim.loader import LoadedScenario, load_scenario
-from custodysim.report import _pct, _usd, best_sentence, ranked, render_html, render_markdown, verdict
+from custodysim.report import best_sentence, ranked, render_html, render_markdown, verdict
 from custodysim.runner import run_variants
 from custodysim.runs import summarise_run
 from custodysim.stories import worst_stories
@@ -63,11 +64,11 @@ def test_every_variant_expected_loss_appears_as_formatted_in_the_summary(dmm):
     """Each variant's expected loss, VaR 99 and P(loss > 0), formatted by the shared filters, are in the headline."""
     answer = _section(dmm["html"], "answer")
     for v in dmm["summary"]["variants"].values():
-        assert _usd(v["expected_loss_usd"]) in answer
-        assert _usd(v["var99_usd"]) in answer
-        assert _pct(v["p_any_loss"]) in answer
+        assert usd(v["expected_loss_usd"]) in answer
+        assert usd(v["var99_usd"]) in answer
+        assert pct(v["p_any_loss"]) in answer
         for x in v.get("diff_ci95_usd", []):
-            assert _usd(x) in answer
+            assert usd(x) in answer
 
 
 def test_headline_ranks_variants_by_expected_loss(dmm):
@@ -87,7 +88,7 @@ def test_headline_sentence_names_the_best_variant_and_the_loss_it_avoids(dmm):
     best = summary["variants"]["independent-whitelist"]
     sentence = best_sentence(summary)
     assert sentence.startswith("Best: independent-whitelist")
-    assert f"avoiding {_usd(-best['diff_vs_baseline_usd'])} a year" in sentence
+    assert f"avoiding {usd(-best['diff_vs_baseline_usd'])} a year" in sentence
     assert sentence.replace("'", "&#39;") in dmm["html"]
 
 
@@ -157,7 +158,7 @@ def test_paired_comparison_ranks_variants_by_loss_avoided(dmm):
     assert order == sorted((n for n in variants if n != "baseline"), key=lambda n: variants[n]["diff_vs_baseline_usd"])
     for name in order:
         low, high = variants[name]["diff_ci95_unpaired_usd"]
-        assert f"{_usd(low)} to {_usd(high)}" in section
+        assert f"{usd(low)} to {usd(high)}" in section
 
 
 def test_native_units_and_controls_and_operations_are_shown(dmm):
@@ -167,7 +168,7 @@ def test_native_units_and_controls_and_operations_are_shown(dmm):
     assert f"{base['max_loss_native']['BTC']:,.0f}" in _section(html, "figures")
     controls = _section(html, "controls")
     for control, stop in base["stops_by_control"].items():
-        assert control in controls and _pct(stop["share"]) in controls
+        assert control in controls and pct(stop["share"]) in controls
     assert f"{base['operations']['withdrawal_delay_mean_hours']:.2f}" in _section(html, "operations")
 
 
@@ -177,7 +178,7 @@ def test_worst_stories_are_told_under_their_anchors(dmm):
     assert dmm["stories"]
     for story in dmm["stories"]:
         start = html.index(f'id="story-{story["variant"]}-{story["trial"]}"')
-        assert _usd(story["loss_usd"]) in html[start:start + 400]
+        assert usd(story["loss_usd"]) in html[start:start + 400]
 
 
 def test_key_inputs_come_threats_first_and_point_at_real_fields():
@@ -235,4 +236,4 @@ def test_markdown_report_still_renders(dmm):
     """report.md renders from the same summary with the same filters."""
     manifest = {**dmm["manifest"], "wall_time_seconds": 1.0}
     text = render_markdown(dmm["summary"], manifest)
-    assert _usd(dmm["summary"]["variants"]["baseline"]["expected_loss_usd"]) in text
+    assert usd(dmm["summary"]["variants"]["baseline"]["expected_loss_usd"]) in text

@@ -124,13 +124,13 @@ def test_manifest_carries_provenance_with_relative_paths(tmp_path):
 
 def test_report_quotes_the_summary_figures(tmp_path):
     """report.md shows each variant's expected loss as summary.json has it."""
-    from custodysim.report import _usd
+    from custodysim.formatting import usd
 
     outcome = execute_run(SCENARIOS / "hot-wallet-key-theft.yaml", trials=200, out=tmp_path / "r")
     report = (tmp_path / "r" / "report.md").read_text()
     for name, v in outcome.summary["variants"].items():
         assert name in report
-        assert _usd(v["expected_loss_usd"]) in report
+        assert usd(v["expected_loss_usd"]) in report
 
 
 def test_interrupted_simulation_leaves_no_run_folder(tmp_path):
