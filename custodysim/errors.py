@@ -9,11 +9,17 @@ PathT = tuple[str | int, ...]
 
 
 def format_path(path: PathT) -> str:
-    """Render ``("wallets", "hot", "signers", 0)`` as ``wallets.hot.signers[0]``."""
+    r"""Render ``("wallets", "hot", "signers", 0)`` as ``wallets.hot.signers[0]``.
+
+    An empty key, or one holding a line break or another invisible character, is shown quoted
+    (``exposure['a\nb']``), so that the path stays on one line and says what the file holds.
+    """
     out = ""
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif not part or not part.isprintable():
+            out += f"[{part!r}]"
         else:
             out += ("." if out else "") + part
     return out or "(top level)"

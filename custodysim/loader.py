@@ -89,7 +89,8 @@ def load_scenario(path: str | Path) -> LoadedScenario:
 
 def load_scenario_text(text: str, source: str = "<scenario>", sha256: str | None = None) -> LoadedScenario:
     """Validate scenario YAML given as text (see :func:`load_scenario`)."""
-    sha = sha256 or hashlib.sha256(text.encode()).hexdigest()
+    # "surrogatepass": text decoded with "surrogateescape" still gets a digest; the parser then refuses it
+    sha = sha256 or hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     doc, problems = parse_yaml(text)
     if doc is None:
         raise ScenarioError(source, problems)
@@ -244,7 +245,8 @@ def _resolve_variant(name: str, overrides: dict[str, Any], base: dict[str, Any],
 
 
 def _split(dotted: str) -> list[str | int]:
-    return [int(p) if p.isdigit() else p for p in dotted.split(".")]
+    # ASCII digits only: str.isdigit() also accepts '²', which int() refuses
+    return [int(p) if p.isascii() and p.isdigit() else p for p in dotted.split(".")]
 
 
 def _matching_override(loc: PathT, overrides: dict[str, Any]) -> str | None:

@@ -1,12 +1,23 @@
-"""Cross-reference checks: every id a scenario mentions must exist and be of the right kind."""
+"""Cross-reference checks: every id a scenario mentions must exist and be of the right kind.
+
+Also the checks that need several fields at once: repeated access edges, and transfers so frequent that
+one trial would simulate millions of them (which would never finish).
+"""
 
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable, Iterator
 
 from custodysim.errors import PathT
 from custodysim.schema import CHAIN, EXTERNAL, Scenario
+from custodysim.treasury import RETRY_DAYS
+
+MAX_LEGIT_TRANSFERS = 200_000
+"""Legitimate transfers (scheduled ones and top-ups) one trial may simulate."""
+MAX_THEFT_TRANSFERS = 10_000_000
+"""Theft transfers one campaign may send out of one wallet in one trial (the horizon over the drain interval)."""
 
 
 def _missing(kind: str, ref: str, known: Iterable[str]) -> str:
@@ -99,13 +110,71 @@ def _check(s: Scenario) -> Iterator[tuple[PathT, str]]:
         for i, wid in enumerate(mon.wallets or []):
             yield from need(("controls", "outflow_monitoring", cid, "wallets", i), "wallet", wid, wallets)
 
+    yield from _work_bounds(s)
+
+
+def _about(n: float) -> str:
+    if not math.isfinite(n):
+        return "countless"
+    return f"about {n:,.0f}" if n < 1e12 else f"about {n:.2g}"
+
+
+def _work_bounds(s: Scenario) -> Iterator[tuple[PathT, str]]:
+    """Refuse transfers so frequent that one trial would simulate millions of them (and never end).
+
+    The counts are upper estimates: scheduled transfers over the horizon; top-ups no more often than the
+    net outflow eats cap - low_water or than a refill is signed, and no more (each moving at least
+    cap - low_water) than the funds that can reach the source allow, plus a retry a day once it is dry.
+    """
+    horizon = s.settings.horizon_days
+    legit: list[tuple[float, PathT, str]] = []  # (transfers per trial, where, what to change)
+    funds = {wid: w.balance + (w.flows.deposits_per_day * horizon if w.flows else 0.0) for wid, w in s.wallets.items()}
+    for i, t in enumerate(s.operations.transfers):
+        n = max(horizon - t.first_day, 0.0) / t.every_days
+        legit.append((n, ("operations", "transfers", i, "every_days"),
+                      f"one transfer every {t.every_days:g} days; raise every_days"))
+        if t.to in funds:
+            funds[t.to] += t.amount * (n + 1)
+    for wid, w in s.wallets.items():  # deposits beyond withdrawals are swept on
+        sweep = w.sweep_to or (w.topup.source if w.topup else None)
+        if w.flows is not None and sweep in funds and sweep != wid:
+            funds[sweep] += max(w.flows.deposits_per_day - w.flows.withdrawals_per_day, 0.0) * horizon
+    for wid, w in s.wallets.items():
+        if w.topup is None or w.flows is None or w.topup.source not in s.wallets:
+            continue
+        net = w.flows.withdrawals_per_day - w.flows.deposits_per_day
+        if net <= 0:
+            continue
+        source = w.topup.source
+        delay = s.wallets[source].policy.delay
+        lock_hours = delay.hours if delay is not None and delay.enforced_by is not None else 0.0
+        gap = w.topup.cap - w.topup.low_water
+        cycle = max((w.topup.signing_hours + lock_hours) / 24, gap / net)
+        available = funds[source] + sum(funds[x] for x in _sources(s, source))
+        n = min(horizon / cycle if cycle > 0 else math.inf, available / gap + horizon / RETRY_DAYS)
+        legit.append((n, ("wallets", wid, "topup"), f"a net outflow of {net:g}/day against cap - low_water = "
+                      f"{gap:g}; widen the gap between cap and low_water"))
+    total = sum(n for n, _, _ in legit)
+    if total > MAX_LEGIT_TRANSFERS:
+        _, path, why = max(legit, key=lambda item: item[0])
+        yield path, (f"{_about(total)} legitimate transfers per trial, more than the {MAX_LEGIT_TRANSFERS:,} a "
+                     f"trial can simulate: {why}")
+    for tid, threat in s.threats.items():
+        n = horizon * 24 * 60 / threat.drain_interval_minutes
+        if n > MAX_THEFT_TRANSFERS:
+            least = horizon * 24 * 60 / MAX_THEFT_TRANSFERS
+            yield ("threats", tid, "drain_interval_minutes"), (
+                f"one theft transfer every {threat.drain_interval_minutes:g} minutes makes {_about(n)} from one "
+                f"wallet in a trial, more than the {MAX_THEFT_TRANSFERS:,} a trial can simulate; use at least "
+                f"{least:.2g} minutes")
+
 
 def _wallet_link(s: Scenario, path: PathT, own: str | None, ref: str) -> Iterator[tuple[PathT, str]]:
     if ref not in s.wallets:
         yield path, _missing("wallet", ref, s.wallets)
     elif ref == own:
         yield path, "a wallet cannot send to itself"
-    elif own is not None and s.wallets[ref].asset != s.wallets[own].asset:
+    elif own in s.wallets and s.wallets[ref].asset != s.wallets[own].asset:  # own: reported apart if missing
         yield path, f"wallet {ref!r} holds {s.wallets[ref].asset}, not {s.wallets[own].asset}"
 
 

@@ -7,6 +7,7 @@ validation error's location is the same path a person sees in the file. Units ar
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -14,7 +15,21 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from custodysim.distributions import Distribution, as_distribution
 
-Dist = Annotated[Distribution, BeforeValidator(as_distribution)]
+
+def _finite_draws(dist: Distribution) -> Distribution:
+    """Refuse a distribution whose mean or largest draws overflow a float (a lognormal's p90 far above median)."""
+    try:
+        finite = all(math.isfinite(x) for x in (dist.mean(), dist.sample(0.0), dist.sample(0.5),
+                                                 dist.sample(1.0 - 2.0**-53)))
+    except OverflowError:
+        finite = False
+    if not finite:
+        raise ValueError("its largest draws (or its mean) overflow to infinity; use smaller values, "
+                         "or for a lognormal a p90 closer to the median")
+    return dist
+
+
+Dist = Annotated[Distribution, BeforeValidator(as_distribution), AfterValidator(_finite_draws)]
 Probability = Annotated[float, Field(ge=0, le=1)]
 Amount = Annotated[float, Field(ge=0)]
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")

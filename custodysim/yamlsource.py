@@ -1,9 +1,10 @@
 """Safe YAML reading that remembers where every value came from.
 
 PyYAML's safe loader already refuses tags that construct objects; on top of it this module refuses
-duplicate keys (instead of the silent last-wins), non-string keys and alias expansions that would blow
-up (the "billion laughs"), and records the line of every mapping key and sequence item so that a
-validation error can point into the file.
+duplicate keys (instead of the silent last-wins), non-string keys, alias expansions that would blow up
+(the "billion laughs") and files of more values than any scenario needs (stopped while they are parsed),
+and records the line of every mapping key and sequence item so that a validation error can point into
+the file.
 """
 
 from __future__ import annotations
@@ -18,13 +19,36 @@ from custodysim.errors import PathT, Problem
 MAX_NODES = 200_000
 """Upper bound on values produced from one file, aliases expanded (bounds memory and time)."""
 MAX_DEPTH = 64
+MAX_SOURCE_NODES = 50_000
+"""Upper bound on values written in one file, aliases not expanded (bounds parsing before any expansion)."""
 
 _SCALAR_TAGS = {
     "tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
     "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null",
 }
 _MAP_TAG, _SEQ_TAG, _MERGE_TAG = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:merge"
+_STR_TAG, _VALUE_TAG = "tag:yaml.org,2002:str", "tag:yaml.org,2002:value"
 _KINDS = {"int": "number", "float": "number", "bool": "true/false value", "null": "null", "timestamp": "date"}
+
+
+def _is_text(node: yaml.Node) -> bool:
+    """Whether ``node`` is text: a string, or a plain '=' (which YAML 1.1 tags as a 'value')."""
+    return isinstance(node, yaml.ScalarNode) and node.tag in (_STR_TAG, _VALUE_TAG)
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, stopped as soon as the file holds more than MAX_SOURCE_NODES values."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.composed = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if not self.check_event(yaml.AliasEvent):  # an alias reuses a node: counted when expanded
+            self.composed += 1
+            if self.composed > MAX_SOURCE_NODES:
+                raise _TooMany(self.peek_event().start_mark.line + 1)  # type: ignore[no-untyped-call]
+        return super().compose_node(parent, index)
 
 
 def _describe(node: yaml.Node) -> str:
@@ -96,7 +120,7 @@ class _Builder:
             out: dict[str, Any] = {}
             explicit_keys: set[str] = set()
             for position, (key_node, value_node) in enumerate(node.value):
-                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
+                if not _is_text(key_node):
                     scalar = isinstance(key_node, yaml.ScalarNode)
                     quote = " (put it in quotes to use it as text)" if scalar else ""
                     self._refuse(path, key_node, f"keys must be plain text, not {_describe(key_node)}{quote}")
@@ -113,6 +137,8 @@ class _Builder:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+        if _is_text(node) or node.tag == _MERGE_TAG:
+            return node.value  # '=' and '<<' outside a key are plain text
         if node.tag == "tag:yaml.org,2002:timestamp":
             return self._refuse(path, node, f"a date is not accepted here; put {node.value!r} in quotes "
                                 "to use it as text")
@@ -120,7 +146,7 @@ class _Builder:
             return self._refuse(path, node, f"unsupported YAML tag {node.tag!r}")
         try:
             return self.loader.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError, OverflowError):
+        except (yaml.YAMLError, ValueError, OverflowError, KeyError, IndexError):  # e.g. !!bool maybe, !!int ''
             return self._refuse(path, node, f"{node.value!r} is not a valid {node.tag.rsplit(':', 1)[-1]}")
 
     def _refuse(self, path: PathT, node: yaml.Node, message: str) -> None:
@@ -177,10 +203,15 @@ class _TooDeep(_TooBig):
     pass
 
 
+class _TooMany(Exception):
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+
 def parse_yaml(text: str) -> tuple[Document | None, list[Problem]]:
     """Parse ``text`` into a :class:`Document`, or return the problems that prevented it."""
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _Loader(text)
     except yaml.reader.ReaderError as exc:  # a control character anywhere in the text
         char = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
         return None, [Problem((), f"not valid YAML: character {char} is not allowed",
@@ -190,12 +221,18 @@ def parse_yaml(text: str) -> tuple[Document | None, list[Problem]]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        reason = ", ".join(filter(None, [exc.context, exc.problem])) or str(exc)
+        context = exc.context
+        if context and exc.context_mark and mark is not None and exc.context_mark.line != mark.line:
+            context += f" (line {exc.context_mark.line + 1})"  # where the bracket opened, the anchor first was, ...
+        reason = ", ".join(filter(None, [context, exc.problem])) or str(exc)
         return None, [Problem((), f"not valid YAML: {reason}", line)]
     except yaml.YAMLError as exc:
         return None, [Problem((), f"not valid YAML: {exc}")]
     except RecursionError:
         return None, [Problem((), f"nesting far deeper than {MAX_DEPTH} levels", loader.get_mark().line + 1)]
+    except _TooMany as exc:
+        return None, [Problem((), f"the file holds more than {MAX_SOURCE_NODES} values; is this really a "
+                              "scenario file?", exc.line)]
     finally:
         loader.dispose()
     if root is None:
@@ -212,6 +249,10 @@ def parse_yaml(text: str) -> tuple[Document | None, list[Problem]]:
         return None, [Problem((), f"not valid YAML: {exc}")]
     if builder.problems:
         return None, builder.problems
+    if data is None:  # a lone '---', '~' or 'null'
+        return None, [Problem((), "the file is empty")]
     if not isinstance(data, dict):
-        return None, [Problem((), f"a scenario must be a mapping of fields, not {type(data).__name__}", 1)]
+        kind = {list: "a list", str: "text", bool: "a true/false value", int: "a number",
+                float: "a number"}.get(type(data), type(data).__name__)
+        return None, [Problem((), f"a scenario must be a mapping of fields, not {kind}", root.start_mark.line + 1)]
     return Document(data, builder.lines), []
