@@ -105,10 +105,13 @@ class World:
         """Bring operations up to the current simulation time."""
         self.treasury.advance(self.env.now)
 
-    def trace(self, text: str) -> None:
-        """Record a line of the trial's story (only when telling it: tracing is off in bulk runs)."""
+    def trace(self, template: str, *args: object) -> None:
+        """Record a line of the trial's story, ``template.format(*args)``.
+
+        Formatting happens only when the story is being told: bulk runs pay for nothing but the call.
+        """
         if self.tell:
-            self.story.append((self.env.now, text))
+            self.story.append((self.env.now, template.format(*args)))
 
     # ------------------------------------------------------------------ attacker progress
     def compromise(self, c: Campaign, step: Step) -> None:
@@ -116,14 +119,14 @@ class World:
         now = self.env.now
         c.held[step.node] = now
         self.first_access = min(self.first_access, now)
-        self.trace(f"{c.label} takes {step.node} ({step.via})")
+        self.trace("{} takes {} ({})", c.label, step.node, step.via)
         self._schedule_detection(c, step.node, now)
         m = self.model
         for wid, _signer in m.key_holdings.get(step.node, ()):
             wallet = m.wallets[wid]
             if (c.label, wid) not in self.draining and choose_quorum(c, wallet, now) is not None:
                 self.draining.add((c.label, wid))
-                self.trace(f"{c.label} can now sign for {wid} with {wallet.threshold} key(s)")
+                self.trace("{} can now sign for {} with {} key(s)", c.label, wid, wallet.threshold)
                 self.env.process(drain(self.env, self, c, wallet, "key_theft"))
         for wid in m.pipeline_of.get(step.node, ()):
             self._add_tamperer(c, wid)
@@ -133,7 +136,7 @@ class World:
     def insider_acts(self, c: Campaign) -> None:
         """An insider uses the keys they hold: any wallet where they alone make a quorum."""
         assert c.insider is not None
-        self.trace(f"insider {c.insider} decides to act")
+        self.trace("insider {} decides to act", c.insider)
         for wallet in self.model.wallets.values():
             if choose_quorum(c, wallet, self.env.now) is not None:
                 self.env.process(drain(self.env, self, c, wallet, "insider"))
@@ -157,7 +160,7 @@ class World:
         listeners = self.tamperers.setdefault(wid, [])
         if c in listeners:
             return
-        self.trace(f"{c.label} can now rewrite transfers out of {wid}")
+        self.trace("{} can now rewrite transfers out of {}", c.label, wid)
         listeners.append(c)
         if len(listeners) == 1:
             self.sync()
@@ -198,7 +201,7 @@ class World:
         self.loss_by_wallet[wallet.id] = self.loss_by_wallet.get(wallet.id, 0.0) + usd
         c.loss_usd += usd
         self.first_theft = min(self.first_theft, now)
-        self.trace(f"{amount:,.6g} {wallet.asset} leave {wallet.id} for the attacker ({path})")
+        self.trace("{:,.6g} {} leave {} for the attacker ({})", amount, wallet.asset, wallet.id, path)
 
     def watch_outflow(self, c: Campaign, wallet: WalletModel, amount: float, sent: float) -> None:
         """Outflow monitoring may notice an attacker transfer, after its delay."""
@@ -222,7 +225,7 @@ class World:
         # an alarm after a theft only limits what follows, and is not counted as stopping the attacker.
         if (hold or c.loss_usd == 0) and source not in c.stops:
             c.stops.append(source)
-        self.trace(f"alarm: {source} on {c.label}")
+        self.trace("alarm: {} on {}", source, c.label)
         self.first_alarm = min(self.first_alarm, now)
         if c.alarm_at <= now:
             return
@@ -238,7 +241,8 @@ class World:
             self.treasury.freeze(wid, now, end)
         for wid in wallets | self._reach(c, now):
             self.treasury.freeze(wid, freeze_at, end)
-        self.trace(f"response: freeze in {(freeze_at - now) / HOUR:.1f} h, revoke in {(revoke_at - now) / HOUR:.1f} h")
+        self.trace("response: freeze in {:.1f} h, revoke in {:.1f} h",
+                   (freeze_at - now) / HOUR, (revoke_at - now) / HOUR)
         if self._clock is not None and self.env.active_process is not self._clock:
             self._clock.interrupt()
 

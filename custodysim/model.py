@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from custodysim.distributions import Distribution
 from custodysim.schema import EXTERNAL, Flows, Scenario, TopUp
@@ -70,12 +71,12 @@ class WalletModel:
         """Return the signers asked to approve a legitimate transfer: the first ``threshold`` listed."""
         return self.signers[: self.threshold]
 
-    @property
+    @cached_property
     def legit_transfer_limit(self) -> float:
         """Return the per-transfer limit legitimate transfers respect (infinity if none is enforced)."""
         return min((r.size for r in self.rules if r.kind == "per_transfer_limit" and r.enforcer), default=math.inf)
 
-    @property
+    @cached_property
     def legit_delay_days(self) -> float:
         """Return the time-lock every legitimate transfer waits (0 if none is enforced)."""
         return max((r.size for r in self.rules if r.kind == "delay" and r.enforcer), default=0.0)

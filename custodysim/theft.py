@@ -78,13 +78,13 @@ def judge(world: World, c: Campaign, wallet: WalletModel, t: float) -> str | Non
         shown_by = [comp for comp in signer.views_through if c.holds(comp, t)]
         independent = device is not None and not c.holds(device, t)
         if shown_by and not independent:
-            world.trace(f"{person} approves what {shown_by[0]} shows ({signer.id})")
+            world.trace("{} approves what {} shows ({})", person, shown_by[0], signer.id)
             continue
         where = f"on {device}" if independent else "on a clean screen"
         if c.u(world.rnd, f"verify:{person}", c.transfers) < p:
-            world.trace(f"{person} checks {where} and catches the mismatch: refuses to sign ({signer.id})")
+            world.trace("{} checks {} and catches the mismatch: refuses to sign ({})", person, where, signer.id)
             return person
-        world.trace(f"{person} checks {where} but misses the mismatch and signs ({signer.id})")
+        world.trace("{} checks {} but misses the mismatch and signs ({})", person, where, signer.id)
     return None
 
 
@@ -94,7 +94,7 @@ def attempt(world: World, c: Campaign, wallet: WalletModel, quorum: Sequence[Sig
     now = world.env.now
     rules = [r for r in wallet.rules if binds(r, c, quorum, now, wallet, takeover)]
     if any(r.kind == "whitelist" for r in rules):
-        world.trace(f"the whitelist of {wallet.id} blocks the transfer to the attacker's address")
+        world.trace("the whitelist of {} blocks the transfer to the attacker's address", wallet.id)
         world.stop(c, f"whitelist:{wallet.id}", {wallet.id}, hold=True)
         return Attempt.BLOCKED
     amount = min(wanted, world.treasury.balance(wallet.id))
@@ -127,7 +127,8 @@ def pending_transfer(env: simpy.Environment, world: World, c: Campaign, wallet: 
     if world.treasury.freeze_began(wallet.id, submitted, due):
         world.treasury.settle_theft(wallet.id, amount, stolen=False)
         c.stops.append(f"delay:{wallet.id}")
-        world.trace(f"time-locked transfer of {amount:,.4g} {wallet.asset} from {wallet.id} cancelled at the freeze")
+        world.trace("time-locked transfer of {:,.4g} {} from {} cancelled at the freeze",
+                    amount, wallet.asset, wallet.id)
         return
     world.lose(c, wallet, amount, path)
 
@@ -166,8 +167,8 @@ def tamper(world: World, c: Campaign, wallet: WalletModel, transfer: LegitTransf
     nothing (an empty wallet, a used-up daily limit), the attacker lets the original through.
     """
     mode = c.threat.tampering if c.threat is not None else "amount"
-    world.trace(f"{c.label} rewrites a {transfer.amount:,.4g} {wallet.asset} {transfer.kind} transfer "
-                f"out of {wallet.id} ({mode})")
+    world.trace("{} rewrites a {:,.4g} {} {} transfer "
+                "out of {} ({})", c.label, transfer.amount, wallet.asset, transfer.kind, wallet.id, mode)
     catcher = judge(world, c, wallet, transfer.time)
     c.transfers += 1
     if catcher is not None:
@@ -196,5 +197,5 @@ def forge(world: World, c: Campaign, wallet: WalletModel) -> None:
     if catcher is not None:
         world.stop(c, f"verification:{catcher}", {wallet.id}, hold=True)
         return
-    world.trace(f"{c.label} submits a forged transfer request out of {wallet.id}")
+    world.trace("{} submits a forged transfer request out of {}", c.label, wallet.id)
     attempt(world, c, wallet, wallet.operational_quorum, math.inf, "forged_request")

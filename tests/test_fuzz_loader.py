@@ -545,6 +545,17 @@ def _merge_bomb(levels: int) -> str:
         inner = f"&a{i} {{<<: [{inner}, {', '.join([f'*a{i - 1}'] * 8)}]}}"
     return f"name: x\nb: {inner}\n"
 
+def _refusal_peak_bytes(text: str) -> int:
+    """Return the peak memory traced while ``text`` is loaded and refused."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(ScenarioError):
+            load_scenario_text(text)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 
 @pytest.mark.parametrize("text", [
     pytest.param(_bomb(9), id="lists-9^10"),
@@ -557,14 +568,7 @@ def test_alias_bombs_bounded_in_time_and_memory(text: str) -> None:
     """Alias and merge bombs of up to 10^30 values are refused in under 2 s with under 200 MB at peak."""
     p = _only(text)  # timed without tracemalloc, which slows allocation several times over
     assert f"more than {MAX_NODES} values" in p.message or "nesting deeper" in p.message
-    tracemalloc.start()
-    try:
-        with pytest.raises(ScenarioError):
-            load_scenario_text(text)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < 200e6, f"peak {peak / 1e6:.0f} MB"
+    assert _refusal_peak_bytes(text) < 200e6
 
 
 def test_large_flat_file_refused_before_it_is_all_parsed() -> None:
@@ -573,14 +577,7 @@ def test_large_flat_file_refused_before_it_is_all_parsed() -> None:
     p = _only(text)
     assert p.line == 2 and f"more than {MAX_SOURCE_NODES} values" in p.message
     assert "alias" not in p.message
-    tracemalloc.start()
-    try:
-        with pytest.raises(ScenarioError):
-            load_scenario_text(text)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < 200e6, f"peak {peak / 1e6:.0f} MB"
+    assert _refusal_peak_bytes(text) < 200e6
 
 
 @pytest.mark.parametrize(("old", "new", "needle"), [
