@@ -8,9 +8,11 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from custodysim.distributions import poisson_quantile
+import numpy as np
+
+from custodysim.distributions import poisson_quantile, poisson_quantiles
 from custodysim.model import CompiledScenario, SignerModel, ThreatModel, WalletModel
-from custodysim.randomness import TrialRandom
+from custodysim.randomness import TrialRandom, uniform_array
 
 if TYPE_CHECKING:
     import simpy
@@ -95,6 +97,33 @@ def sample_campaigns(model: CompiledScenario, rnd: TrialRandom) -> list[Campaign
             start = horizon * rnd.uniform(prefix + "start", i)
             campaigns.append(Campaign(f"insider:{person}#{i}", prefix, i, start, None, [], insider=person))
     return campaigns
+
+
+def screen_trials(model: CompiledScenario, seed: int, trials: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return, for each of ``trials``, how many campaigns it has and whether it needs simulating.
+
+    This draws, for a whole chunk of trials at once, the numbers :func:`sample_campaigns` and :func:`spread`
+    would draw first: how many campaigns come, and whether anybody falls for them. A trial where nobody
+    falls and no insider acts has no foothold at all: its row is the quiet row with its campaign count,
+    and it needs no simulation. The others do (the screen is conservative: a fall may still come after
+    the horizon).
+    """
+    counts = np.zeros(len(trials), dtype=np.int64)
+    needed = np.zeros(len(trials), dtype=bool)
+    for threat in model.threats:
+        prefix = f"{threat.id}/"
+        n = poisson_quantiles(threat.campaigns_per_horizon, uniform_array(seed, prefix + "count", trials),
+                              model.max_campaigns)
+        counts += n
+        for i in range(int(n.max(initial=0))):
+            for entry in threat.entries:
+                falls = uniform_array(seed, prefix + entry.stream + ":falls", trials, i) < entry.p_fall
+                needed |= (n > i) & falls
+    for person, rate in model.insiders.items():
+        n = poisson_quantiles(rate, uniform_array(seed, f"insider:{person}/count", trials), model.max_campaigns)
+        counts += n
+        needed |= n > 0
+    return counts, needed
 
 
 def spread(model: CompiledScenario, threat: ThreatModel, prefix: str, index: int, start: float,

@@ -11,9 +11,11 @@ import math
 from statistics import NormalDist
 from typing import Annotated, Literal, Union
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 _STD_NORMAL = NormalDist()
+_normal_quantile = _STD_NORMAL.inv_cdf
 _Z90 = _STD_NORMAL.inv_cdf(0.9)
 
 
@@ -95,7 +97,7 @@ class LogNormal(_Dist):
 
     def sample(self, u: float) -> float:  # noqa: D102
         u = min(max(u, 1e-12), 1 - 1e-12)
-        return self.median * math.exp(self.sigma * _STD_NORMAL.inv_cdf(u))
+        return self.median * math.exp(self.sigma * _normal_quantile(u))
 
     def mean(self) -> float:  # noqa: D102
         return self.median * math.exp(self.sigma**2 / 2)
@@ -138,6 +140,20 @@ def as_distribution(value: object) -> object:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return {"dist": "fixed", "value": value}
     return value
+
+
+def poisson_quantiles(lam: float, u: np.ndarray, cap: int) -> np.ndarray:
+    """Return :func:`poisson_quantile` at every ``u`` (the same integers)."""
+    if lam <= 0 or cap <= 0:
+        return np.zeros(len(u), dtype=np.int64)
+    cdf = np.empty(cap)
+    p = math.exp(-lam)
+    cdf[0] = total = p
+    for k in range(1, cap):  # accumulated exactly as the scalar loop does
+        p *= lam / k
+        total += p
+        cdf[k] = total
+    return np.searchsorted(cdf, u, side="right").astype(np.int64)
 
 
 def poisson_quantile(lam: float, u: float, cap: int) -> int:

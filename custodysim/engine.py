@@ -6,6 +6,7 @@ operations are the variant's quiet baseline, computed once.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -68,7 +69,7 @@ class World:
         self.model = model
         self.rnd = rnd
         self.env = simpy.Environment()
-        self.treasury = Treasury(model)
+        self._treasury: Treasury | None = None
         self.campaigns = campaigns
         self.daily_out: dict[tuple[str, int], float] = {}
         self.tamperers: dict[str, list[Campaign]] = {}
@@ -83,13 +84,24 @@ class World:
         self.first_theft = math.inf
         self.first_alarm = math.inf
 
+    @property
+    def treasury(self) -> Treasury:
+        """Return the trial's ledger, taken from the quiet timeline the first time the attacker reaches it."""
+        if self._treasury is None:
+            self._treasury = self.model.quiet.at(self.env.now)
+        return self._treasury
+
     # ------------------------------------------------------------------ running
     def run(self) -> TrialResult:
         """Simulate the trial to the horizon and return its result."""
         for c in self.campaigns:
             self.env.process(run_campaign(self.env, self, c))
         self.env.run(until=self.model.horizon)
-        self.treasury.advance(self.model.horizon)
+        if self._treasury is None:
+            ops = self.model.quiet.final.tally  # nothing ever touched operations
+        else:
+            self._treasury.advance(self.model.horizon)
+            ops = self._treasury.tally
         worst = max(self.campaigns, key=lambda c: c.loss_usd, default=None)
         path = [f"{node}@{t:.1f}d" for node, t in worst.held.items()] if worst and worst.loss_usd > 0 else []
         return TrialResult(
@@ -98,7 +110,7 @@ class World:
             campaigns=len(self.campaigns), footholds=sum(len(c.held) for c in self.campaigns),
             stops=[s for c in self.campaigns for s in c.stops],
             t_first_access=self.first_access, t_first_theft=self.first_theft, t_first_alarm=self.first_alarm,
-            ops=self.treasury.tally, attack_path=path, story=self.story,
+            ops=ops, attack_path=path, story=self.story,
         )
 
     def sync(self) -> None:
@@ -148,13 +160,16 @@ class World:
             if t < best:
                 best, by = t, control
         if best < self.model.horizon:
-            self.env.process(self._alarm_at(c, best, f"detection:{by}", node))
+            self._alarm_at(c, best, f"detection:{by}", node)
 
-    def _alarm_at(self, c: Campaign, at: float, source: str, node: str | None) -> Generator[Any, Any, None]:
-        yield self.env.timeout(at - self.env.now)
-        if node is not None and not c.holds(node, self.env.now):
-            return  # the foothold was revoked before it was noticed
-        self.stop(c, source, set())
+    def _alarm_at(self, c: Campaign, at: float, source: str, node: str | None) -> None:
+        """Raise the alarm ``source`` on campaign ``c`` at ``at``, if it still holds ``node`` then."""
+
+        def ring(_: simpy.Event) -> None:
+            if node is None or c.holds(node, self.env.now):  # else revoked before it was noticed
+                self.stop(c, source, set())
+
+        self.env.timeout(at - self.env.now).callbacks.append(ring)
 
     def _add_tamperer(self, c: Campaign, wid: str) -> None:
         listeners = self.tamperers.setdefault(wid, [])
@@ -212,7 +227,7 @@ class World:
             if c.u(self.rnd, f"monitor:{mon.id}:{wallet.id}", c.transfers) < mon.probability:
                 at = sent + mon.delay_hours.sample(c.u(self.rnd, f"monitor-delay:{mon.id}", c.transfers)) * HOUR
                 if at < self.model.horizon:
-                    self.env.process(self._alarm_at(c, at, f"monitoring:{mon.id}", None))
+                    self._alarm_at(c, at, f"monitoring:{mon.id}", None)
 
     def stop(self, c: Campaign, source: str, wallets: set[str], hold: bool = False) -> None:
         """Raise the alarm on campaign ``c``: freeze the affected wallets, then revoke its footholds.
@@ -257,9 +272,78 @@ class World:
 
 def simulate_trial(model: CompiledScenario, seed: int, trial: int, quiet: TrialResult | None = None,
                    tell: bool = False) -> TrialResult:
-    """Simulate one trial of ``model``; a trial without campaigns returns ``quiet`` when given."""
+    """Simulate one trial of ``model``.
+
+    Given the variant's ``quiet`` result (operations with no attacker), trials whose campaigns never
+    touch a wallet skip the SimPy world: see :func:`harmless_result`.
+    """
     rnd = TrialRandom(seed, trial)
     campaigns = sample_campaigns(model, rnd)
-    if not campaigns and quiet is not None and not tell:
-        return quiet
+    if quiet is not None and not tell:
+        if not campaigns:
+            return quiet
+        result = harmless_result(model, rnd, campaigns, quiet)
+        if result is not None:
+            return result
     return World(model, rnd, campaigns, tell=tell).run()
+
+
+def harmless_result(model: CompiledScenario, rnd: TrialRandom, campaigns: list[Campaign],
+                    quiet: TrialResult) -> TrialResult | None:
+    """Return the result of a trial whose campaigns never reach a key store, a pipeline or a request account.
+
+    Such campaigns cannot act on any wallet: operations run as in the quiet trial, an alarm freezes
+    nothing, and each campaign only spreads until its first alarm's revocation. That is replayed here
+    without SimPy, event for event as :class:`World` would run it. Returns None if the trial is not of
+    this kind, or if an alarm falls at the same instant as another event of its campaign (SimPy's event
+    order then decides, so the caller runs the full world).
+    """
+    capable = model.capability_nodes
+    for c in campaigns:
+        if c.insider is not None or any(step.node in capable for step in c.plan):
+            return None
+    horizon = model.horizon
+    first_access = first_alarm = math.inf
+    stops: list[str] = []
+    footholds = 0
+    for c in campaigns:
+        alarms: list[tuple[float, int, str, str]] = []  # (time, order, node, source)
+        steps = iter(c.plan)
+        step: Step | None = next(steps, None)
+        while step is not None or alarms:
+            if alarms and (step is None or alarms[0][0] < step.time):
+                at, _, node, source = heapq.heappop(alarms)
+                if alarms and alarms[0][0] == at:
+                    return None
+                if not c.holds(node, at):
+                    continue  # revoked before it was noticed
+                if source not in c.stops:
+                    c.stops.append(source)
+                first_alarm = min(first_alarm, at)
+                if c.alarm_at == math.inf:
+                    c.alarm_at = at
+                    c.revoked_at = at + model.revoke_delay_hours.sample(c.u(rnd, "response:revoke")) * HOUR
+                continue
+            assert step is not None
+            if alarms and alarms[0][0] == step.time:
+                return None
+            if step.time >= c.revoked_at:
+                step = None  # the campaign is over; alarms already raised still ring
+                continue
+            c.held[step.node] = step.time
+            first_access = min(first_access, step.time)
+            best, by = math.inf, ""
+            for control, dist in model.detectors.get(step.node, ()):
+                t = step.time + dist.sample(c.u(rnd, f"detect:{control}:{step.node}"))
+                if t < best:
+                    best, by = t, control
+            if best < horizon:
+                heapq.heappush(alarms, (best, len(c.held), step.node, f"detection:{by}"))
+            step = next(steps, None)
+        footholds += len(c.held)
+        stops += c.stops
+    return TrialResult(
+        loss_by_asset=quiet.loss_by_asset, loss_usd=0.0, loss_usd_by_path=quiet.loss_usd_by_path,
+        loss_usd_by_wallet=quiet.loss_usd_by_wallet, campaigns=len(campaigns), footholds=footholds, stops=stops,
+        t_first_access=first_access, t_first_theft=math.inf, t_first_alarm=first_alarm, ops=quiet.ops,
+    )

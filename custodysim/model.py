@@ -10,9 +10,13 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from custodysim.distributions import Distribution
 from custodysim.schema import EXTERNAL, Flows, Scenario, TopUp
+
+if TYPE_CHECKING:
+    from custodysim.treasury import QuietTimeline
 
 DAY_HOURS = 24.0
 
@@ -70,6 +74,13 @@ class WalletModel:
     def operational_quorum(self) -> tuple[SignerModel, ...]:
         """Return the signers asked to approve a legitimate transfer: the first ``threshold`` listed."""
         return self.signers[: self.threshold]
+
+    @cached_property
+    def flow_rates(self) -> tuple[float, float, float, float]:
+        """Return (withdrawals per day, deposits per day, USD price, cap) of a wallet with customer flows."""
+        assert self.flows is not None
+        cap = self.topup.cap if self.topup is not None else math.inf
+        return self.flows.withdrawals_per_day, self.flows.deposits_per_day, self.price_usd, cap
 
     @cached_property
     def legit_transfer_limit(self) -> float:
@@ -153,6 +164,18 @@ class CompiledScenario:
     key_rotation_hours: Distribution
     recovered_fraction: float
     price_paths: dict[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)
+
+    @cached_property
+    def capability_nodes(self) -> frozenset[str]:
+        """Return the nodes whose compromise lets an attacker act on a wallet (keys, pipeline, requests)."""
+        return frozenset(self.key_holdings) | frozenset(self.pipeline_of) | frozenset(self.requester_of)
+
+    @cached_property
+    def quiet(self) -> QuietTimeline:
+        """Return the operations of this variant when no attacker touches them (computed once)."""
+        from custodysim.treasury import QuietTimeline  # the ledger builds on this module
+
+        return QuietTimeline(self)
 
     def price_at(self, asset: str, day: float) -> float:
         """Return the asset's USD price in force on ``day`` (its price path, else its constant price)."""

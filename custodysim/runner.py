@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from custodysim.campaigns import screen_trials
 from custodysim.checkpoints import ChunkStore
 from custodysim.engine import PATH_TYPES, TrialResult, World, simulate_trial
 from custodysim.loader import LoadedScenario
@@ -102,14 +103,25 @@ def quiet_result(model: CompiledScenario, seed: int) -> TrialResult:
 
 def run_trials(model: CompiledScenario, seed: int, first: int, count: int, cols: Columns,
                quiet: TrialResult) -> tuple[np.ndarray, list[list[str]]]:
-    """Simulate trials ``first .. first+count-1`` of one variant; return their rows."""
-    numbers = np.empty((count, len(cols.numeric)))
-    texts: list[list[str]] = []
-    for i in range(count):
-        trial = first + i
-        row, text = row_of(trial, simulate_trial(model, seed, trial, quiet), cols)
+    """Simulate trials ``first .. first+count-1`` of one variant; return their rows.
+
+    Trials in which nobody gets a foothold (most of them, at realistic rates) are found for the whole
+    chunk at once (:func:`~custodysim.campaigns.screen_trials`): their rows are the quiet row with their
+    campaign count. Only the others are simulated one by one.
+    """
+    trials = np.arange(first, first + count)
+    campaigns, needed = screen_trials(model, seed, trials)
+    quiet_numbers, quiet_texts = row_of(0, quiet, cols)
+    numbers = np.tile(np.array(quiet_numbers), (count, 1))
+    numbers[:, 0] = trials
+    numbers[:, cols.numeric.index("campaigns")] = campaigns
+    outcome = Columns.text.index("outcome")
+    no_foothold = [*quiet_texts[:outcome], "no_foothold", *quiet_texts[outcome + 1:]]
+    texts = [list(no_foothold) if k else list(quiet_texts) for k in campaigns.tolist()]
+    for i in np.flatnonzero(needed).tolist():
+        row, text = row_of(first + i, simulate_trial(model, seed, first + i, quiet), cols)
         numbers[i] = row
-        texts.append(text)
+        texts[i] = text
     return numbers, texts
 
 

@@ -15,15 +15,31 @@ freeze ends.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from custodysim.model import CompiledScenario, WalletModel
 
 HOUR = 1.0 / 24.0
 RETRY_DAYS = 1.0
 MAX_PIECES = 10**9  # a count of limit-sized transfers, bounded for absurdly small limits
+
+
+class _Event(Enum):
+    """The kinds of operations event."""
+
+    NONE = 0
+    EDGE = 1  # a freeze begins or ends: flows change their dynamics
+    REQUEST = 2  # a hot wallet asks for a top-up
+    TOPUP_LANDS = 3
+    SCHEDULED = 4  # a recurring transfer is due
+    LANDING = 5  # a transfer lands in its destination wallet
+
+
+_NO_EVENT: tuple[float, _Event, Any] = (math.inf, _Event.NONE, None)
 
 
 class Intercept(Enum):
@@ -66,12 +82,21 @@ class _WalletState:
     credited: float = 0.0  # everything that flowed in: deposits, top-ups, transfers, sweeps
     retry_at: float = 0.0  # after a top-up request that sent nothing, when to ask again
 
+    @property
+    def rates(self) -> tuple[float, float, float, float]:
+        """Return the flowing wallet's (withdrawals per day, deposits per day, price, cap)."""
+        return self.spec.flow_rates
+
+    def copy(self) -> _WalletState:
+        return _WalletState(self.spec, self.balance, self.queue, self.topup, list(self.freezes), self.credited,
+                            self.retry_at)
+
     def frozen_at(self, t: float) -> bool:
-        return any(a <= t < b for a, b in self.freezes)
+        return bool(self.freezes) and any(a <= t < b for a, b in self.freezes)
 
     def released_at(self, t: float) -> float:
         """Return the first time >= t at which the wallet is not frozen."""
-        moved = True
+        moved = bool(self.freezes)
         while moved:
             moved = False
             for a, b in self.freezes:
@@ -115,6 +140,24 @@ class Treasury:
         self.stolen = dict.fromkeys(model.assets, 0.0)
         self.held_by_attacker = dict.fromkeys(model.assets, 0.0)
 
+    def copy(self) -> Treasury:
+        """Return an independent copy of this ledger's state (listeners are not copied)."""
+        twin = Treasury.__new__(Treasury)
+        twin.model = self.model
+        twin.now = self.now
+        twin.wallets = {wid: st.copy() for wid, st in self.wallets.items()}
+        twin._flowing = [twin.wallets[st.spec.id] for st in self._flowing]
+        twin._next_scheduled = list(self._next_scheduled)
+        twin._landings = list(self._landings)  # landings are never changed, only added and removed
+        twin.listeners = {}
+        tally = self.tally
+        twin.tally = OperationsTally(tally.withdrawals_usd, tally.delayed_withdrawals_usd, tally.wait_usd_days,
+                                     tally.transfers_signed, tally.transfers_delayed, tally.transfer_delay_days)
+        twin.deposited, twin.withdrawn = dict(self.deposited), dict(self.withdrawn)
+        twin.sent_out, twin.stolen = dict(self.sent_out), dict(self.stolen)
+        twin.held_by_attacker = dict(self.held_by_attacker)
+        return twin
+
     # ------------------------------------------------------------------ queries
     def balance(self, wallet: str) -> float:
         """Return the wallet's balance at :attr:`now`."""
@@ -147,8 +190,11 @@ class Treasury:
         return min(times, default=math.inf)
 
     def next_event_time(self) -> float:
-        """Return the time of the next operations event (a request or a landing)."""
-        return self._next_event()[0]
+        """Return the time of the next operations event that may move funds (a transfer or a landing).
+
+        Requests out of an empty wallet are not counted: they send nothing, so nobody can intercept them.
+        """
+        return self._next_live_time()
 
     # ------------------------------------------------------------------ attacker-side mutations
     def take(self, wallet: str, amount: float) -> float:
@@ -181,53 +227,144 @@ class Treasury:
     def advance(self, t: float) -> None:
         """Run operations up to time ``t`` (inclusive of events at ``t``)."""
         while True:
-            te, act = self._next_event()
+            te, kind, arg = self._next_event()
             if te > t:
                 break
+            if self._from_empty(kind, arg) and self._skip_dry(te, t):
+                continue  # requests to an empty wallet were skipped: look again
             self._flow(te)
-            act()
+            if kind is _Event.REQUEST:
+                self._request_topup(arg)
+            elif kind is _Event.TOPUP_LANDS:
+                self._topup_lands(arg)
+            elif kind is _Event.SCHEDULED:
+                self._scheduled(arg)
+            elif kind is _Event.LANDING:
+                self._land(arg)
         self._flow(t)
 
-    def _next_event(self) -> tuple[float, Callable[[], None]]:
-        best: tuple[float, Callable[[], None]] = (math.inf, _nothing)
+    def _next_event(self) -> tuple[float, _Event, Any]:
+        """Return the next event: its time, its kind and what it concerns (the first listed wins a tie)."""
+        best: tuple[float, _Event, Any] = _NO_EVENT
         for st in self._flowing:
             cand = self._flowing_event(st)
             if cand[0] < best[0]:
                 best = cand
+        wallets, due_times = self.wallets, self._next_scheduled
         for i, tr in enumerate(self.model.transfers):
-            due = self.wallets[tr.source].released_at(self._next_scheduled[i])
+            due = due_times[i]
+            src = wallets[tr.source]
+            if src.freezes:
+                due = src.released_at(due)
             if due < best[0]:
-                best = (due, _bind(self._scheduled, i))
+                best = (due, _Event.SCHEDULED, i)
         for landing in self._landings:
             if landing.time < best[0]:
-                best = (landing.time, _bind(self._land, landing))
+                best = (landing.time, _Event.LANDING, landing)
         return best
 
-    def _flowing_event(self, st: _WalletState) -> tuple[float, Callable[[], None]]:
-        best: tuple[float, Callable[[], None]] = (math.inf, _nothing)
-        for a, b in st.freezes:  # dynamics change at a freeze's edges
-            for edge in (a, b):
-                if edge > self.now and edge < best[0]:
-                    best = (edge, _nothing)
+    def _flowing_event(self, st: _WalletState) -> tuple[float, _Event, Any]:
+        best: tuple[float, _Event, Any] = _NO_EVENT
+        now = self.now
+        frozen = False
+        if st.freezes:
+            frozen = st.frozen_at(now)
+            for a, b in st.freezes:  # dynamics change at a freeze's edges
+                for edge in (a, b):
+                    if now < edge < best[0]:
+                        best = (edge, _Event.EDGE, None)
         top = st.spec.topup
         if top is None:
             return best
         if st.topup is not None:
-            cand = (st.topup.time, _bind(self._topup_lands, st))
+            when = st.topup.time
+            return (when, _Event.TOPUP_LANDS, st) if when < best[0] else best
+        level = st.balance - st.queue
+        flows = st.spec.flows
+        assert flows is not None
+        if level <= top.low_water + 1e-12:
+            when = now
         else:
-            level = st.balance - st.queue
-            flows = st.spec.flows
-            assert flows is not None
-            drain = flows.withdrawals_per_day - (0.0 if st.frozen_at(self.now) else flows.deposits_per_day)
-            if level <= top.low_water + 1e-12:
-                when = self.now
-            elif drain > 0 and not st.frozen_at(self.now):
-                when = self.now + (level - top.low_water) / drain
-            else:
+            drain = flows.withdrawals_per_day - (0.0 if frozen else flows.deposits_per_day)
+            if drain <= 0 or frozen:
                 return best
-            when = self.wallets[top.source].released_at(max(when, st.retry_at))
-            cand = (when, _bind(self._request_topup, st))
-        return cand if cand[0] < best[0] else best
+            when = now + (level - top.low_water) / drain
+        source = self.wallets[top.source]
+        when = max(when, st.retry_at)
+        if source.freezes:
+            when = source.released_at(when)
+        return (when, _Event.REQUEST, st) if when < best[0] else best
+
+    def _from_empty(self, kind: _Event, arg: Any) -> bool:
+        """Whether the event asks an empty wallet for funds (a transfer or a top-up request out of it)."""
+        if kind is _Event.SCHEDULED:
+            return self.wallets[self.model.transfers[arg].source].balance <= 0
+        if kind is _Event.REQUEST:
+            top = arg.spec.topup
+            return top is not None and self.wallets[top.source].balance <= 0
+        return False
+
+    def _skip_dry(self, te: float, limit: float) -> bool:
+        """Skip the requests to empty wallets that would send nothing before the next other event.
+
+        A scheduled transfer or a top-up request out of an empty wallet sends nothing and is simply asked
+        again (a period or :data:`RETRY_DAYS` after it was made, which a freeze of the wallet postpones).
+        The wallet stays empty until a transfer lands in it or a wallet sweeps into it, so until the next
+        event of another kind (or ``limit``, beyond which the attacker may act) every such request is a
+        no-op: this moves each one to the first time it would be asked at or after that instant, on the
+        schedule it would have kept. Returns whether anything moved.
+        """
+        end = min(self._next_live_time(), limit)
+        moved = False
+        for st in self._flowing:
+            top = st.spec.topup
+            if (top is None or st.topup is not None or st.retry_at < te
+                    or st.balance - st.queue > top.low_water + 1e-12
+                    or st.rates[1] > st.rates[0]):  # deposits outrun withdrawals: the level may rise
+                continue
+            source = self.wallets[top.source]
+            if self._stays_empty(source, end):
+                retry = _next_ask(source, st.retry_at, RETRY_DAYS, end)
+                moved = moved or retry != st.retry_at
+                st.retry_at = retry
+        for i, tr in enumerate(self.model.transfers):
+            source = self.wallets[tr.source]
+            due = self._next_scheduled[i]
+            if due >= te and self._stays_empty(source, end):
+                due = _next_ask(source, due, tr.every_days, end)
+                moved = moved or due != self._next_scheduled[i]
+                self._next_scheduled[i] = due
+        return moved
+
+    def _next_live_time(self) -> float:
+        """Return the time of the next event that is not a request out of an empty wallet."""
+        end = min((x.time for x in self._landings), default=math.inf)
+        for i, tr in enumerate(self.model.transfers):
+            source = self.wallets[tr.source]
+            if source.balance > 0:
+                end = min(end, source.released_at(self._next_scheduled[i]))
+        for st in self._flowing:
+            if st.topup is not None:
+                end = min(end, st.topup.time)
+            for a, b in st.freezes:
+                end = min([end, *(edge for edge in (a, b) if edge > self.now)])
+            if st.topup is None and st.spec.topup is not None and self.wallets[st.spec.topup.source].balance > 0:
+                when, kind, _ = self._flowing_event(st)
+                if kind is _Event.REQUEST:
+                    end = min(end, when)
+        return end
+
+    def _stays_empty(self, source: _WalletState, end: float) -> bool:
+        """Whether ``source`` is empty now and surely stays so until ``end`` if no event happens."""
+        if source.balance > 0 or source.spec.flows is not None:
+            return False
+        for other in self._flowing:
+            withdrawals, deposits, _, cap = other.rates
+            rise = deposits - withdrawals
+            if (other.spec.sweep_to == source.spec.id and rise > 0
+                    and other.balance - other.queue + rise * (end - self.now) > cap):
+                return False  # a sweep may fund it before then
+        return True
 
     def _flow(self, t: float) -> None:
         dt = t - self.now
@@ -238,28 +375,26 @@ class Treasury:
         self.now = t
 
     def _flow_wallet(self, st: _WalletState, t0: float, dt: float) -> None:
-        flows = st.spec.flows
-        assert flows is not None
-        w, d = flows.withdrawals_per_day, flows.deposits_per_day
-        price = st.spec.price_usd
+        w, d, price, cap = st.rates
         asset = st.spec.asset
+        tally = self.tally
         self.deposited[asset] += d * dt
         st.credited += d * dt
-        self.tally.withdrawals_usd += w * dt * price
-        if st.frozen_at(t0):
+        tally.withdrawals_usd += w * dt * price
+        if st.freezes and st.frozen_at(t0):
             # nothing is paid out: deposits accrue, every withdrawal waits
-            self.tally.wait_usd_days += (st.queue * dt + w * dt * dt / 2) * price
-            self.tally.delayed_withdrawals_usd += w * dt * price
+            tally.wait_usd_days += (st.queue * dt + w * dt * dt / 2) * price
+            tally.delayed_withdrawals_usd += w * dt * price
             st.balance += d * dt
             st.queue += w * dt
             return
         x0 = st.balance - st.queue
         x1 = x0 - (w - d) * dt
-        # time spent with customers waiting (level below zero) and the area under the queue
-        neg_time, area = _negative_part(x0, x1, dt)
-        self.tally.wait_usd_days += area * price
-        self.tally.delayed_withdrawals_usd += w * neg_time * price
-        cap = st.spec.topup.cap if st.spec.topup else math.inf
+        if x0 < 0 or x1 < 0:
+            # time spent with customers waiting (level below zero) and the area under the queue
+            neg_time, area = _negative_part(x0, x1, dt)
+            tally.wait_usd_days += area * price
+            tally.delayed_withdrawals_usd += w * neg_time * price
         if x1 > cap and st.spec.sweep_to is not None:
             sweep = self.wallets[st.spec.sweep_to]
             sweep.balance += x1 - cap
@@ -288,7 +423,11 @@ class Treasury:
         tr = self.model.transfers[i]
         self._next_scheduled[i] = self.now + tr.every_days
         landing = self._send(tr.source, tr.dest, tr.amount, "scheduled", tr.signing_hours * HOUR)
-        if landing is not None:
+        if landing is None:
+            return
+        if landing.dest is None:
+            self.sent_out[landing.asset] += landing.amount  # gone from the exchange: no landing to wait for
+        else:
             self._landings.append(landing)
 
     def _land(self, landing: _Landing) -> None:
@@ -343,6 +482,53 @@ class Treasury:
         return held + self.in_flight(asset) + self.held_by_attacker[asset]
 
 
+class QuietTimeline:
+    """The operations of a trial no attacker touches, kept at every event so that trials can start late.
+
+    Operations are deterministic until an attacker acts on them. A trial's ledger is therefore the
+    quiet one up to its first security-relevant instant: :meth:`at` returns a copy of the quiet ledger
+    just after its last event at or before that instant, and advancing the copy from there does exactly
+    what advancing a fresh ledger from day 0 would have done. Trials pay only for the events after the
+    attacker first reaches operations.
+
+    Args:
+        model: the compiled scenario (one variant).
+    """
+
+    def __init__(self, model: CompiledScenario) -> None:
+        ledger = Treasury(model)
+        self._times: list[float] = [-math.inf]
+        self._states: list[Treasury] = [ledger.copy()]
+        while True:
+            te = ledger._next_event()[0]
+            if te > model.horizon:
+                break
+            ledger.advance(te)
+            self._times.append(te)
+            self._states.append(ledger.copy())
+        ledger.advance(model.horizon)
+        self.final = ledger
+        """The quiet ledger at the horizon (read it, do not change it)."""
+
+    def __len__(self) -> int:
+        return len(self._times) - 1
+
+    def at(self, t: float) -> Treasury:
+        """Return a copy of the quiet ledger after its last event at or before ``t``."""
+        return self._states[bisect_right(self._times, t) - 1].copy()
+
+
+def _next_ask(wallet: _WalletState, due: float, period: float, end: float) -> float:
+    """Return when a request to ``wallet`` is next due once every asking of it before ``end`` is done.
+
+    The request is due at ``due``; an asking waits for the wallet's freezes to end, and an unanswered one
+    is repeated ``period`` later.
+    """
+    while (at := wallet.released_at(due)) < end:
+        due = at + period
+    return due
+
+
 def _negative_part(x0: float, x1: float, dt: float) -> tuple[float, float]:
     """Return (time below zero, area below zero) of a line from x0 to x1 over dt."""
     if x0 >= 0 and x1 >= 0:
@@ -355,11 +541,3 @@ def _negative_part(x0: float, x1: float, dt: float) -> tuple[float, float]:
         return span, -x1 / 2 * span
     span = dt * frac
     return span, -x0 / 2 * span
-
-
-def _nothing() -> None:
-    return None
-
-
-def _bind(fn: Callable[..., None], arg: object) -> Callable[[], None]:
-    return lambda: fn(arg)

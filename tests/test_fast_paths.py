@@ -1,0 +1,150 @@
+"""The engine's shortcuts give exactly what the plain simulation gives.
+
+A run avoids work in four ways: whole chunks of trials in which nobody gets a foothold are screened with
+numpy; trials whose campaigns never reach a wallet skip SimPy; a trial's ledger starts from the quiet
+timeline at the attacker's first contact; requests to an empty wallet that would send nothing are
+skipped. Each test here runs the same trials with and without a shortcut and compares the results.
+"""
+
+from __future__ import annotations
+
+import math
+from unittest import mock
+
+import numpy as np
+import pytest
+from conftest import load
+from hypothesis import given
+from hypothesis import strategies as st
+from test_properties import PROPERTY, scenarios
+
+from custodysim.campaigns import sample_campaigns, screen_trials
+from custodysim.distributions import poisson_quantile, poisson_quantiles
+from custodysim.engine import TrialResult, World, harmless_result, simulate_trial
+from custodysim.loader import load_scenario
+from custodysim.model import CompiledScenario, compile_scenario
+from custodysim.randomness import TrialRandom, uniform, uniform_array
+from custodysim.runner import columns_for, quiet_result, row_of, run_trials
+from custodysim.treasury import QuietTimeline, Treasury
+
+BUNDLED = ["scenarios/dmm-2024.yaml", "scenarios/hot-wallet-key-theft.yaml", "scenarios/key-concentration.yaml"]
+
+
+def _plain_world(model: CompiledScenario, seed: int, trial: int) -> TrialResult:
+    """Simulate a trial the long way: SimPy always, a fresh ledger from day 0, every daily request."""
+    rnd = TrialRandom(seed, trial)
+    world = World(model, rnd, sample_campaigns(model, rnd))
+    with mock.patch.object(QuietTimeline, "at", lambda self, t: Treasury(model)), \
+            mock.patch.object(Treasury, "_skip_dry", lambda self, te, limit: False):
+        result = world.run()
+        if world._treasury is None:  # never touched: the plain ledger runs the whole year at the end
+            ledger = Treasury(model)
+            ledger.advance(model.horizon)
+            result.ops = ledger.tally
+    return result
+
+
+def _assert_same(fast: TrialResult, plain: TrialResult) -> None:
+    """Paths and stops identical; money figures equal up to float rounding (flows summed in other pieces)."""
+    close = {"rel": 1e-9, "abs": 1e-9}
+    assert fast.loss_usd == pytest.approx(plain.loss_usd, **close)
+    assert fast.loss_by_asset == pytest.approx(plain.loss_by_asset, **close)
+    assert fast.loss_usd_by_wallet == pytest.approx(plain.loss_usd_by_wallet, **close)
+    assert (fast.campaigns, fast.footholds, fast.stops, fast.attack_path) == \
+        (plain.campaigns, plain.footholds, plain.stops, plain.attack_path)
+    for a, b in [(fast.t_first_access, plain.t_first_access), (fast.t_first_theft, plain.t_first_theft),
+                 (fast.t_first_alarm, plain.t_first_alarm)]:
+        assert a == b or (math.isinf(a) and math.isinf(b))
+    for field in ("withdrawals_usd", "delayed_withdrawals_usd", "wait_usd_days", "transfer_delay_days"):
+        assert getattr(fast.ops, field) == pytest.approx(getattr(plain.ops, field), **close), field
+    assert (fast.ops.transfers_signed, fast.ops.transfers_delayed) == \
+        (plain.ops.transfers_signed, plain.ops.transfers_delayed)
+
+
+@PROPERTY
+@given(doc=scenarios(), trial=st.integers(0, 10_000))
+def test_shortcuts_change_no_result_in_random_scenarios(doc, trial):
+    """On generated scenarios, a trial run with every shortcut equals the plain simulation of it."""
+    model = compile_scenario(load(doc).baseline)
+    quiet = quiet_result(model, 11)
+    _assert_same(simulate_trial(model, 11, trial, quiet), _plain_world(model, 11, trial))
+
+
+@pytest.mark.parametrize("path", BUNDLED)
+def test_shortcuts_change_no_result_in_bundled_scenarios(path):
+    """In every variant of every bundled scenario, 150 trials with shortcuts equal their plain simulation."""
+    for spec in load_scenario(path).specs().values():
+        model = compile_scenario(spec)
+        quiet = quiet_result(model, 3)
+        for trial in range(150):
+            _assert_same(simulate_trial(model, 3, trial, quiet), _plain_world(model, 3, trial))
+
+
+@pytest.mark.parametrize("path", BUNDLED)
+def test_screened_chunk_equals_trial_by_trial_rows(path):
+    """A chunk's rows, screened with numpy, equal the rows of its trials simulated one by one."""
+    specs = load_scenario(path).specs()
+    models = {name: compile_scenario(spec) for name, spec in specs.items()}
+    cols = columns_for(models)
+    for model in models.values():
+        quiet = quiet_result(model, 5)
+        numbers, texts = run_trials(model, 5, 1000, 300, cols, quiet)
+        for i in range(300):
+            row, text = row_of(1000 + i, simulate_trial(model, 5, 1000 + i, quiet), cols)
+            np.testing.assert_array_equal(numbers[i], np.array(row))
+            assert texts[i] == text
+
+
+def test_harmless_replay_declines_trials_that_reach_a_wallet():
+    """The SimPy-free replay refuses every trial in which a campaign takes a key store, pipeline or requester."""
+    model = compile_scenario(load_scenario(BUNDLED[0]).baseline)
+    quiet = quiet_result(model, 1)
+    declined = 0
+    for trial in range(400):
+        rnd = TrialRandom(1, trial)
+        campaigns = sample_campaigns(model, rnd)
+        reaches = any(step.node in model.capability_nodes for c in campaigns for step in c.plan)
+        result = harmless_result(model, rnd, campaigns, quiet) if campaigns else None
+        assert (result is None) == (reaches or not campaigns)
+        declined += reaches
+    assert declined > 20  # the scenario does reach its wallets in a good share of trials
+
+
+@given(seed=st.integers(0, 2**63), index=st.integers(0, 5000), first=st.integers(0, 10**9))
+def test_array_draws_equal_scalar_draws(seed, index, first):
+    """uniform_array gives, trial for trial, the numbers uniform gives."""
+    trials = np.arange(first, first + 50)
+    expected = [uniform(seed, "stream/x", int(t), index) for t in trials]
+    assert uniform_array(seed, "stream/x", trials, index).tolist() == expected
+
+
+@given(lam=st.floats(0.0, 60.0), cap=st.integers(0, 60))
+def test_array_poisson_quantiles_equal_scalar_ones(lam, cap):
+    """poisson_quantiles gives the integers poisson_quantile gives, at the cap too."""
+    u = uniform_array(1, "p", np.arange(400))
+    assert poisson_quantiles(lam, u, cap).tolist() == [poisson_quantile(lam, float(x), cap) for x in u]
+
+
+def test_screen_counts_campaigns_like_the_sampler():
+    """The screen's campaign counts equal the sampler's, and every trial it lets pass has no foothold."""
+    model = compile_scenario(load_scenario(BUNDLED[0]).baseline)
+    counts, needed = screen_trials(model, 9, np.arange(2000))
+    for trial in range(2000):
+        campaigns = sample_campaigns(model, TrialRandom(9, trial))
+        assert counts[trial] == len(campaigns)
+        if not needed[trial]:
+            assert all(not c.plan and c.insider is None for c in campaigns)
+
+
+def test_ledger_copy_is_independent():
+    """A copied ledger equals its original and shares no mutable state with it."""
+    model = compile_scenario(load_scenario(BUNDLED[1]).baseline)
+    ledger = Treasury(model)
+    ledger.advance(100.0)
+    ledger.freeze("hot", 100.0, 101.0)
+    twin = ledger.copy()
+    assert vars(twin.tally) == vars(ledger.tally)
+    assert {w: vars(s) for w, s in twin.wallets.items()} == {w: vars(s) for w, s in ledger.wallets.items()}
+    twin.advance(200.0)
+    twin.freeze("hot", 150.0, 151.0)
+    assert ledger.now == 100.0 and ledger.wallets["hot"].freezes == [(100.0, 101.0)]
