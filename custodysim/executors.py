@@ -113,7 +113,9 @@ class ProcessPool:
     """Runs tasks in local worker processes (a pool started for each map, shut down at its end).
 
     Workers are started by a fork server, not forked from this process: the parent runs threads (the
-    progress bar), and forking a threaded process can copy a lock in a held state.
+    progress bar), and forking a threaded process can copy a lock in a held state. As with any
+    multiprocessing that does not fork, a script that runs with several workers must guard its entry
+    point with ``if __name__ == "__main__":`` (workers import the main module).
     """
 
     kind = "process-pool"
@@ -168,7 +170,7 @@ class DaskExecutor:
 
     Args:
         address: the scheduler's address, e.g. ``tcp://host:8786``.
-        timeout: seconds to wait for the scheduler.
+        timeout: seconds to wait for the scheduler (default :data:`CONNECT_TIMEOUT`).
 
     Raises:
         ExecutorError: dask.distributed is not installed, or the scheduler does not answer.
@@ -176,7 +178,8 @@ class DaskExecutor:
 
     kind = "dask"
 
-    def __init__(self, address: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    def __init__(self, address: str, timeout: float | None = None) -> None:
+        timeout = CONNECT_TIMEOUT if timeout is None else timeout
         try:
             distributed = importlib.import_module("distributed")  # optional: pip install 'custodysim[dask]'
         except ImportError:
@@ -195,7 +198,7 @@ class DaskExecutor:
         as_completed = importlib.import_module("distributed").as_completed
         pending: dict[Any, J] = {}
         source = iter(tasks)
-        finished = as_completed()
+        finished = as_completed(loop=self._client.loop)
 
         def submit(task: J) -> Any:
             future = self._client.submit(fn, task, pure=False)

@@ -174,5 +174,5 @@ def _fmt_number(column: str, value: float) -> str:
 def _csv_field(text: str) -> str:
     """Return ``text`` as the csv module writes one field (quoted only when it must be)."""
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow([text, ""])
-    return buffer.getvalue()[:-1]
+    csv.writer(buffer, lineterminator=_EOL).writerow([text, ""])  # the terminator decides what is quoted
+    return buffer.getvalue()[:-len("," + _EOL)]
