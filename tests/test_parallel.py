@@ -363,3 +363,14 @@ def test_cli_and_report_show_how_much_narrower_the_paired_ci_is(tmp_path):
     assert f"split-wallets: {ratio}" in result.output
     assert "threshold-3of5: exact" in result.output
     assert ratio in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_html_report_shows_precision_pairing_and_executor(tmp_path):
+    """report.html names the precision stop, the paired-vs-unpaired CI ratio, and the executor and workers."""
+    outcome = execute_run(DMM, out=tmp_path / "r", variants=["split-wallets"], precision=0.5, max_trials=3000,
+                          workers=2)
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert "stopped by the precision target" in html and outcome.summary["precision"]["stopped_by"] == "precision"
+    v = outcome.summary["variants"]["split-wallets"]
+    assert narrowing(v["diff_ci95_usd"], v["diff_ci95_unpaired_usd"]) in html
+    assert "process-pool, 2 workers" in html
