@@ -69,13 +69,13 @@ def open_executor(workers: int = 1, executor: str = "local", scheduler: str | No
     """
     if executor not in EXECUTORS:
         raise OptionError(f"--executor must be one of {', '.join(EXECUTORS)}, not {executor!r}")
+    check_workers(workers)
     if executor == "dask":
         if not scheduler:
             raise OptionError("--executor dask needs --scheduler ADDRESS (the Dask scheduler, e.g. tcp://host:8786)")
         return DaskExecutor(scheduler)
     if scheduler is not None:
         raise OptionError("--scheduler is for --executor dask; a local run takes --workers")
-    check_workers(workers)
     return InProcess() if workers == 1 else ProcessPool(workers)
 
 

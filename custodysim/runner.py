@@ -5,7 +5,12 @@ structure differs (common random numbers), and the paired difference between two
 precise than either estimate alone.
 
 Trials are simulated in chunks of :data:`CHUNK`, one task per chunk of one variant, by an executor
-(this process, local worker processes, or a Dask cluster). A trial's numbers depend only on the seed,
+(this process, local worker processes, or a Dask cluster). One variant per task, rather than every
+variant of a chunk: a short run (2,000 trials of 5 variants) still makes 10 tasks to share among the
+workers; tasks take about the same time; and a task is exactly what the checkpoint store keeps, so a
+resumed run simulates only the missing variant-chunks. Chunks are submitted in trial order, every
+variant of chunk ``k`` before chunk ``k+1``, so the in-order prefix (what a precision rule looks at)
+grows steadily. A trial's numbers depend only on the seed,
 the trial number and the stream names, and chunks are put back in trial order as they complete, so the
 rows (and every figure computed from them) are the same whatever the executor and the number of workers.
 """
@@ -93,8 +98,6 @@ def chunks(trials: int, size: int = CHUNK) -> Iterator[tuple[int, int]]:
     """Yield (first trial, count) pieces covering ``trials``."""
     for first in range(0, trials, size):
         yield first, min(size, trials - first)
-
-
 
 
 @dataclass(frozen=True)

@@ -374,3 +374,14 @@ def test_html_report_shows_precision_pairing_and_executor(tmp_path):
     v = outcome.summary["variants"]["split-wallets"]
     assert narrowing(v["diff_ci95_usd"], v["diff_ci95_unpaired_usd"]) in html
     assert "process-pool, 2 workers" in html
+
+
+def test_cli_precision_run_prints_how_it_stopped(tmp_path):
+    """The CLI with --precision prints the trials used, what stopped the run and the precision reached."""
+    result = CliRunner().invoke(app, ["run", str(DMM), "--variant", "split-wallets", "--precision", "0.5",
+                                      "--max-trials", "5000", "--workers", "2", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["trials"] == 2 * CHUNK  # the minimum: 2 chunks are precise enough for 50%
+    assert "Stopped after 2,000 trials per variant (precision target reached; target 50.0%)" in result.output
+    assert json.loads((tmp_path / "r" / "manifest.json").read_text())["trials"] == 2000
