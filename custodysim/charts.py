@@ -21,7 +21,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from custodysim.engine import PATH_TYPES
 from custodysim.formatting import usd
-from custodysim.runner import VariantRows
+from custodysim.rows import VariantRows
 
 BASELINE_COLOUR = "#000000"
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#999999")

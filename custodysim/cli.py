@@ -19,7 +19,8 @@ from rich.table import Table
 from custodysim import __version__
 from custodysim.compare import compare_runs
 from custodysim.errors import CustodysimError, RunInterrupted
-from custodysim.formatting import usd
+from custodysim.executors import default_workers
+from custodysim.formatting import narrowing, pct, usd
 from custodysim.loader import load_scenario
 from custodysim.runs import MAX_ROWS, execute_run, rerender, resume_run
 from custodysim.stories import tell
@@ -72,14 +73,35 @@ def run(
         typer.Option(help="Finish the interrupted run to this folder from its completed chunks."),
     ] = None,
     max_rows: Annotated[int, typer.Option(min=1, help="Most trial rows (trials x variants) in memory.")] = MAX_ROWS,
+    workers: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(help="Local worker processes (default: every CPU this process may use; 1: no pool)."),
+    ] = None,
+    executor: Annotated[str, typer.Option(help="Where trials run: 'local' or 'dask' (with --scheduler).")] = "local",
+    scheduler: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Dask scheduler address for --executor dask, e.g. tcp://host:8786."),
+    ] = None,
+    precision: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(help="Run until each variant's 95% CI half-width is within this share of its expected "
+                          "loss (0.02 for 2%), instead of --trials."),
+    ] = None,
+    max_trials: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(help="With --precision: most trials per variant (default 1,000,000)."),
+    ] = None,
 ) -> None:
     """Run a scenario's Monte Carlo trials and write a run folder with summary, rows and report."""
     if (scenario is None) == (resume is None):
         err.print("give a scenario file to run, or --resume RUN_DIR (not both)")
         raise typer.Exit(code=1)
-    if resume is not None and (trials, seed, out_dir, variant, replace) != (None, None, None, None, False):
-        err.print("--resume continues a run with its own settings; give no other option with it")
+    if resume is not None and (trials, seed, out_dir, variant, replace, precision, max_trials) \
+            != (None, None, None, None, False, None, None):
+        err.print("--resume continues a run with its own settings; give no other option with it (but --workers, "
+                  "--executor and --scheduler, which do not change its figures)")
         raise typer.Exit(code=1)
+    n_workers = workers if workers is not None else default_workers()
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         with _progress() as bar:
@@ -90,6 +112,8 @@ def run(
                 for warning in loaded.warnings:
                     err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
                 total = trials if trials is not None else loaded.baseline.settings.trials
+                if precision is not None:
+                    total = None  # unknown: the run stops when precise enough
 
             def advance(name: str, k: int) -> None:
                 if name not in tasks:
@@ -97,11 +121,14 @@ def run(
                 bar.advance(tasks[name], k)
 
             if resume is not None:
-                outcome = resume_run(resume, progress=advance)
+                outcome = resume_run(resume, progress=advance, workers=n_workers, executor=executor,
+                                     scheduler=scheduler)
             else:
                 assert scenario is not None
                 outcome = execute_run(scenario, trials, seed, out_dir, variant, progress=advance,
-                                      command=["custodysim", *sys.argv[1:]], replace=replace, max_rows=max_rows)
+                                      command=["custodysim", *sys.argv[1:]], replace=replace, max_rows=max_rows,
+                                      workers=n_workers, executor=executor, scheduler=scheduler,
+                                      precision=precision, max_trials=max_trials)
     except RunInterrupted as exc:
         err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=130) from None
@@ -192,6 +219,20 @@ def _print_summary(summary: dict[str, Any]) -> None:
         table.add_row(name, usd(v["expected_loss_usd"]), usd((high - low) / 2),
                       f"{100 * v['p_any_loss']:.1f}%", usd(v["var99_usd"]), diff)
     out.print(table)
+    lines = [f"  {name}: {narrowing(v['diff_ci95_usd'], v['diff_ci95_unpaired_usd'])}"
+             for name, v in summary["variants"].items() if name != summary["baseline"]]
+    if any(line.split(": ", 1)[1] for line in lines):
+        out.print("Paired vs unpaired 95% CI of the difference with the baseline (common random numbers):",
+                  markup=False, highlight=False)
+        for line in lines:
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
+    p = summary.get("precision")
+    if p is not None:
+        why = "precision target reached" if p["stopped_by"] == "precision" else \
+            f"trial limit reached ({p['max_trials']:,} trials)"
+        achieved = ", ".join(f"{name} {pct(a)}" for name, a in p["achieved"].items())
+        out.print(f"Stopped after {summary['trials']:,} trials per variant ({why}; target {pct(p['target'])}). "
+                  f"95% CI half-width / expected loss: {achieved}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _version(value: bool) -> None:

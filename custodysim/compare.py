@@ -22,8 +22,8 @@ from custodysim import __version__
 from custodysim.errors import RunFolderError
 from custodysim.formatting import pct, usd
 from custodysim.outputs import default_run_dir, ensure_new, staged_folder, write_json
+from custodysim.rows import VariantRows
 from custodysim.runfolder import StoredRun, read_run
-from custodysim.runner import VariantRows
 from custodysim.stats import Z95, mean_ci, tail_figures
 
 PAIRED = "paired trial by trial (same scenario, seed and trials)"

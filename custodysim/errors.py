@@ -75,3 +75,11 @@ class RunInterrupted(CustodysimError):
         self.folder = folder
         super().__init__(f"interrupted: no run folder was written; the completed chunks are kept in a hidden "
                          f"folder beside it. Resume with: custodysim run --resume {folder}")
+
+
+class OptionError(CustodysimError):
+    """A run option out of its range, or options that do not go together."""
+
+
+class ExecutorError(CustodysimError):
+    """An executor that cannot be used: Dask not installed, or its scheduler not answering."""

@@ -25,3 +25,15 @@ def amount(x: float) -> str:
     if x == 0:
         return "0"
     return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:,.4g}"
+
+
+def narrowing(paired: list[float], unpaired: list[float]) -> str:
+    """Say how many times narrower the paired CI of a difference is than the unpaired one.
+
+    ``4.2x narrower``; ``exact`` when the paired difference is the same in every trial (its CI has no
+    width) while the unpaired one has; an empty string when neither has a width.
+    """
+    width_p, width_u = paired[1] - paired[0], unpaired[1] - unpaired[0]
+    if width_p > 0:
+        return f"{width_u / width_p:,.1f}x narrower"
+    return "exact (the same difference in every trial)" if width_u > 0 else ""

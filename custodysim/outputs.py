@@ -7,6 +7,7 @@ every file is complete, so a crash or Ctrl-C leaves no folder that looks like a 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from custodysim.errors import RunFolderError
-from custodysim.runner import Columns, VariantRows
+from custodysim.rows import Columns, VariantRows
 
 RESULTS_DIR = Path("results")
 
@@ -121,23 +122,45 @@ def _clean(x: Any) -> Any:
     return x
 
 
+BLOCK = 1000
+"""Rows formatted and written at a time: the file is never built whole in memory."""
+
+
 def write_trials_csv(path: Path, rows: list[VariantRows], cols: Columns) -> None:
-    """Write every variant's trial rows to one tidy CSV (one row per variant and trial)."""
+    """Write every variant's trial rows to one tidy CSV (one row per variant and trial).
+
+    Numbers are written as Python writes them (``repr``: the shortest text that reads back to the same
+    float; counts as integers; a missing time as an empty field). Rows are formatted a block at a time,
+    each distinct value of a column once per block: most trials of a scenario share most of their values
+    (every trial without a campaign differs from the others only in its number).
+    """
     header = ["variant", *cols.numeric, *Columns.text]
     with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
+        fh.write(",".join(map(_csv_field, header)) + _EOL)
         for r in rows:
-            numeric = np.column_stack([r.numbers[c] for c in cols.numeric])
-            for i in range(len(r)):
-                writer.writerow([
-                    r.name,
-                    *(_fmt_number(c, v) for c, v in zip(cols.numeric, numeric[i], strict=True)),
-                    *(r.texts[c][i] for c in Columns.text),
-                ])
+            prefix = _csv_field(r.name) + ","
+            texts = [(r.categorical(c).codes, np.array([_csv_field(x) for x in r.categorical(c).categories],
+                                                       dtype=object)) for c in Columns.text]
+            numbers = [(c, r.numbers[c]) for c in cols.numeric]
+            for start in range(0, len(r), BLOCK):
+                end = min(start + BLOCK, len(r))
+                fields = [_formatted(c, values[start:end]) for c, values in numbers]
+                fields += [labels[codes[start:end]].tolist() for codes, labels in texts]
+                fh.write(_EOL.join(prefix + ",".join(cells) for cells in zip(*fields, strict=True)) + _EOL)
 
 
+_EOL = "\r\n"  # as the csv module writes rows
 _INTEGER_COLUMNS = {"trial", "campaigns", "footholds", "transfers_signed", "transfers_delayed"}
+
+
+def _formatted(column: str, values: np.ndarray) -> list[str]:
+    """Return the text of each value of a block of one numeric column, formatting each distinct value once."""
+    if column == "trial":
+        return [str(t) for t in values.astype(np.int64).tolist()]
+    # By bit pattern: NaN equals NaN, and -0.0 stays apart from 0.0 ("-0.0" is what repr writes).
+    distinct, where = np.unique(values.view(np.int64), return_inverse=True)
+    labels = np.array([_fmt_number(column, v) for v in distinct.view(np.float64).tolist()], dtype=object)
+    return list(labels[where.reshape(-1)].tolist())
 
 
 def _fmt_number(column: str, value: float) -> str:
@@ -146,3 +169,10 @@ def _fmt_number(column: str, value: float) -> str:
     if column in _INTEGER_COLUMNS:
         return str(int(value))
     return repr(float(value))
+
+
+def _csv_field(text: str) -> str:
+    """Return ``text`` as the csv module writes one field (quoted only when it must be)."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator=_EOL).writerow([text, ""])  # the terminator decides what is quoted
+    return buffer.getvalue()[:-len("," + _EOL)]

@@ -8,8 +8,8 @@ import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from custodysim.formatting import amount, pct, usd
-from custodysim.runner import VariantRows
+from custodysim.formatting import amount, narrowing, pct, usd
+from custodysim.rows import VariantRows
 
 OUTCOMES = {
     "loss": "money lost",
@@ -27,6 +27,7 @@ def _env(autoescape: bool = False) -> Environment:
     env.filters["usd"] = usd
     env.filters["pct"] = pct
     env.filters["amount"] = amount
+    env.globals["narrowing"] = narrowing
     return env
 
 
@@ -185,10 +186,12 @@ def _controls(summary: dict[str, Any], rows: list[VariantRows]) -> list[dict[str
     names = list(dict.fromkeys(c for v in summary["variants"].values() for c in v["stops_by_control"]))
     lost: dict[tuple[str, str], int] = {}
     for r in rows:
-        for cell, loss in zip(r.texts["stopped_by"], r.loss, strict=True):
+        stops = r.categorical("stopped_by")
+        lost_cells = np.bincount(stops.codes[r.loss > 0], minlength=len(stops.categories))
+        for cell, k in zip(stops.categories, lost_cells.tolist(), strict=True):
             for control in filter(None, cell.split(";")):
-                if loss > 0:
-                    lost[(r.name, control)] = lost.get((r.name, control), 0) + 1
+                if k:
+                    lost[(r.name, control)] = lost.get((r.name, control), 0) + k
     return [{"control": c, "cells": {
         n: {**v["stops_by_control"][c], "lost": lost.get((n, c), 0)}
         for n, v in summary["variants"].items() if c in v["stops_by_control"]}} for c in names]

@@ -13,7 +13,8 @@ import numpy as np
 
 from custodysim.engine import PATH_TYPES
 from custodysim.errors import RunFolderError
-from custodysim.runner import Columns, VariantRows
+from custodysim.outputs import BLOCK
+from custodysim.rows import Chunk, Columns, RowsBuilder, VariantRows
 
 REQUIRED = ("manifest.json", "summary.json", "trials.csv")
 
@@ -78,31 +79,46 @@ def _check_rows(folder: Path, rows: list[VariantRows], trials: object, baseline:
 def read_trials_csv(path: Path) -> tuple[list[VariantRows], Columns]:
     """Read the tidy rows written by :func:`custodysim.outputs.write_trials_csv`.
 
+    The file is read a block of rows at a time into each variant's arrays (text as categories), so a
+    run of millions of rows is not held as millions of Python lists.
+
     Raises:
-        ValueError: the file is empty, has other columns, or a row of the wrong length.
+        ValueError: the file is empty, has other columns, a row of the wrong length, or a bad number.
     """
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
         if header is None:
             raise ValueError("trials.csv is empty")
-        records = list(reader)
-    columns = _columns_of(header)
-    if header != ["variant", *columns.numeric, *Columns.text]:
-        raise ValueError("unexpected columns in trials.csv")
-    for n, record in enumerate(records, start=2):
-        if len(record) != len(header):
-            raise ValueError(f"trials.csv line {n} has {len(record)} fields, not {len(header)}")
-    by_variant: dict[str, list[list[str]]] = {}
-    for record in records:
-        by_variant.setdefault(record[0], []).append(record)
-    rows = []
-    n_num = len(columns.numeric)
-    for name, recs in by_variant.items():
-        numbers = np.array([[float(x) if x != "" else math.nan for x in r[1:1 + n_num]] for r in recs])
-        texts = {c: [r[1 + n_num + j] for r in recs] for j, c in enumerate(Columns.text)}
-        rows.append(VariantRows(name, {c: numbers[:, j].copy() for j, c in enumerate(columns.numeric)}, texts))
-    return rows, columns
+        columns = _columns_of(header)
+        if header != ["variant", *columns.numeric, *Columns.text]:
+            raise ValueError("unexpected columns in trials.csv")
+        n_num = len(columns.numeric)
+        builders: dict[str, RowsBuilder] = {}
+        blocks: dict[str, list[list[str]]] = {}
+        for n, record in enumerate(reader, start=2):
+            if len(record) != len(header):
+                raise ValueError(f"trials.csv line {n} has {len(record)} fields, not {len(header)}")
+            block = blocks.get(record[0])
+            if block is None:  # variants keep the order of their first rows
+                block = blocks[record[0]] = []
+                builders[record[0]] = RowsBuilder(record[0], columns, BLOCK)
+            block.append(record)
+            if len(block) == BLOCK:
+                _add_block(builders, record[0], block, columns, n_num)
+                block.clear()
+        for name, block in blocks.items():
+            _add_block(builders, name, block, columns, n_num)
+    return [b.finish() for b in builders.values()], columns
+
+
+def _add_block(builders: dict[str, RowsBuilder], name: str, block: list[list[str]], columns: Columns,
+               n_num: int) -> None:
+    """Append a block of one variant's records to its rows."""
+    if not block:
+        return
+    numbers = np.array([[float(x) if x != "" else math.nan for x in r[1:1 + n_num]] for r in block])
+    builders[name].add(Chunk.from_texts(numbers, [r[1 + n_num:] for r in block]))
 
 
 def _columns_of(header: list[str]) -> Columns:

@@ -3,65 +3,46 @@
 Trial ``k`` of every variant uses the same named streams, so variants differ only where their
 structure differs (common random numbers), and the paired difference between two variants is far more
 precise than either estimate alone.
+
+Trials are simulated in chunks of :data:`CHUNK`, one task per chunk of one variant, by an executor
+(this process, local worker processes, or a Dask cluster). One variant per task, rather than every
+variant of a chunk: a short run (2,000 trials of 5 variants) still makes 10 tasks to share among the
+workers; tasks take about the same time; and a task is exactly what the checkpoint store keeps, so a
+resumed run simulates only the missing variant-chunks. Chunks are submitted in trial order, every
+variant of chunk ``k`` before chunk ``k+1``, so the in-order prefix (what a precision rule looks at)
+grows steadily. A trial's numbers depend only on the seed,
+the trial number and the stream names, and chunks are put back in trial order as they complete, so the
+rows (and every figure computed from them) are the same whatever the executor and the number of workers.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from custodysim.campaigns import screen_trials
 from custodysim.checkpoints import ChunkStore
 from custodysim.engine import PATH_TYPES, TrialResult, World, simulate_trial
+from custodysim.executors import Executor, InProcess
 from custodysim.loader import LoadedScenario
 from custodysim.model import CompiledScenario, compile_scenario
+from custodysim.precision import PrecisionCheck, StopRule, relative_half_width
 from custodysim.randomness import TrialRandom
+from custodysim.rows import Chunk, Columns, RowsBuilder, VariantRows
+from custodysim.schema import Scenario
+
+__all__ = ["CHUNK", "Chunk", "ChunkJob", "Columns", "Progress", "Simulated", "VariantRows", "chunks",
+           "columns_for", "quiet_result", "row_of", "run_trials", "run_variants", "simulate", "simulate_chunk"]
 
 Progress = Callable[[str, int], None]
 """Called with (variant, trials just finished)."""
 
 CHUNK = 1000
-
-
-@dataclass(frozen=True)
-class Columns:
-    """The column layout shared by every variant of a run."""
-
-    assets: tuple[str, ...]
-    wallets: tuple[str, ...]
-
-    @property
-    def numeric(self) -> list[str]:
-        """Return the names of the numeric columns, in order."""
-        return [
-            "trial", "loss_usd", *(f"loss_{a}" for a in self.assets),
-            *(f"loss_usd_{p}" for p in PATH_TYPES), *(f"loss_usd_wallet_{w}" for w in self.wallets),
-            "campaigns", "footholds", "t_first_access_days", "t_first_theft_days", "t_first_alarm_days",
-            "withdrawal_delay_mean_hours", "withdrawals_delayed_share", "transfers_signed",
-            "transfers_delayed", "transfer_delay_hours",
-        ]
-
-    text = ("path_type", "outcome", "wallets_hit", "stopped_by", "attack_path")
-
-
-@dataclass
-class VariantRows:
-    """All trial rows of one variant: numeric columns as arrays, text columns as lists."""
-
-    name: str
-    numbers: dict[str, np.ndarray]
-    texts: dict[str, list[str]]
-
-    @property
-    def loss(self) -> np.ndarray:
-        """Return the per-trial USD loss."""
-        return self.numbers["loss_usd"]
-
-    def __len__(self) -> int:
-        return len(self.loss)
 
 
 def columns_for(models: dict[str, CompiledScenario]) -> Columns:
@@ -131,46 +112,167 @@ def chunks(trials: int, size: int = CHUNK) -> Iterator[tuple[int, int]]:
         yield first, min(size, trials - first)
 
 
-def run_variants(loaded: LoadedScenario, trials: int | None = None, seed: int | None = None,
-                 only: list[str] | None = None, progress: Progress | None = None,
-                 store: ChunkStore | None = None) -> tuple[list[VariantRows], Columns]:
-    """Run every selected variant (the baseline first) and return their rows and column layout.
+@dataclass(frozen=True)
+class ChunkJob:
+    """One task: trials ``first .. first+count-1`` of one variant, with all a worker needs to run them.
+
+    It carries the variant's validated spec (a few kilobytes), not its compiled model: a worker compiles
+    each variant once and keeps it (see :func:`simulate_chunk`).
+    """
+
+    spec: Scenario
+    scenario_sha256: str
+    variant: str
+    seed: int
+    first: int
+    count: int
+    columns: Columns
+    index: int
+    """The chunk's position in the run (0, 1, ...)."""
+
+
+_COMPILED: dict[tuple[str, str, int], tuple[CompiledScenario, TrialResult]] = {}
+"""This process's compiled variants and their quiet trials, so a worker compiles each variant once.
+
+A cache, not state: an entry is a pure function of its key (scenario hash, variant, seed)."""
+_COMPILED_MAX = 32
+
+
+def simulate_chunk(job: ChunkJob) -> Chunk:
+    """Simulate one chunk of one variant (in whatever process runs it) and return its rows."""
+    key = (job.scenario_sha256, job.variant, job.seed)
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        model = compile_scenario(job.spec)
+        compiled = (model, quiet_result(model, job.seed))
+        if len(_COMPILED) >= _COMPILED_MAX:
+            del _COMPILED[next(iter(_COMPILED))]
+        _COMPILED[key] = compiled
+    model, quiet = compiled
+    numbers, texts = run_trials(model, job.seed, job.first, job.count, job.columns, quiet)
+    return Chunk.from_texts(numbers, texts)
+
+
+@dataclass(frozen=True)
+class Simulated:
+    """The rows of a finished simulation and how many trials per variant it took.
+
+    Attributes:
+        rows: one :class:`VariantRows` per variant, the baseline first.
+        columns: their column layout.
+        trials: trials per variant.
+        precision: with a :class:`StopRule`, its target, the relative CI half-width achieved per
+            variant, and what stopped the run (``precision`` or ``max_trials``); otherwise None.
+    """
+
+    rows: list[VariantRows]
+    columns: Columns
+    trials: int
+    precision: dict[str, Any] | None = None
+
+
+def simulate(loaded: LoadedScenario, trials: int | None = None, seed: int | None = None,
+             only: list[str] | None = None, progress: Progress | None = None, store: ChunkStore | None = None,
+             executor: Executor | None = None, stop: StopRule | None = None) -> Simulated:
+    """Simulate every selected variant (the baseline first), chunk by chunk, and return their rows.
 
     Args:
         loaded: the validated scenario.
-        trials: trials per variant (default: the scenario's setting).
+        trials: trials per variant (default: the scenario's setting); ignored with ``stop``.
         seed: master seed (default: the scenario's setting).
         only: variant names to run besides the baseline (default: all).
-        progress: called after each chunk.
+        progress: called with (variant, trials) as each chunk completes (in completion order).
         store: where completed chunks are kept; chunks already there are read instead of simulated.
+        executor: where chunks are simulated (default: in this process).
+        stop: run until this precision is reached (checked after every chunk, in trial order) instead
+            of a fixed number of trials.
     """
     specs = loaded.specs(only)
-    n = trials if trials is not None else loaded.baseline.settings.trials
     s = seed if seed is not None else loaded.baseline.settings.seed
-    models = {name: compile_scenario(spec) for name, spec in specs.items()}
-    cols = columns_for(models)
-    out: list[VariantRows] = []
-    for name, model in models.items():
-        quiet = quiet_result(model, s)
-        blocks: list[np.ndarray] = []
-        texts: list[list[str]] = []
-        width = (len(cols.numeric), len(Columns.text))
-        for first, count in chunks(n):
-            saved = store.load(name, first, count, width) if store is not None else None
-            if saved is None:
-                numbers, text = run_trials(model, s, first, count, cols, quiet)
-                if store is not None:
-                    store.save(name, first, numbers, text)
-            else:
-                numbers, text = saved
-            blocks.append(numbers)
-            texts += text
+    names = list(specs)
+    cols = columns_for({name: compile_scenario(spec) for name, spec in specs.items()})
+    planned = stop.max_trials if stop is not None else (trials if trials is not None
+                                                        else loaded.baseline.settings.trials)
+    pieces = list(chunks(planned))
+    room = planned if stop is None else min(planned, 16 * CHUNK)  # grown as needed
+    builders = {name: RowsBuilder(name, cols, room) for name in names}
+    check = PrecisionCheck(stop, names) if stop is not None else None
+    done: dict[tuple[int, str], Chunk] = {}
+    width = (len(cols.numeric), len(Columns.text))
+
+    def jobs() -> Iterator[ChunkJob]:
+        for k, (first, count) in enumerate(pieces):
+            for name in names:
+                saved = store.load(name, first, count, width) if store is not None else None
+                if saved is None:
+                    yield ChunkJob(specs[name], loaded.sha256, name, s, first, count, cols, k)
+                    continue
+                done[(k, name)] = saved
+                if progress is not None:
+                    progress(name, count)
+
+    state = _Assembly(pieces, names, builders, check)
+    with closing((executor or InProcess()).map_unordered(simulate_chunk, jobs())) as results:
+        for job, chunk in results:
+            if store is not None:
+                store.save(job.variant, job.first, chunk)
+            done[(job.index, job.variant)] = chunk
             if progress is not None:
-                progress(name, count)
-        matrix = np.vstack(blocks) if blocks else np.empty((0, len(cols.numeric)))
-        out.append(VariantRows(
-            name,
-            {c: matrix[:, j].copy() for j, c in enumerate(cols.numeric)},
-            {c: [t[j] for t in texts] for j, c in enumerate(Columns.text)},
-        ))
-    return out, cols
+                progress(job.variant, job.count)
+            if state.advance(done):
+                break
+        else:
+            state.advance(done)  # chunks read from the store after the last one simulated
+    rows = [builders[name].finish() for name in names]
+    precision = None
+    if stop is not None:
+        precision = {"target": stop.target, "max_trials": stop.max_trials,
+                     "achieved": state.achieved or {}, "stopped_by": state.stopped_by}
+    return Simulated(rows, cols, state.trials, precision)
+
+
+class _Assembly:
+    """Puts completed chunks into the variants' rows in trial order and applies the stopping rule."""
+
+    def __init__(self, pieces: list[tuple[int, int]], names: list[str], builders: dict[str, RowsBuilder],
+                 check: PrecisionCheck | None) -> None:
+        self.pieces, self.names, self.builders, self.check = pieces, names, builders, check
+        self.next = 0
+        self.trials = 0
+        self.achieved: dict[str, float] | None = None
+        self.stopped_by = "max_trials"
+
+    def advance(self, done: dict[tuple[int, str], Chunk]) -> bool:
+        """Take in every chunk that continues the trials in order; return True once the run may stop."""
+        while self.next < len(self.pieces) and all((self.next, n) in done for n in self.names):
+            for name in self.names:
+                chunk = done.pop((self.next, name))
+                self.builders[name].add(chunk)
+                if self.check is not None:
+                    self.check.add(name, chunk.numbers[:, 1])  # loss_usd
+            self.trials += self.pieces[self.next][1]
+            self.next += 1
+            if self.check is None:
+                continue
+            last = self.next == len(self.pieces)
+            if self.next >= self.check.rule.min_chunks or last:
+                achieved = self.check.met({n: b.loss() for n, b in self.builders.items()})
+                if achieved is not None:
+                    self.achieved, self.stopped_by = achieved, "precision"
+                    return True
+                if last:
+                    self.achieved = {n: relative_half_width(b.loss()) for n, b in self.builders.items()}
+                    return True
+        return self.next == len(self.pieces)
+
+
+def run_variants(loaded: LoadedScenario, trials: int | None = None, seed: int | None = None,
+                 only: list[str] | None = None, progress: Progress | None = None,
+                 store: ChunkStore | None = None,
+                 executor: Executor | None = None) -> tuple[list[VariantRows], Columns]:
+    """Run every selected variant (the baseline first) and return their rows and column layout.
+
+    See :func:`simulate`, which also says how many trials a run took.
+    """
+    result = simulate(loaded, trials, seed, only, progress, store, executor)
+    return result.rows, result.columns

@@ -18,19 +18,21 @@ import yaml
 from custodysim import __version__
 from custodysim.assumptions import key_inputs
 from custodysim.checkpoints import ChunkStore
-from custodysim.errors import LimitError, RunFolderError, RunInterrupted
+from custodysim.errors import LimitError, OptionError, RunFolderError, RunInterrupted
+from custodysim.executors import Executor, open_executor
 from custodysim.loader import LoadedScenario, load_scenario, load_scenario_text
 from custodysim.outputs import default_run_dir, json_text, partial_dir, staged_folder, write_json, write_trials_csv
+from custodysim.precision import DEFAULT_MAX_TRIALS, StopRule
 from custodysim.report import render_html, render_markdown
 from custodysim.runfolder import StoredRun, read_run
-from custodysim.runner import Columns, Progress, VariantRows, run_variants
+from custodysim.runner import Columns, Progress, VariantRows, simulate
 from custodysim.stats import summarise
 from custodysim.stories import worst_stories
 
-MAX_ROWS = 5_000_000
+MAX_ROWS = 20_000_000
 """Default limit on trial rows (trials x variants) in one run."""
-ROW_BYTES = 600
-"""Rough memory per trial row (numbers and text), for the limit's message."""
+ROW_BYTES = 200
+"""Memory per trial row, for the limit's message: 8 bytes per numeric column (23 in dmm-2024) and 4 per text column."""
 PLAN = "run.json"
 """The parameters of a run in progress, kept in its staging folder so that it can be resumed."""
 SCENARIO_COPY = "scenario.yaml"
@@ -46,14 +48,24 @@ class RunOutcome:
 
 
 def summarise_run(loaded: LoadedScenario, rows: list[VariantRows], cols: Columns, trials: int,
-                  seed: int) -> dict[str, Any]:
-    """Return summary.json's content for rows produced by :func:`run_variants`."""
+                  seed: int, precision: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Return summary.json's content for rows produced by :func:`custodysim.runner.simulate`.
+
+    Args:
+        loaded: the scenario.
+        rows: every variant's rows.
+        cols: their column layout.
+        trials: trials per variant.
+        seed: the master seed.
+        precision: for a run stopped on precision, its target, achieved half-widths and what stopped it.
+    """
     baseline = loaded.baseline.baseline_name
     return {
         "scenario": loaded.name,
         "description": loaded.baseline.description.strip(),
         "baseline": baseline,
         "trials": trials,
+        **({"precision": precision} if precision is not None else {}),
         "seed": seed,
         "horizon_days": loaded.baseline.settings.horizon_days,
         "units": "USD per horizon (the first year of exposure when horizon_days is 365)",
@@ -68,7 +80,9 @@ def summarise_run(loaded: LoadedScenario, rows: list[VariantRows], cols: Columns
 def execute_run(scenario: str | Path, trials: int | None = None, seed: int | None = None,
                 out: Path | None = None, variants: list[str] | None = None,
                 progress: Progress | None = None, command: list[str] | None = None,
-                replace: bool = False, max_rows: int = MAX_ROWS) -> RunOutcome:
+                replace: bool = False, max_rows: int = MAX_ROWS, workers: int = 1, executor: str = "local",
+                scheduler: str | None = None, precision: float | None = None,
+                max_trials: int | None = None) -> RunOutcome:
     """Run a scenario file and write a complete run folder.
 
     Args:
@@ -81,34 +95,67 @@ def execute_run(scenario: str | Path, trials: int | None = None, seed: int | Non
         command: the command line recorded in the manifest.
         replace: replace ``out`` if it holds a previous complete run (swapped only once the new one is done).
         max_rows: the most trial rows (trials x variants) the run may hold.
+        workers: local worker processes (1: simulate in this process, with no pool).
+        executor: ``local`` (this machine) or ``dask`` (a Dask cluster at ``scheduler``).
+        scheduler: the Dask scheduler's address, e.g. ``tcp://host:8786``.
+        precision: instead of a fixed number of trials, run until every variant's 95% CI half-width is
+            within this share of its expected loss (see :class:`custodysim.precision.StopRule`).
+        max_trials: with ``precision``, the most trials per variant (default 1,000,000).
+
+    The figures do not depend on ``workers`` or ``executor``: those are recorded in the manifest only.
 
     Raises:
         ScenarioError: the file is not a valid scenario (nothing is written).
+        OptionError: options out of range or that do not go together.
+        ExecutorError: the Dask cluster cannot be used.
         LimitError: the run would hold more than ``max_rows`` trial rows.
         RunFolderError: ``out`` exists already (and may not be replaced) or cannot be created.
     """
     started = time.perf_counter()
     loaded = load_scenario(scenario)
+    stop = stop_rule(trials, precision, max_trials)
     n = trials if trials is not None else loaded.baseline.settings.trials
-    check_size(n, len(loaded.specs(variants)), max_rows)  # unknown variants and oversized runs fail first
+    check_size(stop.max_trials if stop else n, len(loaded.specs(variants)), max_rows)  # fail before any work
     folder = out if out is not None else default_run_dir(loaded.name)
     plan = {
         "scenario_file": Path(scenario).name,
         "scenario_sha256": loaded.sha256,
-        "trials": n,
+        "trials": None if stop else n,
+        "precision": stop.target if stop else None,
+        "max_trials": stop.max_trials if stop else None,
         "seed": seed if seed is not None else loaded.baseline.settings.seed,
         "variants": variants,
         "replace": replace,
         "command": shareable_command(command if command is not None else ["custodysim", *sys.argv[1:]]),
     }
+    pool = open_executor(workers, executor, scheduler)  # an unreachable cluster fails before any file is made
     try:
         with staged_folder(folder, replace) as staging:
             (staging / SCENARIO_COPY).write_bytes(Path(scenario).read_bytes())
             write_json(staging / PLAN, plan)
-            summary = _complete(staging, loaded, plan, progress, started)
+            summary = _complete(staging, loaded, plan, progress, started, pool)
     except KeyboardInterrupt:
         raise RunInterrupted(folder) from None
+    finally:
+        pool.close()
     return RunOutcome(folder, summary)
+
+
+def stop_rule(trials: int | None, precision: float | None, max_trials: int | None) -> StopRule | None:
+    """Return the precision rule asked for, if any.
+
+    Raises:
+        OptionError: ``trials`` with ``precision``, ``max_trials`` without it, or a value out of range.
+    """
+    if precision is None:
+        if max_trials is not None:
+            raise OptionError("--max-trials bounds a run that stops on --precision; give --precision too, "
+                              "or --trials for a fixed number of trials")
+        return None
+    if trials is not None:
+        raise OptionError("give --trials (a fixed number of trials) or --precision (run until precise "
+                          "enough, at most --max-trials), not both")
+    return StopRule(precision, max_trials if max_trials is not None else DEFAULT_MAX_TRIALS)
 
 
 def check_size(trials: int, variants: int, max_rows: int = MAX_ROWS) -> None:
@@ -124,13 +171,16 @@ def check_size(trials: int, variants: int, max_rows: int = MAX_ROWS) -> None:
                          "trials or variants (--variant), or raise the limit with --max-rows")
 
 
-def resume_run(folder: Path, progress: Progress | None = None) -> RunOutcome:
+def resume_run(folder: Path, progress: Progress | None = None, workers: int = 1, executor: str = "local",
+               scheduler: str | None = None) -> RunOutcome:
     """Finish an interrupted run to ``folder`` from its completed chunks.
 
-    The figures are those of an uninterrupted run: trials do not depend on how they were chunked.
+    The figures are those of an uninterrupted run: trials do not depend on how they were chunked, nor
+    on the workers that simulate them (which may differ from the interrupted run's).
 
     Raises:
         RunFolderError: there is no interrupted run to ``folder``, or its saved state is damaged.
+        OptionError, ExecutorError: as for :func:`execute_run`.
     """
     started = time.perf_counter()
     staging = partial_dir(folder)
@@ -145,21 +195,26 @@ def resume_run(folder: Path, progress: Progress | None = None) -> RunOutcome:
     loaded = load_scenario_text(text, source=plan["scenario_file"])
     if loaded.sha256 != plan["scenario_sha256"]:
         raise RunFolderError(f"{folder}: the interrupted run's copy of its scenario was changed")
+    pool = open_executor(workers, executor, scheduler)
     try:
         with staged_folder(folder, plan["replace"], resume=True) as staging:
-            summary = _complete(staging, loaded, plan, progress, started, resumed=True)
+            summary = _complete(staging, loaded, plan, progress, started, pool, resumed=True)
     except KeyboardInterrupt:
         raise RunInterrupted(folder) from None
+    finally:
+        pool.close()
     return RunOutcome(folder, summary)
 
 
 def _complete(staging: Path, loaded: LoadedScenario, plan: dict[str, Any], progress: Progress | None,
-              started: float, resumed: bool = False) -> dict[str, Any]:
+              started: float, executor: Executor, resumed: bool = False) -> dict[str, Any]:
     """Simulate what the staging folder lacks, then write every file of the run into it."""
-    n, s = plan["trials"], plan["seed"]
+    s = plan["seed"]
+    stop = StopRule(plan["precision"], plan["max_trials"]) if plan.get("precision") is not None else None
     store = ChunkStore(staging)
-    rows, cols = run_variants(loaded, n, s, plan["variants"], progress, store)
-    summary = summarise_run(loaded, rows, cols, n, s)
+    result = simulate(loaded, plan["trials"], s, plan["variants"], progress, store, executor, stop)
+    rows, cols, n = result.rows, result.columns, result.trials
+    summary = summarise_run(loaded, rows, cols, n, s, result.precision)
     manifest = {
         "package": "custodysim",
         "version": __version__,
@@ -171,6 +226,8 @@ def _complete(staging: Path, loaded: LoadedScenario, plan: dict[str, Any], progr
         "trials": n,
         "variants": list(summary["variants"]),
         "resumed": resumed,
+        "executor": executor.kind,
+        "workers": executor.workers,
         "wall_time_seconds": round(time.perf_counter() - started, 3),
         "python": platform.python_version(),
         "files": ["summary.json", "trials.csv", "stories.json", SCENARIO_COPY, "scenario.resolved.yaml",

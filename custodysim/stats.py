@@ -9,9 +9,15 @@ from typing import Any
 import numpy as np
 
 from custodysim.engine import PATH_TYPES
-from custodysim.runner import VariantRows
+from custodysim.rows import VariantRows
 
 Z95 = 1.959963984540054
+
+
+def ci_half_width(x: np.ndarray) -> float:
+    """Return the half-width of the normal-approximation 95% confidence interval of the mean (0 below 2 values)."""
+    n = len(x)
+    return Z95 * float(np.std(x, ddof=1)) / math.sqrt(n) if n >= 2 else 0.0
 
 
 def mean_ci(x: np.ndarray) -> tuple[float, float, float]:
@@ -20,7 +26,7 @@ def mean_ci(x: np.ndarray) -> tuple[float, float, float]:
     m = float(np.mean(x)) if n else 0.0
     if n < 2:
         return m, m, m
-    half = Z95 * float(np.std(x, ddof=1)) / math.sqrt(n)
+    half = ci_half_width(x)
     return m, m - half, m + half
 
 
@@ -45,10 +51,10 @@ def variant_figures(rows: VariantRows, assets: list[str], wallets: list[str]) ->
     loss = rows.loss
     n = len(loss)
     mean, low, high = mean_ci(loss)
-    stops: Counter[str] = Counter()
-    for cell in rows.texts["stopped_by"]:
+    stops: Counter[str] = Counter()  # counted per distinct cell: a million rows share a few dozen cells
+    for cell, k in rows.categorical("stopped_by").counts().items():
         for control in filter(None, cell.split(";")):
-            stops[control] += 1
+            stops[control] += k
     num = rows.numbers
     return {
         "trials": n,
@@ -62,7 +68,7 @@ def variant_figures(rows: VariantRows, assets: list[str], wallets: list[str]) ->
         "loss_by_path_usd": {p: float(np.mean(num[f"loss_usd_{p}"])) for p in PATH_TYPES},
         "loss_by_wallet_usd": {w: float(np.mean(num[f"loss_usd_wallet_{w}"])) for w in wallets},
         "stops_by_control": {k: {"trials": v, "share": v / n} for k, v in stops.most_common()},
-        "outcomes": dict(Counter(rows.texts["outcome"]).most_common()),
+        "outcomes": dict(Counter(rows.categorical("outcome").counts()).most_common()),
         "operations": {
             "withdrawal_delay_mean_hours": float(np.mean(num["withdrawal_delay_mean_hours"])),
             "withdrawals_delayed_share": float(np.mean(num["withdrawals_delayed_share"])),

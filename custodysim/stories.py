@@ -13,7 +13,7 @@ import numpy as np
 from custodysim.engine import TrialResult, simulate_trial
 from custodysim.loader import LoadedScenario
 from custodysim.model import compile_scenario
-from custodysim.runner import VariantRows
+from custodysim.rows import VariantRows
 
 WORST = 5
 

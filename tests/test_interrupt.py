@@ -14,7 +14,7 @@ import pytest
 from custodysim.runs import execute_run
 
 DMM = Path(__file__).resolve().parent.parent / "scenarios" / "dmm-2024.yaml"
-ARGS = ["--variant", "independent-verification", "--trials", "8000", "--seed", "4"]
+ARGS = ["--variant", "independent-verification", "--trials", "8000", "--seed", "4", "--workers", "2"]
 
 
 def _start(out: Path) -> subprocess.Popen[str]:
@@ -47,7 +47,7 @@ def test_killed_run_resumes_to_the_uninterrupted_figures(tmp_path, sig):
     assert "Resume with: custodysim run --resume" in stderr and "Traceback" not in stderr
     assert not out.exists()
 
-    resumed = subprocess.run([sys.executable, "-m", "custodysim", "run", "--resume", str(out)],
+    resumed = subprocess.run([sys.executable, "-m", "custodysim", "run", "--resume", str(out), "--workers", "2"],
                              capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     whole = execute_run(DMM, trials=8000, seed=4, out=tmp_path / "whole", variants=["independent-verification"])

@@ -30,7 +30,7 @@ def test_independent_whitelist_blocks_and_alarms(base):
     attacked = rows["baseline"].loss > 0
     assert attacked.sum() > 20
     assert rows["wl"].loss.max() == 0
-    stopped = np.array(["whitelist:vault" in s for s in rows["wl"].texts["stopped_by"]])
+    stopped = np.array(["whitelist:vault" in s for s in rows["wl"].text("stopped_by")])
     assert stopped[attacked].all()
 
 
@@ -99,7 +99,7 @@ def test_delay_helps_when_detection_and_response_beat_it(base):
     delayed = losses(_delay_doc(base, 24.0))["baseline"]
     assert no_delay.loss.sum() > 0
     assert delayed.loss.max() == 0
-    assert any("delay:hot" in s for s in delayed.texts["stopped_by"])
+    assert any("delay:hot" in s for s in delayed.text("stopped_by"))
 
 
 def test_delay_does_not_help_when_slower_than_detection_plus_response(base):
@@ -121,7 +121,7 @@ def test_independent_verification_passes_with_one_minus_p_to_the_k(base, k, p):
         doc["people"][h].update(verifies_on=f"dev_{h}", verification_probability=p)
     doc["threats"]["apt"]["campaigns_per_year"] = 50.0  # nearly every trial has its one campaign
     rows = losses(doc, trials=3000, seed=3)["baseline"]
-    attempted = np.array([o in ("loss", "stopped") for o in rows.texts["outcome"]])
+    attempted = np.array([o in ("loss", "stopped") for o in rows.text("outcome")])
     passed = (rows.loss > 0)[attempted].mean()
     expected = (1 - p) ** k
     se = math.sqrt(expected * (1 - expected) / attempted.sum())
@@ -137,7 +137,7 @@ def test_one_person_holding_several_keys_checks_once(base):
     doc["people"]["alice"].update(verifies_on="dev_alice", verification_probability=0.5)
     doc["threats"]["apt"]["campaigns_per_year"] = 50.0
     rows = losses(doc, trials=3000, seed=5)["baseline"]
-    attempted = np.array([o in ("loss", "stopped") for o in rows.texts["outcome"]])
+    attempted = np.array([o in ("loss", "stopped") for o in rows.text("outcome")])
     assert abs((rows.loss > 0)[attempted].mean() - 0.5) < 0.05
 
 
@@ -147,7 +147,7 @@ def test_no_campaigns_means_no_loss(base):
     doc["threats"]["apt"]["campaigns_per_year"] = 0.0
     rows = losses(doc)["baseline"]
     assert rows.loss.max() == 0
-    assert set(rows.texts["outcome"]) == {"no_campaign"}
+    assert set(rows.text("outcome")) == {"no_campaign"}
 
 
 def test_no_path_to_keys_or_pipeline_means_no_loss(base):

@@ -1,0 +1,387 @@
+"""Parallel and distributed runs give the figures of a one-process run; precision runs stop deterministically."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from custodysim.checkpoints import ChunkStore
+from custodysim.cli import app
+from custodysim.errors import ExecutorError, OptionError, RunInterrupted
+from custodysim.formatting import narrowing
+from custodysim.loader import load_scenario
+from custodysim.outputs import write_trials_csv
+from custodysim.precision import StopRule, relative_half_width
+from custodysim.rows import Chunk, Columns, TextColumn, rows_from_arrays
+from custodysim.runfolder import read_trials_csv
+from custodysim.runner import CHUNK, simulate
+from custodysim.runs import execute_run, resume_run
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+DMM = SCENARIOS / "dmm-2024.yaml"
+
+
+def _figures(summary: dict) -> dict:
+    return {k: v for k, v in summary.items() if k != "provenance"}
+
+
+def _folder(path: Path) -> tuple[dict, bytes]:
+    """Return a run folder's summary figures and its trials.csv bytes."""
+    return _figures(json.loads((path / "summary.json").read_text())), (path / "trials.csv").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def one_worker(tmp_path_factory) -> Path:
+    """A dmm-2024 run of 2,500 trials (three chunks, the last one short) simulated in this process."""
+    out = tmp_path_factory.mktemp("w1") / "run"
+    execute_run(DMM, trials=2500, seed=11, out=out, workers=1)
+    return out
+
+
+def test_two_workers_give_the_figures_and_rows_of_one(one_worker, tmp_path):
+    """A run on 2 worker processes writes the same summary.json figures and the same trials.csv as 1 worker."""
+    execute_run(DMM, trials=2500, seed=11, out=tmp_path / "w2", workers=2)
+    assert _folder(tmp_path / "w2") == _folder(one_worker)
+    manifest = json.loads((tmp_path / "w2" / "manifest.json").read_text())
+    assert (manifest["executor"], manifest["workers"]) == ("process-pool", 2)
+    assert json.loads((one_worker / "manifest.json").read_text())["executor"] == "in-process"
+    assert "workers" not in json.dumps(_figures(json.loads((tmp_path / "w2" / "summary.json").read_text())))
+
+
+def test_cli_workers_do_not_change_the_figures(one_worker, tmp_path):
+    """Through the CLI, --workers 1 and --workers 2 write identical figures and rows (those of the library run)."""
+    for n in (1, 2):
+        result = CliRunner().invoke(app, ["run", str(DMM), "--trials", "2500", "--seed", "11", "--workers", str(n),
+                                          "--out", str(tmp_path / f"cli{n}")])
+        assert result.exit_code == 0, result.output
+    assert _folder(tmp_path / "cli1") == _folder(tmp_path / "cli2") == _folder(one_worker)
+
+
+def test_progress_reports_every_chunk_of_every_variant_with_workers(tmp_path):
+    """With 2 workers the progress callback still hears of every chunk: per variant, the trials add up."""
+    seen: dict[str, int] = {}
+
+    def progress(name: str, k: int) -> None:
+        seen[name] = seen.get(name, 0) + k
+
+    execute_run(DMM, trials=2100, out=tmp_path / "r", variants=["split-wallets"], workers=2, progress=progress)
+    assert seen == {"baseline": 2100, "split-wallets": 2100}
+
+
+def test_interrupted_parallel_run_resumes_to_identical_figures(tmp_path):
+    """A 2-worker run stopped after a few chunks, resumed on 2 workers, equals an uninterrupted 1-worker run."""
+    calls = []
+
+    def interrupt_after_three(name: str, k: int) -> None:
+        calls.append(name)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    with pytest.raises(RunInterrupted):
+        execute_run(DMM, trials=4500, seed=3, out=out, variants=["split-wallets"], workers=2,
+                    progress=interrupt_after_three)
+    assert ChunkStore(tmp_path / ".run.partial").count() >= 3
+    resume_run(out, workers=2)
+    execute_run(DMM, trials=4500, seed=3, out=tmp_path / "whole", variants=["split-wallets"], workers=1)
+    assert _folder(out) == _folder(tmp_path / "whole")
+
+
+# --- precision ------------------------------------------------------------------------------------------------
+
+PRECISE = {"variants": ["split-wallets"], "seed": 5, "precision": 0.08}
+
+
+def test_precision_run_stops_at_the_same_trial_count_whatever_the_workers(tmp_path):
+    """--precision stops after the same chunks with 1 and 2 workers, with the same figures and rows."""
+    a = execute_run(DMM, out=tmp_path / "a", workers=1, **PRECISE)
+    b = execute_run(DMM, out=tmp_path / "b", workers=2, **PRECISE)
+    assert _folder(tmp_path / "a") == _folder(tmp_path / "b")
+    p = a.summary["precision"]
+    assert p["stopped_by"] == "precision" and p["target"] == 0.08
+    assert 2 * CHUNK < a.summary["trials"] < 1_000_000 and a.summary["trials"] % CHUNK == 0
+    assert b.summary["trials"] == a.summary["trials"]
+    assert set(p["achieved"]) == {"baseline", "split-wallets"}
+    assert all(0 <= x <= 0.08 for x in p["achieved"].values())
+
+
+def test_precision_run_stops_at_the_first_chunk_where_the_target_is_met(tmp_path):
+    """The rule holds at the stopping count and did not hold one chunk earlier; the rows are a fixed run's."""
+    stopped = execute_run(DMM, out=tmp_path / "p", workers=2, **PRECISE)
+    n = stopped.summary["trials"]
+    result = simulate(load_scenario(DMM), n, 5, ["split-wallets"])
+    assert {r.name: relative_half_width(r.loss) for r in result.rows} == stopped.summary["precision"]["achieved"]
+    assert max(relative_half_width(r.loss[:n - CHUNK]) for r in result.rows) > 0.08
+    fixed = execute_run(DMM, trials=n, seed=5, out=tmp_path / "f", variants=["split-wallets"])
+    assert _figures(fixed.summary)["variants"] == _figures(stopped.summary)["variants"]
+
+
+def test_precision_run_stops_at_max_trials_and_says_so(tmp_path):
+    """A target out of reach stops at --max-trials, and summary.json and report.md say so."""
+    outcome = execute_run(DMM, out=tmp_path / "r", variants=["split-wallets"], precision=0.001, max_trials=2500)
+    p = outcome.summary["precision"]
+    assert outcome.summary["trials"] == 2500 and p["stopped_by"] == "max_trials" and p["max_trials"] == 2500
+    assert all(x > 0.001 for x in p["achieved"].values())
+    assert "Stopped by the trial limit (2500 trials)" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_variant_without_loss_counts_as_precise():
+    """A variant with no loss in any trial has a relative half-width of 0 (precise), not a division by zero."""
+    assert relative_half_width(np.zeros(2000)) == 0.0
+    assert relative_half_width(np.array([0.0, 10.0])) > 0
+
+
+def test_interrupted_precision_run_resumes_to_the_same_stop(tmp_path):
+    """A precision run interrupted mid-way resumes (its plan keeps the target) to the uninterrupted run's figures."""
+    calls = []
+
+    def interrupt(name: str, k: int) -> None:
+        calls.append(name)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(RunInterrupted):
+        execute_run(DMM, out=tmp_path / "run", progress=interrupt, **PRECISE)
+    resumed = resume_run(tmp_path / "run", workers=2)
+    whole = execute_run(DMM, out=tmp_path / "whole", **PRECISE)
+    assert _figures(resumed.summary) == _figures(whole.summary)
+
+
+@pytest.mark.parametrize("target", [0, 1, 1.5, -0.02])
+def test_precision_out_of_range_is_refused(target, tmp_path):
+    """A precision outside (0, 1) is refused before any work, saying what it means."""
+    with pytest.raises(OptionError, match="between 0 and 1"):
+        StopRule(target)
+    result = CliRunner().invoke(app, ["run", str(DMM), "--precision", str(target), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "--precision" in result.output and "Traceback" not in result.output
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--precision", "0.05", "--trials", "100"], "not both"),
+    (["--max-trials", "100"], "give --precision too"),
+    (["--precision", "0.05", "--max-trials", "0"], "--max-trials must be 1 or more"),
+])
+def test_precision_options_that_do_not_fit_are_refused(args, message, tmp_path):
+    """--trials with --precision, or --max-trials without it or below 1, is a clear error (exit 1)."""
+    result = CliRunner().invoke(app, ["run", str(DMM), *args, "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and message in result.output, result.output
+
+
+# --- options and executors ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("workers", ["0", "-1"])
+def test_workers_below_one_is_a_clear_error(workers, tmp_path):
+    """--workers 0 or negative exits 1 with a message naming --workers, and writes nothing."""
+    result = CliRunner().invoke(app, ["run", str(DMM), "--workers", workers, "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1
+    assert f"--workers must be 1 or more (1 runs in this process), not {workers}" in result.output
+    assert not list(tmp_path.iterdir())
+
+
+def test_dask_without_scheduler_is_a_clear_error(tmp_path):
+    """--executor dask without --scheduler exits 1 naming --scheduler."""
+    result = CliRunner().invoke(app, ["run", str(DMM), "--executor", "dask", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "--executor dask needs --scheduler" in result.output
+    assert not list(tmp_path.iterdir())
+
+
+def test_unknown_executor_is_a_clear_error(tmp_path):
+    """An --executor other than local or dask is refused, listing the choices."""
+    result = CliRunner().invoke(app, ["run", str(DMM), "--executor", "spark", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "one of local, dask" in result.output
+
+
+def test_unreachable_scheduler_is_a_clear_error(tmp_path, monkeypatch):
+    """A scheduler that does not answer gives exit 1 and a message naming the address, no traceback, no folder."""
+    pytest.importorskip("distributed")
+    import custodysim.executors
+
+    monkeypatch.setattr(custodysim.executors, "CONNECT_TIMEOUT", 1.0)
+    result = CliRunner().invoke(app, ["run", str(DMM), "--executor", "dask", "--scheduler", "tcp://127.0.0.1:9",
+                                      "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1, result.output
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in result.output
+    assert "Traceback" not in result.output and not list(tmp_path.iterdir())
+
+
+def test_dask_not_installed_is_a_clear_error(monkeypatch):
+    """Without dask.distributed installed, --executor dask says how to install it."""
+    import sys
+
+    from custodysim.executors import DaskExecutor
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # makes the import fail
+    with pytest.raises(ExecutorError, match=r"pip install 'custodysim\[dask\]'"):
+        DaskExecutor("tcp://127.0.0.1:9")
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    """A local Dask cluster of 2 worker processes with 1 thread each, closed after the module."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    yield cluster
+    cluster.close()
+
+
+def test_dask_cluster_gives_the_figures_of_a_local_run(dask_cluster, one_worker, tmp_path):
+    """A run on a Dask LocalCluster writes the figures and rows of a 1-worker local run."""
+    outcome = execute_run(DMM, trials=2500, seed=11, out=tmp_path / "dask", executor="dask",
+                          scheduler=dask_cluster.scheduler_address)
+    assert _folder(tmp_path / "dask") == _folder(one_worker)
+    manifest = json.loads((tmp_path / "dask" / "manifest.json").read_text())
+    assert (manifest["executor"], manifest["workers"]) == ("dask", 2)
+    assert outcome.summary["trials"] == 2500
+
+
+def test_cli_runs_on_a_dask_cluster(dask_cluster, one_worker, tmp_path):
+    """The CLI with --executor dask --scheduler ADDRESS writes the figures of the local run."""
+    result = CliRunner().invoke(app, ["run", str(DMM), "--trials", "2500", "--seed", "11", "--executor", "dask",
+                                      "--scheduler", dask_cluster.scheduler_address, "--out", str(tmp_path / "d")])
+    assert result.exit_code == 0, result.output
+    assert _folder(tmp_path / "d") == _folder(one_worker)
+
+
+# --- compact rows ---------------------------------------------------------------------------------------------
+
+INTEGER_COLUMNS = {"trial", "campaigns", "footholds", "transfers_signed", "transfers_delayed"}
+ODD_TEXTS = ["", "a,b", 'say "hi"', "line\nbreak", "plain", "ünïcode > x"]
+
+
+def _odd_rows() -> tuple[list, Columns]:
+    cols = Columns(("BTC",), ("hot", "vault"))
+    rng = np.random.default_rng(1)
+    rows = []
+    for name in ("baseline", "odd,name"):
+        numbers = rng.choice([0.0, 1.5, 1e-300, 123456789.123, -0.0, math.nan, 0.1 + 0.2],
+                             size=(2300, len(cols.numeric)))
+        numbers[:, 0] = np.arange(2300)
+        for j, c in enumerate(cols.numeric):
+            if c in INTEGER_COLUMNS:  # counts: whole numbers
+                numbers[:, j] = rng.integers(0, 5, size=2300) if c != "trial" else np.arange(2300)
+        texts = [[ODD_TEXTS[(i * (j + 1)) % len(ODD_TEXTS)] for j in range(len(Columns.text))] for i in range(2300)]
+        rows.append(rows_from_arrays(name, cols, numbers, texts))
+    return rows, cols
+
+
+def test_text_columns_round_trip_through_trials_csv(tmp_path):
+    """Categorical text columns (commas, quotes, line breaks, empty) and numbers come back from trials.csv unchanged."""
+    rows, cols = _odd_rows()
+    write_trials_csv(tmp_path / "trials.csv", rows, cols)
+    back, back_cols = read_trials_csv(tmp_path / "trials.csv")
+    assert back_cols == cols and [r.name for r in back] == [r.name for r in rows]
+    for a, b in zip(rows, back, strict=True):
+        for c in cols.numeric:
+            np.testing.assert_array_equal(a.numbers[c], b.numbers[c])
+            assert np.array_equal(np.signbit(a.numbers[c]), np.signbit(b.numbers[c]))
+        for c in Columns.text:
+            assert a.text(c).tolist() == b.text(c).tolist()
+            assert b.categorical(c).codes.dtype == np.int32 and len(b.categorical(c).categories) <= len(ODD_TEXTS)
+
+
+def test_trials_csv_is_what_the_csv_module_writes(tmp_path):
+    """The fast writer's bytes equal the csv module's, row by row with repr numbers (the format readers rely on)."""
+    rows, cols = _odd_rows()
+    write_trials_csv(tmp_path / "trials.csv", rows, cols)
+    expected = io.StringIO()
+    writer = csv.writer(expected)
+    writer.writerow(["variant", *cols.numeric, *Columns.text])
+    for r in rows:
+        for i in range(len(r)):
+            numbers = ["" if math.isnan(r.numbers[c][i]) else str(int(r.numbers[c][i])) if c in INTEGER_COLUMNS
+                       else repr(float(r.numbers[c][i])) for c in cols.numeric]
+            writer.writerow([r.name, *numbers, *(r.text(c)[i] for c in Columns.text)])
+    assert (tmp_path / "trials.csv").read_bytes() == expected.getvalue().encode("utf-8")
+
+
+def test_rows_hold_text_as_codes_not_strings():
+    """A run's text columns are int32 codes over a few categories, and numbers are float64 column views."""
+    result = simulate(load_scenario(DMM), 1500, 1, ["split-wallets"])
+    r = result.rows[0]
+    outcome = r.categorical("outcome")
+    assert outcome.codes.dtype == np.int32 and len(outcome.codes) == 1500
+    assert set(outcome.categories) <= {"loss", "stopped", "no_theft", "no_foothold", "no_campaign"}
+    assert sum(outcome.counts().values()) == 1500
+    assert all(r.numbers[c].dtype == np.float64 and r.numbers[c].flags.c_contiguous for c in result.columns.numeric)
+
+
+def test_categories_are_merged_across_chunks_in_first_seen_order():
+    """Chunks with their own categories are re-coded into one list, in the order values first appear."""
+    from custodysim.rows import RowsBuilder
+
+    cols = Columns((), ())
+    builder = RowsBuilder("v", cols, 1)  # too small: it grows
+    width = len(cols.numeric)
+    for texts in (["b", "a"], ["c", "a", "b"]):
+        builder.add(Chunk.from_texts(np.zeros((len(texts), width)), [[t] * len(Columns.text) for t in texts]))
+    rows = builder.finish()
+    assert rows.categorical("outcome").categories == ("b", "a", "c")
+    assert rows.text("outcome").tolist() == ["b", "a", "c", "a", "b"]
+    assert TextColumn.encode(["x", "y", "x"]).counts() == {"x": 2, "y": 1}
+
+
+def test_chunk_store_keeps_codes_and_categories(tmp_path):
+    """A chunk saved to the store loads back with the same numbers, codes and categories."""
+    numbers = np.arange(6.0).reshape(2, 3)
+    chunk = Chunk.from_texts(numbers, [["", "a,b", "x", "y", "z"], ["q", "a,b", "x", "", "z"]])
+    store = ChunkStore(tmp_path)
+    store.save("v", 0, chunk)
+    back = store.load("v", 0, 2, (3, 5))
+    assert back is not None
+    np.testing.assert_array_equal(back.numbers, numbers)
+    np.testing.assert_array_equal(back.codes, chunk.codes)
+    assert back.categories == chunk.categories
+    assert store.load("v", 0, 3, (3, 5)) is None  # another shape: simulated again
+
+
+# --- paired vs unpaired ---------------------------------------------------------------------------------------
+
+def test_narrowing_says_how_much_pairing_buys():
+    """The paired/unpaired ratio reads as 'Nx narrower', 'exact' for a zero-width paired CI, blank for none."""
+    assert narrowing([-1.0, 1.0], [-4.0, 4.0]) == "4.0x narrower"
+    assert narrowing([0.0, 0.0], [-4.0, 4.0]).startswith("exact")
+    assert narrowing([0.0, 0.0], [0.0, 0.0]) == ""
+
+
+def test_cli_and_report_show_how_much_narrower_the_paired_ci_is(tmp_path):
+    """The CLI prints, and report.md tabulates, each variant's paired-vs-unpaired CI ratio."""
+    result = CliRunner().invoke(app, ["run", str(DMM), "--trials", "300", "--variant", "split-wallets",
+                                      "--variant", "threshold-3of5", "--workers", "1", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    v = summary["variants"]["split-wallets"]
+    ratio = narrowing(v["diff_ci95_usd"], v["diff_ci95_unpaired_usd"])
+    assert ratio.endswith("x narrower")
+    assert f"split-wallets: {ratio}" in result.output
+    assert "threshold-3of5: exact" in result.output
+    assert ratio in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_html_report_shows_precision_pairing_and_executor(tmp_path):
+    """report.html names the precision stop, the paired-vs-unpaired CI ratio, and the executor and workers."""
+    outcome = execute_run(DMM, out=tmp_path / "r", variants=["split-wallets"], precision=0.5, max_trials=3000,
+                          workers=2)
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert "stopped by the precision target" in html and outcome.summary["precision"]["stopped_by"] == "precision"
+    v = outcome.summary["variants"]["split-wallets"]
+    assert narrowing(v["diff_ci95_usd"], v["diff_ci95_unpaired_usd"]) in html
+    assert "process-pool, 2 workers" in html
+
+
+def test_cli_precision_run_prints_how_it_stopped(tmp_path):
+    """The CLI with --precision prints the trials used, what stopped the run and the precision reached."""
+    result = CliRunner().invoke(app, ["run", str(DMM), "--variant", "split-wallets", "--precision", "0.5",
+                                      "--max-trials", "5000", "--workers", "2", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["trials"] == 2 * CHUNK  # the minimum: 2 chunks are precise enough for 50%
+    assert "Stopped after 2,000 trials per variant (precision target reached; target 50.0%)" in result.output
+    assert json.loads((tmp_path / "r" / "manifest.json").read_text())["trials"] == 2000
