@@ -185,6 +185,7 @@ def _exceedance_lines(ax: Axes, rows: list[VariantRows], baseline: str, span: tu
             continue
         values, counts = np.unique(positive, return_counts=True)
         above = (positive.size - np.cumsum(counts)) / len(r)
+        values, above = _thinned(values, above)
         xs = np.concatenate(([left], values))
         ys = np.concatenate(([positive.size / len(r)], np.maximum(above, floor)))
         ax.step(xs, ys, where="post", label=_label(r, baseline), **styles[r.name])  # type: ignore[arg-type]
@@ -203,6 +204,20 @@ def _exceedance_lines(ax: Axes, rows: list[VariantRows], baseline: str, span: tu
     ax.set_ylabel("P(annual loss > x)")
     ax.grid(True, which="major", axis="x", color="#eeeeee", linewidth=0.6)
     _legend_below(ax)
+
+
+def _thinned(values: np.ndarray, above: np.ndarray, body: int = 1000, tail: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """Return at most ``body + tail`` steps of an exceedance curve: every step of its tail, a sample of the rest.
+
+    A million-trial run has a hundred thousand distinct losses; the chart cannot show more than a few
+    hundred steps, and the file would grow by megabytes. The ``tail`` largest losses (the rare years) are
+    all kept; below them, ``body`` steps evenly spaced in rank keep the curve's shape to within a pixel.
+    """
+    if len(values) <= body + tail:
+        return values, above
+    keep = np.union1d(np.linspace(0, len(values) - tail - 1, body).round().astype(int),
+                      np.arange(len(values) - tail, len(values)))
+    return values[keep], above[keep]
 
 
 def loss_histogram_svg(rows: list[VariantRows], baseline: str, bins: int = 40) -> str:

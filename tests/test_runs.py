@@ -261,8 +261,8 @@ def test_oversized_run_is_refused_with_the_arithmetic(tmp_path):
     """A run over the row limit is refused before any work, saying why and how to go beyond."""
     from custodysim.errors import LimitError
 
-    with pytest.raises(LimitError, match=r"5 variant\(s\) x 2,000 trials = 10,000 trial rows.*--max-rows"):
-        execute_run(SCENARIOS / "dmm-2024.yaml", trials=2000, out=tmp_path / "r", max_rows=9_999)
+    with pytest.raises(LimitError, match=r"6 variant\(s\) x 2,000 trials = 12,000 trial rows.*--max-rows"):
+        execute_run(SCENARIOS / "dmm-2024.yaml", trials=2000, out=tmp_path / "r", max_rows=11_999)
     assert list(tmp_path.iterdir()) == []
 
 
