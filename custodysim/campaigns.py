@@ -49,6 +49,10 @@ class Campaign:
     transfers: int = 0
     loss_usd: float = 0.0
 
+    def fresh(self) -> Campaign:
+        """Return this campaign as sampled, before the simulation changed anything (its plan is shared)."""
+        return Campaign(self.label, self.prefix, self.index, self.start, self.threat, self.plan, self.insider)
+
     def u(self, rnd: TrialRandom, name: str, extra: int = 0) -> float:
         """Return this campaign's draw from stream ``name``."""
         return rnd.uniform(self.prefix + name, self.index * 4096 + extra)

@@ -271,14 +271,16 @@ class World:
 
 
 def simulate_trial(model: CompiledScenario, seed: int, trial: int, quiet: TrialResult | None = None,
-                   tell: bool = False) -> TrialResult:
+                   tell: bool = False, campaigns: list[Campaign] | None = None) -> TrialResult:
     """Simulate one trial of ``model``.
 
     Given the variant's ``quiet`` result (operations with no attacker), trials whose campaigns never
-    touch a wallet skip the SimPy world: see :func:`harmless_result`.
+    touch a wallet skip the SimPy world: see :func:`harmless_result`. ``campaigns`` are the trial's
+    campaigns if already sampled (fresh, by a variant with the same attack surface).
     """
     rnd = TrialRandom(seed, trial)
-    campaigns = sample_campaigns(model, rnd)
+    if campaigns is None:
+        campaigns = sample_campaigns(model, rnd)
     if quiet is not None and not tell:
         if not campaigns:
             return quiet

@@ -171,6 +171,12 @@ class CompiledScenario:
         return frozenset(self.key_holdings) | frozenset(self.pipeline_of) | frozenset(self.requester_of)
 
     @cached_property
+    def attack_surface(self) -> tuple[object, ...]:
+        """Return everything campaign sampling reads: variants with equal surfaces sample equal campaigns."""
+        return (self.horizon, self.max_campaigns, self.threats, tuple(sorted(self.out_edges.items())),
+                tuple(sorted(self.devices.items())), tuple(sorted(self.insiders.items())))
+
+    @cached_property
     def quiet(self) -> QuietTimeline:
         """Return the operations of this variant when no attacker touches them (computed once)."""
         from custodysim.treasury import QuietTimeline  # the ledger builds on this module

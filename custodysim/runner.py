@@ -4,15 +4,15 @@ Trial ``k`` of every variant uses the same named streams, so variants differ onl
 structure differs (common random numbers), and the paired difference between two variants is far more
 precise than either estimate alone.
 
-Trials are simulated in chunks of :data:`CHUNK`, one task per chunk of one variant, by an executor
-(this process, local worker processes, or a Dask cluster). One variant per task, rather than every
-variant of a chunk: a short run (2,000 trials of 5 variants) still makes 10 tasks to share among the
-workers; tasks take about the same time; and a task is exactly what the checkpoint store keeps, so a
-resumed run simulates only the missing variant-chunks. Chunks are submitted in trial order, every
-variant of chunk ``k`` before chunk ``k+1``, so the in-order prefix (what a precision rule looks at)
-grows steadily. A trial's numbers depend only on the seed,
-the trial number and the stream names, and chunks are put back in trial order as they complete, so the
-rows (and every figure computed from them) are the same whatever the executor and the number of workers.
+Trials are simulated in chunks of :data:`CHUNK`, one task per chunk (every variant of it), by an
+executor (this process, local worker processes, or a Dask cluster). Every variant of a chunk in one task,
+because variants with the same attack surface share their campaigns trial for trial (common random
+numbers), so a task samples each trial's campaigns once and replays them in every variant. The
+checkpoint store keeps each variant-chunk as the task returns it, and a resumed run simulates only the
+missing ones. Chunks are submitted in trial order, so the in-order prefix (what a precision rule looks
+at) grows steadily. A trial's numbers depend only on the seed, the trial number and the stream names,
+and chunks are put back in trial order as they complete, so the rows (and every figure computed from
+them) are the same whatever the executor and the number of workers.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from custodysim.campaigns import screen_trials
+from custodysim.campaigns import Campaign, sample_campaigns, screen_trials
 from custodysim.checkpoints import ChunkStore
 from custodysim.engine import PATH_TYPES, TrialResult, World, simulate_trial
 from custodysim.executors import Executor, InProcess
@@ -38,6 +38,9 @@ from custodysim.schema import Scenario
 
 __all__ = ["CHUNK", "Chunk", "ChunkJob", "Columns", "Progress", "Simulated", "VariantRows", "chunks",
            "columns_for", "quiet_result", "row_of", "run_trials", "run_variants", "simulate", "simulate_chunk"]
+
+Plans = dict[int, list[Campaign]]
+"""Campaigns sampled for the trials of a chunk, by trial number, before any simulation changed them."""
 
 Progress = Callable[[str, int], None]
 """Called with (variant, trials just finished)."""
@@ -83,12 +86,22 @@ def quiet_result(model: CompiledScenario, seed: int) -> TrialResult:
 
 
 def run_trials(model: CompiledScenario, seed: int, first: int, count: int, cols: Columns,
-               quiet: TrialResult) -> tuple[np.ndarray, list[list[str]]]:
+               quiet: TrialResult, plans: Plans | None = None) -> tuple[np.ndarray, list[list[str]]]:
     """Simulate trials ``first .. first+count-1`` of one variant; return their rows.
 
     Trials in which nobody gets a foothold (most of them, at realistic rates) are found for the whole
     chunk at once (:func:`~custodysim.campaigns.screen_trials`): their rows are the quiet row with their
     campaign count. Only the others are simulated one by one.
+
+    Args:
+        model: the variant.
+        seed: the run's master seed.
+        first: the chunk's first trial.
+        count: how many trials.
+        cols: the run's column layout.
+        quiet: the variant's result with no campaign (see :func:`quiet_result`).
+        plans: campaigns already sampled for these trials by a variant with the same attack surface
+            (:attr:`~custodysim.model.CompiledScenario.attack_surface`); filled in as trials are sampled.
     """
     trials = np.arange(first, first + count)
     campaigns, needed = screen_trials(model, seed, trials)
@@ -98,9 +111,17 @@ def run_trials(model: CompiledScenario, seed: int, first: int, count: int, cols:
     numbers[:, cols.numeric.index("campaigns")] = campaigns
     outcome = Columns.text.index("outcome")
     no_foothold = [*quiet_texts[:outcome], "no_foothold", *quiet_texts[outcome + 1:]]
-    texts = [list(no_foothold) if k else list(quiet_texts) for k in campaigns.tolist()]
+    texts = [no_foothold if k else quiet_texts for k in campaigns.tolist()]  # shared: rows are replaced, not changed
     for i in np.flatnonzero(needed).tolist():
-        row, text = row_of(first + i, simulate_trial(model, seed, first + i, quiet), cols)
+        trial = first + i
+        sampled = plans.get(trial) if plans is not None else None
+        if sampled is None:
+            sampled = sample_campaigns(model, TrialRandom(seed, trial))
+            if plans is not None:
+                plans[trial] = [c.fresh() for c in sampled]
+        else:
+            sampled = [c.fresh() for c in sampled]
+        row, text = row_of(trial, simulate_trial(model, seed, trial, quiet, campaigns=sampled), cols)
         numbers[i] = row
         texts[i] = text
     return numbers, texts
@@ -114,15 +135,15 @@ def chunks(trials: int, size: int = CHUNK) -> Iterator[tuple[int, int]]:
 
 @dataclass(frozen=True)
 class ChunkJob:
-    """One task: trials ``first .. first+count-1`` of one variant, with all a worker needs to run them.
+    """One task: trials ``first .. first+count-1`` of some variants, with all a worker needs to run them.
 
-    It carries the variant's validated spec (a few kilobytes), not its compiled model: a worker compiles
-    each variant once and keeps it (see :func:`simulate_chunk`).
+    It carries the variants' validated specs (a few kilobytes each), not their compiled models: a worker
+    compiles each variant once and keeps it (see :func:`simulate_chunk`).
     """
 
-    spec: Scenario
+    specs: dict[str, Scenario]
+    """The variants to simulate (those the checkpoint store does not have yet), by name."""
     scenario_sha256: str
-    variant: str
     seed: int
     first: int
     count: int
@@ -138,19 +159,24 @@ A cache, not state: an entry is a pure function of its key (scenario hash, varia
 _COMPILED_MAX = 32
 
 
-def simulate_chunk(job: ChunkJob) -> Chunk:
-    """Simulate one chunk of one variant (in whatever process runs it) and return its rows."""
-    key = (job.scenario_sha256, job.variant, job.seed)
-    compiled = _COMPILED.get(key)
-    if compiled is None:
-        model = compile_scenario(job.spec)
-        compiled = (model, quiet_result(model, job.seed))
-        if len(_COMPILED) >= _COMPILED_MAX:
-            del _COMPILED[next(iter(_COMPILED))]
-        _COMPILED[key] = compiled
-    model, quiet = compiled
-    numbers, texts = run_trials(model, job.seed, job.first, job.count, job.columns, quiet)
-    return Chunk.from_texts(numbers, texts)
+def simulate_chunk(job: ChunkJob) -> dict[str, Chunk]:
+    """Simulate one chunk of the job's variants (in whatever process runs it) and return their rows."""
+    plans: dict[object, Plans] = {}
+    out: dict[str, Chunk] = {}
+    for variant, spec in job.specs.items():
+        key = (job.scenario_sha256, variant, job.seed)
+        compiled = _COMPILED.get(key)
+        if compiled is None:
+            model = compile_scenario(spec)
+            compiled = (model, quiet_result(model, job.seed))
+            if len(_COMPILED) >= _COMPILED_MAX:
+                del _COMPILED[next(iter(_COMPILED))]
+            _COMPILED[key] = compiled
+        model, quiet = compiled
+        shared = plans.setdefault(model.attack_surface, {})
+        numbers, texts = run_trials(model, job.seed, job.first, job.count, job.columns, quiet, shared)
+        out[variant] = Chunk.from_texts(numbers, texts)
+    return out
 
 
 @dataclass(frozen=True)
@@ -202,23 +228,27 @@ def simulate(loaded: LoadedScenario, trials: int | None = None, seed: int | None
 
     def jobs() -> Iterator[ChunkJob]:
         for k, (first, count) in enumerate(pieces):
+            missing: dict[str, Scenario] = {}
             for name in names:
                 saved = store.load(name, first, count, width) if store is not None else None
                 if saved is None:
-                    yield ChunkJob(specs[name], loaded.sha256, name, s, first, count, cols, k)
+                    missing[name] = specs[name]
                     continue
                 done[(k, name)] = saved
                 if progress is not None:
                     progress(name, count)
+            if missing:
+                yield ChunkJob(missing, loaded.sha256, s, first, count, cols, k)
 
     state = _Assembly(pieces, names, builders, check)
     with closing((executor or InProcess()).map_unordered(simulate_chunk, jobs())) as results:
-        for job, chunk in results:
-            if store is not None:
-                store.save(job.variant, job.first, chunk)
-            done[(job.index, job.variant)] = chunk
-            if progress is not None:
-                progress(job.variant, job.count)
+        for job, simulated in results:
+            for name, chunk in simulated.items():
+                if store is not None:
+                    store.save(name, job.first, chunk)
+                done[(job.index, name)] = chunk
+                if progress is not None:
+                    progress(name, job.count)
             if state.advance(done):
                 break
         else:

@@ -39,6 +39,10 @@ class _Event(Enum):
     LANDING = 5  # a transfer lands in its destination wallet
 
 
+# Module-level names for the enum members: an enum attribute lookup costs several times a global's, and
+# the ledger looks these up at every event.
+_EDGE, _REQUEST, _TOPUP_LANDS = _Event.EDGE, _Event.REQUEST, _Event.TOPUP_LANDS
+_SCHEDULED, _LANDING = _Event.SCHEDULED, _Event.LANDING
 _NO_EVENT: tuple[float, _Event, Any] = (math.inf, _Event.NONE, None)
 
 
@@ -62,9 +66,10 @@ class LegitTransfer:
 
 
 Listener = Callable[[LegitTransfer], Intercept]
+_PASS, _HIJACKED, _CANCELLED = Intercept.PASS, Intercept.HIJACKED, Intercept.CANCELLED
 
 
-@dataclass
+@dataclass(slots=True)
 class _Landing:
     time: float
     dest: str | None
@@ -72,7 +77,7 @@ class _Landing:
     asset: str
 
 
-@dataclass
+@dataclass(slots=True)
 class _WalletState:
     spec: WalletModel
     balance: float
@@ -81,11 +86,6 @@ class _WalletState:
     freezes: list[tuple[float, float]] = field(default_factory=list)
     credited: float = 0.0  # everything that flowed in: deposits, top-ups, transfers, sweeps
     retry_at: float = 0.0  # after a top-up request that sent nothing, when to ask again
-
-    @property
-    def rates(self) -> tuple[float, float, float, float]:
-        """Return the flowing wallet's (withdrawals per day, deposits per day, price, cap)."""
-        return self.spec.flow_rates
 
     def copy(self) -> _WalletState:
         return _WalletState(self.spec, self.balance, self.queue, self.topup, list(self.freezes), self.credited,
@@ -105,7 +105,7 @@ class _WalletState:
         return t
 
 
-@dataclass
+@dataclass(slots=True)
 class OperationsTally:
     """Operational figures of a trial (USD-weighted where assets mix)."""
 
@@ -132,6 +132,7 @@ class Treasury:
         self._next_scheduled = [t.first_day for t in model.transfers]
         self._landings: list[_Landing] = []
         self.listeners: dict[str, Listener] = {}
+        self._advancing = False
         self.tally = OperationsTally()
         # conservation ledger, per asset
         self.deposited = dict.fromkeys(model.assets, 0.0)
@@ -150,6 +151,7 @@ class Treasury:
         twin._next_scheduled = list(self._next_scheduled)
         twin._landings = list(self._landings)  # landings are never changed, only added and removed
         twin.listeners = {}
+        twin._advancing = False
         tally = self.tally
         twin.tally = OperationsTally(tally.withdrawals_usd, tally.delayed_withdrawals_usd, tally.wait_usd_days,
                                      tally.transfers_signed, tally.transfers_delayed, tally.transfer_delay_days)
@@ -225,21 +227,35 @@ class Treasury:
 
     # ------------------------------------------------------------------ time
     def advance(self, t: float) -> None:
-        """Run operations up to time ``t`` (inclusive of events at ``t``)."""
+        """Run operations up to time ``t`` (inclusive of events at ``t``).
+
+        A call made while the ledger is already advancing (an interception that raises the alarm and
+        syncs) does nothing: the running call goes on from the event in hand, in time order.
+        """
+        if self._advancing:
+            return
+        self._advancing = True
+        try:
+            self._advance(t)
+        finally:
+            self._advancing = False
+
+    def _advance(self, t: float) -> None:
+        next_event, flow = self._next_event, self._flow
         while True:
-            te, kind, arg = self._next_event()
+            te, kind, arg = next_event()
             if te > t:
                 break
-            if self._from_empty(kind, arg) and self._skip_dry(te, t):
+            if (kind is _SCHEDULED or kind is _REQUEST) and self._from_empty(kind, arg) and self._skip_dry(t):
                 continue  # requests to an empty wallet were skipped: look again
-            self._flow(te)
-            if kind is _Event.REQUEST:
+            flow(te)
+            if kind is _REQUEST:
                 self._request_topup(arg)
-            elif kind is _Event.TOPUP_LANDS:
+            elif kind is _TOPUP_LANDS:
                 self._topup_lands(arg)
-            elif kind is _Event.SCHEDULED:
+            elif kind is _SCHEDULED:
                 self._scheduled(arg)
-            elif kind is _Event.LANDING:
+            elif kind is _LANDING:
                 self._land(arg)
         self._flow(t)
 
@@ -257,10 +273,10 @@ class Treasury:
             if src.freezes:
                 due = src.released_at(due)
             if due < best[0]:
-                best = (due, _Event.SCHEDULED, i)
+                best = (due, _SCHEDULED, i)
         for landing in self._landings:
             if landing.time < best[0]:
-                best = (landing.time, _Event.LANDING, landing)
+                best = (landing.time, _LANDING, landing)
         return best
 
     def _flowing_event(self, st: _WalletState) -> tuple[float, _Event, Any]:
@@ -272,68 +288,70 @@ class Treasury:
             for a, b in st.freezes:  # dynamics change at a freeze's edges
                 for edge in (a, b):
                     if now < edge < best[0]:
-                        best = (edge, _Event.EDGE, None)
+                        best = (edge, _EDGE, None)
         top = st.spec.topup
         if top is None:
             return best
         if st.topup is not None:
             when = st.topup.time
-            return (when, _Event.TOPUP_LANDS, st) if when < best[0] else best
+            return (when, _TOPUP_LANDS, st) if when < best[0] else best
         level = st.balance - st.queue
-        flows = st.spec.flows
-        assert flows is not None
-        if level <= top.low_water + 1e-12:
+        low = top.low_water
+        if level <= low + 1e-12:
             when = now
         else:
-            drain = flows.withdrawals_per_day - (0.0 if frozen else flows.deposits_per_day)
+            withdrawals, deposits, _, _ = st.spec.flow_rates
+            drain = withdrawals - (0.0 if frozen else deposits)
             if drain <= 0 or frozen:
                 return best
-            when = now + (level - top.low_water) / drain
+            when = now + (level - low) / drain
+        if st.retry_at > when:
+            when = st.retry_at
         source = self.wallets[top.source]
-        when = max(when, st.retry_at)
         if source.freezes:
             when = source.released_at(when)
-        return (when, _Event.REQUEST, st) if when < best[0] else best
+        return (when, _REQUEST, st) if when < best[0] else best
 
     def _from_empty(self, kind: _Event, arg: Any) -> bool:
         """Whether the event asks an empty wallet for funds (a transfer or a top-up request out of it)."""
-        if kind is _Event.SCHEDULED:
+        if kind is _SCHEDULED:
             return self.wallets[self.model.transfers[arg].source].balance <= 0
-        if kind is _Event.REQUEST:
+        if kind is _REQUEST:
             top = arg.spec.topup
             return top is not None and self.wallets[top.source].balance <= 0
         return False
 
-    def _skip_dry(self, te: float, limit: float) -> bool:
+    def _skip_dry(self, limit: float) -> bool:
         """Skip the requests to empty wallets that would send nothing before the next other event.
 
         A scheduled transfer or a top-up request out of an empty wallet sends nothing and is simply asked
         again (a period or :data:`RETRY_DAYS` after it was made, which a freeze of the wallet postpones).
         The wallet stays empty until a transfer lands in it or a wallet sweeps into it, so until the next
-        event of another kind (or ``limit``, beyond which the attacker may act) every such request is a
-        no-op: this moves each one to the first time it would be asked at or after that instant, on the
-        schedule it would have kept. Returns whether anything moved.
+        event of another kind, or until ``limit`` (beyond which the attacker may act), every such request
+        is a no-op: this moves each one to the first time it would be asked after that, on the schedule it
+        would have kept. Returns whether anything moved.
         """
-        end = min(self._next_live_time(), limit)
+        live = self._next_live_time()
+        end, inclusive = (limit, True) if limit < live else (live, False)
         moved = False
         for st in self._flowing:
             top = st.spec.topup
-            if (top is None or st.topup is not None or st.retry_at < te
-                    or st.balance - st.queue > top.low_water + 1e-12
-                    or st.rates[1] > st.rates[0]):  # deposits outrun withdrawals: the level may rise
-                continue
+            withdrawals, deposits, _, _ = st.spec.flow_rates
+            if top is None or st.topup is not None or deposits > withdrawals:
+                continue  # nothing to ask for, or a level that may rise back above low-water on its own
             source = self.wallets[top.source]
-            if self._stays_empty(source, end):
-                retry = _next_ask(source, st.retry_at, RETRY_DAYS, end)
-                moved = moved or retry != st.retry_at
-                st.retry_at = retry
+            when, kind, _ = self._flowing_event(st)
+            if kind is _REQUEST and (when < end or (inclusive and when == end)) \
+                    and self._stays_empty(source, end):
+                st.retry_at = _next_ask(source, when, RETRY_DAYS, end, inclusive)
+                moved = True
         for i, tr in enumerate(self.model.transfers):
             source = self.wallets[tr.source]
             due = self._next_scheduled[i]
-            if due >= te and self._stays_empty(source, end):
-                due = _next_ask(source, due, tr.every_days, end)
-                moved = moved or due != self._next_scheduled[i]
-                self._next_scheduled[i] = due
+            if self._stays_empty(source, end):
+                later = _next_ask(source, due, tr.every_days, end, inclusive)
+                moved = moved or later != due
+                self._next_scheduled[i] = later
         return moved
 
     def _next_live_time(self) -> float:
@@ -342,7 +360,8 @@ class Treasury:
         for i, tr in enumerate(self.model.transfers):
             source = self.wallets[tr.source]
             if source.balance > 0:
-                end = min(end, source.released_at(self._next_scheduled[i]))
+                due = self._next_scheduled[i]
+                end = min(end, source.released_at(due) if source.freezes else due)
         for st in self._flowing:
             if st.topup is not None:
                 end = min(end, st.topup.time)
@@ -350,7 +369,7 @@ class Treasury:
                 end = min([end, *(edge for edge in (a, b) if edge > self.now)])
             if st.topup is None and st.spec.topup is not None and self.wallets[st.spec.topup.source].balance > 0:
                 when, kind, _ = self._flowing_event(st)
-                if kind is _Event.REQUEST:
+                if kind is _REQUEST:
                     end = min(end, when)
         return end
 
@@ -359,7 +378,7 @@ class Treasury:
         if source.balance > 0 or source.spec.flows is not None:
             return False
         for other in self._flowing:
-            withdrawals, deposits, _, cap = other.rates
+            withdrawals, deposits, _, cap = other.spec.flow_rates
             rise = deposits - withdrawals
             if (other.spec.sweep_to == source.spec.id and rise > 0
                     and other.balance - other.queue + rise * (end - self.now) > cap):
@@ -367,28 +386,31 @@ class Treasury:
         return True
 
     def _flow(self, t: float) -> None:
-        dt = t - self.now
+        now = self.now
+        dt = t - now
         if dt <= 0:
             return
         for st in self._flowing:
-            self._flow_wallet(st, self.now, dt)
+            self._flow_wallet(st, now, dt)
         self.now = t
 
     def _flow_wallet(self, st: _WalletState, t0: float, dt: float) -> None:
-        w, d, price, cap = st.rates
+        w, d, price, cap = st.spec.flow_rates
         asset = st.spec.asset
         tally = self.tally
-        self.deposited[asset] += d * dt
-        st.credited += d * dt
+        inflow = d * dt
+        self.deposited[asset] += inflow
+        st.credited += inflow
         tally.withdrawals_usd += w * dt * price
         if st.freezes and st.frozen_at(t0):
             # nothing is paid out: deposits accrue, every withdrawal waits
             tally.wait_usd_days += (st.queue * dt + w * dt * dt / 2) * price
             tally.delayed_withdrawals_usd += w * dt * price
-            st.balance += d * dt
+            st.balance += inflow
             st.queue += w * dt
             return
-        x0 = st.balance - st.queue
+        queue = st.queue
+        x0 = st.balance - queue
         x1 = x0 - (w - d) * dt
         if x0 < 0 or x1 < 0:
             # time spent with customers waiting (level below zero) and the area under the queue
@@ -400,9 +422,11 @@ class Treasury:
             sweep.balance += x1 - cap
             sweep.credited += x1 - cap
             x1 = cap
-        paid_before = st.queue
-        st.balance, st.queue = max(x1, 0.0), max(-x1, 0.0)
-        self.withdrawn[asset] += w * dt - (st.queue - paid_before)
+        if x1 >= 0:
+            st.balance, st.queue = x1, 0.0
+        else:
+            st.balance, st.queue = 0.0, -x1
+        self.withdrawn[asset] += w * dt - (st.queue - queue)
 
     # ------------------------------------------------------------------ legitimate transfers
     def _request_topup(self, st: _WalletState) -> None:
@@ -441,7 +465,7 @@ class Treasury:
               signing_days: float) -> _Landing | None:
         src = self.wallets[source]
         spec = src.spec
-        amount = max(0.0, min(wanted, src.balance))
+        amount = wanted if wanted < src.balance else src.balance
         if amount <= 0:
             return None
         # Above a per-transfer limit, operations split the amount into limit-sized transfers signed in
@@ -451,18 +475,19 @@ class Treasury:
             return None  # a zero limit lets nothing out, legitimate or not
         ratio = amount / limit
         pieces = 1 if ratio <= 1 else MAX_PIECES if ratio >= MAX_PIECES else math.ceil(ratio)
-        transfer = LegitTransfer(self.now, source, dest, amount, kind)
         listener = self.listeners.get(source)
-        outcome = listener(transfer) if listener is not None else Intercept.PASS
+        outcome = _PASS
+        if listener is not None:
+            outcome = listener(LegitTransfer(self.now, source, dest, amount, kind))
+            if outcome is _CANCELLED:
+                return None
         delay = spec.legit_delay_days
-        if outcome is Intercept.CANCELLED:
-            return None
         self.tally.transfers_signed += pieces
         if delay > 0:
             self.tally.transfers_delayed += pieces
             self.tally.transfer_delay_days += delay * pieces
         due = self.now + signing_days + delay
-        if outcome is Intercept.HIJACKED:
+        if outcome is _HIJACKED:
             # the destination expects funds that will never come; it notices when they are due
             return _Landing(due, dest, 0.0, spec.asset)
         src.balance -= amount
@@ -518,13 +543,13 @@ class QuietTimeline:
         return self._states[bisect_right(self._times, t) - 1].copy()
 
 
-def _next_ask(wallet: _WalletState, due: float, period: float, end: float) -> float:
+def _next_ask(wallet: _WalletState, due: float, period: float, end: float, inclusive: bool) -> float:
     """Return when a request to ``wallet`` is next due once every asking of it before ``end`` is done.
 
     The request is due at ``due``; an asking waits for the wallet's freezes to end, and an unanswered one
-    is repeated ``period`` later.
+    is repeated ``period`` later. With ``inclusive``, an asking at ``end`` itself is done too.
     """
-    while (at := wallet.released_at(due)) < end:
+    while (at := wallet.released_at(due)) < end or (inclusive and at == end):
         due = at + period
     return due
 

@@ -8,6 +8,7 @@ skipped. Each test here runs the same trials with and without a shortcut and com
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from unittest import mock
 
@@ -35,7 +36,7 @@ def _plain_world(model: CompiledScenario, seed: int, trial: int) -> TrialResult:
     rnd = TrialRandom(seed, trial)
     world = World(model, rnd, sample_campaigns(model, rnd))
     with mock.patch.object(QuietTimeline, "at", lambda self, t: Treasury(model)), \
-            mock.patch.object(Treasury, "_skip_dry", lambda self, te, limit: False):
+            mock.patch.object(Treasury, "_skip_dry", lambda self, limit: False):
         result = world.run()
         if world._treasury is None:  # never touched: the plain ledger runs the whole year at the end
             ledger = Treasury(model)
@@ -136,6 +137,10 @@ def test_screen_counts_campaigns_like_the_sampler():
             assert all(not c.plan and c.insider is None for c in campaigns)
 
 
+def _fields(obj: object) -> dict[str, object]:
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}  # type: ignore[arg-type]
+
+
 def test_ledger_copy_is_independent():
     """A copied ledger equals its original and shares no mutable state with it."""
     model = compile_scenario(load_scenario(BUNDLED[1]).baseline)
@@ -143,8 +148,8 @@ def test_ledger_copy_is_independent():
     ledger.advance(100.0)
     ledger.freeze("hot", 100.0, 101.0)
     twin = ledger.copy()
-    assert vars(twin.tally) == vars(ledger.tally)
-    assert {w: vars(s) for w, s in twin.wallets.items()} == {w: vars(s) for w, s in ledger.wallets.items()}
+    assert _fields(twin.tally) == _fields(ledger.tally)
+    assert {w: _fields(s) for w, s in twin.wallets.items()} == {w: _fields(s) for w, s in ledger.wallets.items()}
     twin.advance(200.0)
     twin.freeze("hot", 150.0, 151.0)
     assert ledger.now == 100.0 and ledger.wallets["hot"].freezes == [(100.0, 101.0)]

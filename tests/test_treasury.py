@@ -66,3 +66,34 @@ def test_freeze_makes_customers_wait_then_pays_them():
     t.advance(11.5)
     assert t.wallets["hot"].queue == 0.0
     assert t.tally.delayed_withdrawals_usd == pytest.approx(24.0)
+
+
+def test_top_up_survives_an_alarm_raised_while_it_is_intercepted():
+    """A vetoed rewrite of a top-up raises the alarm mid-transfer; no coin vanishes (a bug hypothesis found)."""
+    from custodysim.campaigns import sample_campaigns
+    from custodysim.engine import World
+    from custodysim.randomness import TrialRandom
+
+    doc = copy.deepcopy(BASE)
+    doc["wallets"] = {
+        "hot": {"asset": "BTC", "tier": "hot", "balance": 1.0,
+                "custody": {"scheme": "single", "signers": [{"id": "h", "key_store": "hot_server"}]},
+                "flows": {"withdrawals_per_day": 0.0, "deposits_per_day": 0.0},
+                "topup": {"source": "vault", "cap": 1.0, "low_water": 0.0, "signing_hours": 1.0}},
+        "vault": {"asset": "BTC", "tier": "warm", "balance": 10.0, "pipeline": ["ui"],
+                  "custody": {"scheme": "single", "signers": [{"id": "v", "holder": "alice", "key_store": "vault_hsm"}]}},
+    }
+    doc["people"]["alice"].update(verifies_on="dev_alice", verification_probability=1.0)
+    doc["operations"] = {"transfers": []}
+    doc["access"] = [{"from": "laptop", "to": node, "p_success": 1.0, "time_days": 0.0} for node in ("ui", "hot_server")]
+    doc["access"].append({"from": "ui", "to": "vault_hsm", "p_success": 1.0, "time_days": 0.0})
+    doc["threats"]["apt"]["tampering"] = "redirect"
+    doc["controls"] = {"response": {"freeze_delay_hours": 0.0, "revoke_delay_hours": 0.0, "key_rotation_hours": 0.0}}
+    model = compile_scenario(load(doc).baseline)
+    rnd = TrialRandom(11, 0)
+    world = World(model, rnd, sample_campaigns(model, rnd), tell=True)
+    result = world.run()
+    assert any("refuses to sign" in line for _, line in result.story)  # the veto happened mid-top-up
+    t = world.treasury
+    assert t.total("BTC") + t.withdrawn["BTC"] + t.sent_out["BTC"] + t.stolen["BTC"] == pytest.approx(11.0)
+    assert result.loss_by_asset["BTC"] == pytest.approx(11.0)  # both wallets, every coin accounted for
