@@ -265,7 +265,7 @@ class World:
         """Return the wallets campaign ``c`` can act on at ``t``."""
         out: set[str] = set(c.taken_over)
         for w in self.model.wallets.values():
-            if c.usable_signers(w, t) or any(c.holds(n, t) for n in w.pipeline | w.requesters):
+            if c.usable_signers(w, t) or any(c.holds(n, t) for n in w.contact_nodes):
                 out.add(w.id)
         return out
 

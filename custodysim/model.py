@@ -76,6 +76,11 @@ class WalletModel:
         return self.signers[: self.threshold]
 
     @cached_property
+    def contact_nodes(self) -> frozenset[str]:
+        """Return the nodes that act on the wallet's transfers: its pipeline and its requesters."""
+        return self.pipeline | self.requesters
+
+    @cached_property
     def flow_rates(self) -> tuple[float, float, float, float]:
         """Return (withdrawals per day, deposits per day, USD price, cap) of a wallet with customer flows."""
         assert self.flows is not None

@@ -378,11 +378,12 @@ class Treasury:
         if source.balance > 0 or source.spec.flows is not None:
             return False
         for other in self._flowing:
+            if other.spec.sweep_to != source.spec.id:
+                continue
             withdrawals, deposits, _, cap = other.spec.flow_rates
-            rise = deposits - withdrawals
-            if (other.spec.sweep_to == source.spec.id and rise > 0
-                    and other.balance - other.queue + rise * (end - self.now) > cap):
-                return False  # a sweep may fund it before then
+            level = other.balance - other.queue
+            if max(level, level + (deposits - withdrawals) * (end - self.now)) > cap:
+                return False  # its level is or will be above its cap: a sweep may fund the source first
         return True
 
     def _flow(self, t: float) -> None:
@@ -549,9 +550,22 @@ def _next_ask(wallet: _WalletState, due: float, period: float, end: float, inclu
     The request is due at ``due``; an asking waits for the wallet's freezes to end, and an unanswered one
     is repeated ``period`` later. With ``inclusive``, an asking at ``end`` itself is done too.
     """
-    while (at := wallet.released_at(due)) < end or (inclusive and at == end):
-        due = at + period
-    return due
+    while True:
+        at = wallet.released_at(due) if wallet.freezes else due
+        if at > end or (at == end and not inclusive):
+            return due
+        # Between freezes the askings fall every period: count them at once rather than one by one.
+        stop = min((a for a, _ in wallet.freezes if a > at), default=math.inf)
+        final = stop >= end
+        stop = min(stop, end)
+        k = max(1, math.ceil((stop - at) / period))
+        while at + k * period < stop or (final and inclusive and at + k * period == end):
+            k += 1
+        while k > 1 and (at + (k - 1) * period > stop or (at + (k - 1) * period == stop and not (final and inclusive))):
+            k -= 1
+        due = at + k * period
+        if final:
+            return due
 
 
 def _negative_part(x0: float, x1: float, dt: float) -> tuple[float, float]:

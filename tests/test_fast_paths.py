@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 from unittest import mock
 
 import numpy as np
@@ -28,6 +29,7 @@ from custodysim.randomness import TrialRandom, uniform, uniform_array
 from custodysim.runner import columns_for, quiet_result, row_of, run_trials
 from custodysim.treasury import QuietTimeline, Treasury
 
+REGRESSIONS = Path(__file__).parent / "regressions"
 BUNDLED = ["scenarios/dmm-2024.yaml", "scenarios/hot-wallet-key-theft.yaml", "scenarios/key-concentration.yaml"]
 
 
@@ -69,6 +71,15 @@ def test_shortcuts_change_no_result_in_random_scenarios(doc, trial):
     model = compile_scenario(load(doc).baseline)
     quiet = quiet_result(model, 11)
     _assert_same(simulate_trial(model, 11, trial, quiet), _plain_world(model, 11, trial))
+
+
+@pytest.mark.parametrize("path", sorted(REGRESSIONS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_shortcuts_change_no_result_in_found_examples(path):
+    """Scenarios hypothesis once found breaking a shortcut: 30 trials each equal their plain simulation."""
+    model = compile_scenario(load_scenario(path).baseline)
+    quiet = quiet_result(model, 11)
+    for trial in range(30):
+        _assert_same(simulate_trial(model, 11, trial, quiet), _plain_world(model, 11, trial))
 
 
 @pytest.mark.parametrize("path", BUNDLED)
