@@ -119,6 +119,7 @@ def run(
                 if name not in tasks:
                     tasks[name] = bar.add_task(name, total=total)
                 bar.advance(tasks[name], k)
+                bar.refresh()
 
             if resume is not None:
                 outcome = resume_run(resume, progress=advance, workers=n_workers, executor=executor,
@@ -204,8 +205,10 @@ def compare(
 
 
 def _progress() -> Progress:
+    # Redrawn as chunks complete, not by a refresh thread: with no thread running, worker processes can
+    # be forked (they start at once, with everything imported) instead of going through a fork server.
     return Progress(TextColumn("{task.description:<26}"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), console=err, transient=True)
+                    TimeRemainingColumn(), console=err, transient=True, auto_refresh=False)
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

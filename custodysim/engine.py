@@ -102,7 +102,9 @@ class World:
         else:
             self._treasury.advance(self.model.horizon)
             ops = self._treasury.tally
-        worst = max(self.campaigns, key=lambda c: c.loss_usd, default=None)
+        # The worst campaign's path is reported; among campaigns that lost the same (to 9 significant
+        # digits, so that float rounding never decides), the first.
+        worst = max(self.campaigns, key=lambda c: float(f"{c.loss_usd:.9g}"), default=None)
         path = [f"{node}@{t:.1f}d" for node, t in worst.held.items()] if worst and worst.loss_usd > 0 else []
         return TrialResult(
             loss_by_asset=self.loss, loss_usd=sum(self.loss_by_path.values()),
@@ -191,13 +193,17 @@ class World:
         return Intercept.PASS
 
     def _operations_clock(self) -> Generator[Any, Any, None]:
-        # Runs only while someone may intercept legitimate transfers, so that each is met on time.
+        # Runs only while someone may intercept legitimate transfers, so that each is met on time: it wakes
+        # at (or before) the next transfer out of a wallet a live campaign can rewrite, and brings the
+        # ledger up to then. An alarm interrupts it, since a freeze or a revocation changes the answer.
         horizon = self.model.horizon
         while self.env.now < horizon:
-            if not any(c.active(self.env.now) for cs in self.tamperers.values() for c in cs):
+            now = self.env.now
+            watched = [wid for wid, cs in self.tamperers.items() if any(c.active(now) for c in cs)]
+            if not watched:
                 self._clock = None  # every tamperer is revoked: operations can go back to lazy
                 return
-            due = min(self.treasury.next_event_time(), horizon)
+            due = min(self.treasury.next_transfer_time(watched), horizon)
             try:
                 yield self.env.timeout(max(due - self.env.now, 0.0))
                 self.sync()

@@ -12,6 +12,7 @@ import importlib
 import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Protocol, TypeVar
@@ -112,10 +113,10 @@ def _ignore_interrupts() -> None:
 class ProcessPool:
     """Runs tasks in local worker processes (a pool started for each map, shut down at its end).
 
-    Workers are started by a fork server, not forked from this process: the parent runs threads (the
-    progress bar), and forking a threaded process can copy a lock in a held state. As with any
-    multiprocessing that does not fork, a script that runs with several workers must guard its entry
-    point with ``if __name__ == "__main__":`` (workers import the main module).
+    Workers are forked from this process when it runs no other thread (see :func:`_start_context`), and
+    otherwise started by a fork server, since forking a threaded process can copy a lock in a held
+    state. A script that runs with several workers should guard its entry point with
+    ``if __name__ == "__main__":`` (a fork server's workers import the main module).
     """
 
     kind = "process-pool"
@@ -126,10 +127,7 @@ class ProcessPool:
 
     def map_unordered(self, fn: Callable[[J], R], tasks: Iterable[J]) -> Generator[tuple[J, R], None, None]:
         """Yield ``(task, fn(task))`` in completion order, keeping a few tasks per worker in flight."""
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-        if "forkserver" in methods:
-            context.set_forkserver_preload([fn.__module__])
+        context = _start_context(fn)
         pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_ignore_interrupts)
         pending: dict[Future[R], J] = {}
         source = iter(tasks)
@@ -148,6 +146,24 @@ class ProcessPool:
 
     def close(self) -> None:
         """Nothing to release between maps."""
+
+
+def _start_context(fn: Callable[..., Any]) -> multiprocessing.context.BaseContext:
+    """Return how to start workers: forked when that is safe, else from a fork server, else spawned.
+
+    Forking starts a worker at once, with every module imported and every model already compiled in this
+    process; it is safe only while this process runs no other thread (a thread could hold a lock at the
+    instant of the fork, and the child would inherit it held). A fork server costs a fresh interpreter
+    and its imports (about half a second) once per pool.
+    """
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    if "forkserver" in methods:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([fn.__module__])
+        return context
+    return multiprocessing.get_context("spawn")
 
 
 def _fill(pending: dict[Any, J], source: Iterator[J], submit: Callable[[J], Any], room: int) -> None:

@@ -159,20 +159,26 @@ A cache, not state: an entry is a pure function of its key (scenario hash, varia
 _COMPILED_MAX = 32
 
 
+def compiled_variant(scenario_sha256: str, variant: str, seed: int, spec: Scenario) -> tuple[CompiledScenario,
+                                                                                             TrialResult]:
+    """Return the variant's compiled model and quiet trial, compiled once per process."""
+    key = (scenario_sha256, variant, seed)
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        model = compile_scenario(spec)
+        compiled = (model, quiet_result(model, seed))
+        if len(_COMPILED) >= _COMPILED_MAX:
+            del _COMPILED[next(iter(_COMPILED))]
+        _COMPILED[key] = compiled
+    return compiled
+
+
 def simulate_chunk(job: ChunkJob) -> dict[str, Chunk]:
     """Simulate one chunk of the job's variants (in whatever process runs it) and return their rows."""
     plans: dict[object, Plans] = {}
     out: dict[str, Chunk] = {}
     for variant, spec in job.specs.items():
-        key = (job.scenario_sha256, variant, job.seed)
-        compiled = _COMPILED.get(key)
-        if compiled is None:
-            model = compile_scenario(spec)
-            compiled = (model, quiet_result(model, job.seed))
-            if len(_COMPILED) >= _COMPILED_MAX:
-                del _COMPILED[next(iter(_COMPILED))]
-            _COMPILED[key] = compiled
-        model, quiet = compiled
+        model, quiet = compiled_variant(job.scenario_sha256, variant, job.seed, spec)
         shared = plans.setdefault(model.attack_surface, {})
         numbers, texts = run_trials(model, job.seed, job.first, job.count, job.columns, quiet, shared)
         out[variant] = Chunk.from_texts(numbers, texts)
@@ -216,7 +222,8 @@ def simulate(loaded: LoadedScenario, trials: int | None = None, seed: int | None
     specs = loaded.specs(only)
     s = seed if seed is not None else loaded.baseline.settings.seed
     names = list(specs)
-    cols = columns_for({name: compile_scenario(spec) for name, spec in specs.items()})
+    # Compiled here once: worker processes forked from this one inherit the models (and the quiet trials).
+    cols = columns_for({name: compiled_variant(loaded.sha256, name, s, spec)[0] for name, spec in specs.items()})
     planned = stop.max_trials if stop is not None else (trials if trials is not None
                                                         else loaded.baseline.settings.trials)
     pieces = list(chunks(planned))

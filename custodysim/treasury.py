@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -197,6 +197,36 @@ class Treasury:
         Requests out of an empty wallet are not counted: they send nothing, so nobody can intercept them.
         """
         return self._next_live_time()
+
+    def next_transfer_time(self, sources: Collection[str]) -> float:
+        """Return a time no later than the next legitimate transfer out of any of ``sources``.
+
+        The bound holds while nobody but operations acts on the ledger: a scheduled transfer is due when
+        it is due (a freeze only postpones it), and a top-up request comes no earlier than its wallet's
+        level reaches low-water on its current course, which only a landing (of its own top-up) or a
+        freeze's edge can change. Where a source is empty, or a wallet above its cap may be swept down at
+        any event, the next event of any kind is the bound.
+        """
+        bound = math.inf
+        fallback = False
+        for i, tr in enumerate(self.model.transfers):
+            if tr.source not in sources:
+                continue
+            src = self.wallets[tr.source]
+            if src.balance <= 0:
+                fallback = True  # funds may reach it at the next event
+                continue
+            due = self._next_scheduled[i]
+            bound = min(bound, src.released_at(due) if src.freezes else due)
+        for st in self._flowing:
+            top = st.spec.topup
+            if top is None or top.source not in sources:
+                continue
+            if self.wallets[top.source].balance <= 0 or st.balance - st.queue > st.spec.flow_rates[3]:
+                fallback = True
+                continue
+            bound = min(bound, self._flowing_event(st)[0])  # its request, or what may move it (a landing, an edge)
+        return min(bound, self._next_live_time()) if fallback else bound
 
     # ------------------------------------------------------------------ attacker-side mutations
     def take(self, wallet: str, amount: float) -> float:
