@@ -75,10 +75,13 @@ class TrialRandom:
 
     def uniform(self, name: str, index: int = 0) -> float:
         """Return the draw ``index`` of stream ``name`` for this trial, in [0, 1)."""
+        # _mix, written out twice: these are the hottest lines of a run
         base = self._keys.get(name)
         if base is None:
-            base = self._keys[name] = _mix((stream_key(self.seed, name) + self.trial * _TRIAL_STEP) & _MASK)
-        # _mix, written out: this is the hottest line of a run
+            z = (stream_key(self.seed, name) + self.trial * _TRIAL_STEP) & _MASK
+            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+            base = self._keys[name] = z ^ (z >> 31)
         z = (base + (index + 1) * _INDEX_STEP) & _MASK
         z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
         z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK

@@ -129,6 +129,8 @@ class Treasury:
         self.now = 0.0
         self.wallets = {w.id: _WalletState(w, w.balance) for w in model.wallets.values()}
         self._flowing = [s for s in self.wallets.values() if s.spec.flows is not None]
+        for st in self._flowing:
+            self._sweep(st)  # a wallet that starts above its cap holds only its cap
         self._next_scheduled = [t.first_day for t in model.transfers]
         self._landings: list[_Landing] = []
         self.listeners: dict[str, Listener] = {}
@@ -204,8 +206,8 @@ class Treasury:
         The bound holds while nobody but operations acts on the ledger: a scheduled transfer is due when
         it is due (a freeze only postpones it), and a top-up request comes no earlier than its wallet's
         level reaches low-water on its current course, which only a landing (of its own top-up) or a
-        freeze's edge can change. Where a source is empty, or a wallet above its cap may be swept down at
-        any event, the next event of any kind is the bound.
+        freeze's edge can change. A source that stays empty until then sends nothing, unless an event
+        brings it funds first: the next such event is the bound.
         """
         bound = math.inf
         fallback = False
@@ -213,19 +215,21 @@ class Treasury:
             if tr.source not in sources:
                 continue
             src = self.wallets[tr.source]
-            if src.balance <= 0:
-                fallback = True  # funds may reach it at the next event
-                continue
             due = self._next_scheduled[i]
-            bound = min(bound, src.released_at(due) if src.freezes else due)
+            due = src.released_at(due) if src.freezes else due
+            if self._stays_empty(src, due):
+                fallback = True  # it sends nothing unless an event brings it funds first
+            else:
+                bound = min(bound, due)
         for st in self._flowing:
             top = st.spec.topup
             if top is None or top.source not in sources:
                 continue
-            if self.wallets[top.source].balance <= 0 or st.balance - st.queue > st.spec.flow_rates[3]:
+            when = self._flowing_event(st)[0]  # its request, or what may move it (a landing, an edge)
+            if self._stays_empty(self.wallets[top.source], when):
                 fallback = True
-                continue
-            bound = min(bound, self._flowing_event(st)[0])  # its request, or what may move it (a landing, an edge)
+            else:
+                bound = min(bound, when)
         return min(bound, self._next_live_time()) if fallback else bound
 
     # ------------------------------------------------------------------ attacker-side mutations
@@ -531,6 +535,18 @@ class Treasury:
         st.balance += amount - paid
         st.credited += amount
         self.withdrawn[st.spec.asset] += paid
+        if st.spec.flows is not None:
+            self._sweep(st)
+
+    def _sweep(self, st: _WalletState) -> None:
+        """Sweep what a flowing wallet holds above its cap to its ``sweep_to`` wallet, at once."""
+        cap = st.spec.flow_rates[3]
+        excess = st.balance - st.queue - cap
+        if excess > 0 and st.spec.sweep_to is not None:
+            target = self.wallets[st.spec.sweep_to]
+            st.balance -= excess
+            target.balance += excess
+            target.credited += excess
 
     def total(self, asset: str) -> float:
         """Return what the wallets of ``asset`` hold plus what is in flight or held by the attacker."""
