@@ -264,6 +264,10 @@ class World:
             self.treasury.freeze(wid, freeze_at, end)
         self.trace("response: freeze in {:.1f} h, revoke in {:.1f} h",
                    (freeze_at - now) / HOUR, (revoke_at - now) / HOUR)
+        self.wake_clock()
+
+    def wake_clock(self) -> None:
+        """Tell a sleeping operations clock that the attacker changed the ledger: its next wake-up may move."""
         if self._clock is not None and self.env.active_process is not self._clock:
             self._clock.interrupt()
 

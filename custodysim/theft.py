@@ -107,6 +107,7 @@ def attempt(world: World, c: Campaign, wallet: WalletModel, quorum: Sequence[Sig
     if amount <= EPS:
         return Attempt.NOTHING
     taken = world.treasury.take(wallet.id, amount)
+    world.wake_clock()  # a lower balance may bring a top-up request forward
     world.daily_out[(wallet.id, day)] = world.daily_out.get((wallet.id, day), 0.0) + taken
     delay = max((r.size for r in rules if r.kind == "delay"), default=0.0)
     c.transfers += 1
@@ -126,6 +127,7 @@ def pending_transfer(env: simpy.Environment, world: World, c: Campaign, wallet: 
     yield env.timeout(due - env.now)
     if world.treasury.freeze_began(wallet.id, submitted, due):
         world.treasury.settle_theft(wallet.id, amount, stolen=False)
+        world.wake_clock()  # the funds are back: transfers out of the wallet may happen again
         c.stops.append(f"delay:{wallet.id}")
         world.trace("time-locked transfer of {:,.4g} {} from {} cancelled at the freeze",
                     amount, wallet.asset, wallet.id)
