@@ -14,8 +14,8 @@ warm-up, and the figures quoted are medians over the repeats, with their min-max
 What is timed (wall clock, ``time.perf_counter``) in the measuring process:
 
 * the throughput runs: ``load_scenario`` (parse and validate), ``open_executor``, and ``simulate`` (which
-  compiles every variant and, with several workers, starts the worker pool, whose workers import the
-  package and compile the variants again), up to the moment every row is back in the parent. Starting
+  compiles every variant and, with several workers, starts the worker pool, whose workers inherit the
+  compiled variants when forked), up to the moment every row is back in the parent. Starting
   the interpreter and importing custodysim are not timed.
 * the ``--million`` run: the whole ``custodysim.runs.execute_run``, i.e. also the summary, the stories,
   ``trials.csv`` and the reports written to a temporary run folder (deleted afterwards).
@@ -25,9 +25,10 @@ Peak memory is peak resident set size (RSS), from ``getrusage``:
 * ``main``: ``RUSAGE_SELF`` of the measuring process, where every trial row ends up (it includes the
   interpreter and the imported libraries, some 60 MB);
 * ``worker``: ``RUSAGE_CHILDREN`` of the measuring process once its pool is gone, i.e. the peak RSS of
-  its largest single child (the workers are children of the multiprocessing fork server, which is
-  stopped after the run so that it, and through it the workers, are accounted for). It is the peak of
-  one worker, not the sum: the most the whole run can have held at once is ``main + workers x worker``.
+  its largest single child (workers forked from the measuring process are its children; workers started
+  by the multiprocessing fork server are the server's, so the server is stopped after the run and they
+  are accounted for through it). It is the peak of one worker, not the sum: the most the whole run can
+  have held at once is ``main + workers x worker``.
 
 The machine, the Python version, the git commit (and whether the tree has uncommitted changes) and the
 load average are printed with the figures: other processes running at the same time slow the
