@@ -6,6 +6,7 @@ with 130 and leaves no run folder behind.
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 from pathlib import Path
@@ -23,6 +24,8 @@ from custodysim.executors import default_workers
 from custodysim.formatting import narrowing, pct, usd
 from custodysim.loader import load_scenario
 from custodysim.runs import MAX_ROWS, execute_run, rerender, resume_run
+from custodysim.schema import json_schema
+from custodysim.starter import write_starter
 from custodysim.stories import tell
 
 app = typer.Typer(
@@ -148,6 +151,26 @@ def run(
 def _terminate(signum: int, frame: object) -> None:
     """Treat SIGTERM like Ctrl-C: stop promptly, keep what is complete, write no run folder."""
     raise KeyboardInterrupt
+
+
+@app.command()
+def new(path: Annotated[Path, typer.Argument(help="Where to write the starter scenario (my-exchange.yaml).")]) -> None:
+    """Write a commented starter scenario for a typical exchange, ready to run and to edit."""
+    try:
+        write_starter(path)
+    except CustodysimError as exc:
+        raise _fail(exc) from None
+    except OSError as exc:
+        err.print(f"{path}: cannot write it ({exc.strerror or exc})", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=1) from None
+    out.print(f"wrote {path}: edit it, then: custodysim validate {path} && custodysim run {path}",
+              markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of scenario files, for editors that complete and check YAML against it."""
+    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
 
 
 @app.command()

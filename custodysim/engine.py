@@ -1,7 +1,8 @@
 """One trial: a SimPy world where campaigns spread, steal and get caught while operations run.
 
-Trials with no campaign (most trials, for realistic rates) never build a SimPy environment: their
-operations are the variant's quiet baseline, computed once.
+Most trials never build a SimPy environment: a trial with no campaign returns the variant's quiet result,
+and one whose campaigns never reach a wallet is replayed without SimPy (:func:`harmless_result`). Where
+a world is built, its ledger starts from the variant's quiet timeline at the attacker's first contact.
 """
 
 from __future__ import annotations
@@ -195,7 +196,8 @@ class World:
     def _operations_clock(self) -> Generator[Any, Any, None]:
         # Runs only while someone may intercept legitimate transfers, so that each is met on time: it wakes
         # at (or before) the next transfer out of a wallet a live campaign can rewrite, and brings the
-        # ledger up to then. An alarm interrupts it, since a freeze or a revocation changes the answer.
+        # ledger up to then. The attacker changing the ledger outside it (a freeze, a revocation, a theft)
+        # interrupts it, since that may change the answer.
         horizon = self.model.horizon
         while self.env.now < horizon:
             now = self.env.now

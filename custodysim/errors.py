@@ -64,6 +64,10 @@ class RunFolderError(CustodysimError):
     """A run folder that cannot be written (it exists, or its parent is not writable)."""
 
 
+class OutputExistsError(CustodysimError):
+    """A file custodysim would write exists already (custodysim never overwrites one silently)."""
+
+
 class LimitError(CustodysimError):
     """A run larger than a limit that protects the machine's memory or time."""
 

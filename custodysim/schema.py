@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -29,7 +29,12 @@ def _finite_draws(dist: Distribution) -> Distribution:
     return dist
 
 
-Dist = Annotated[Distribution, BeforeValidator(as_distribution), AfterValidator(_finite_draws)]
+Dist = Annotated[
+    Distribution,
+    # A bare number stands for a fixed value; the JSON Schema says so too.
+    BeforeValidator(as_distribution, json_schema_input_type=Union[Annotated[float, Field(ge=0)], Distribution]),  # noqa: UP007
+    AfterValidator(_finite_draws),
+]
 Probability = Annotated[float, Field(ge=0, le=1)]
 Amount = Annotated[float, Field(ge=0)]
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
@@ -350,6 +355,25 @@ class Scenario(Spec):
     def node_ids(self) -> set[str]:
         """Return the ids an attacker can compromise: people and systems."""
         return set(self.people) | set(self.systems)
+
+
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def json_schema() -> dict[str, Any]:
+    """Return the JSON Schema of a scenario file, for editors that complete and check YAML against one.
+
+    It describes the structure, types and ranges; cross-references (a signer's ``key_store`` naming a
+    system, say) and the other checks of ``custodysim validate`` are beyond a schema.
+    """
+    schema = Scenario.model_json_schema(by_alias=True, mode="validation")
+    return {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "title": "custodysim scenario",
+        "description": ("A custody architecture, its operations, threats, controls and variants "
+                        "(docs/scenario-format.md). Check a file fully with: custodysim validate FILE"),
+        **{k: v for k, v in schema.items() if k not in ("title", "description")},
+    }
 
 
 def field_names(model: type[BaseModel]) -> list[str]:

@@ -7,9 +7,16 @@ none per customer, and a trial's cost grows with the attacker's actions, not wit
 
 Conventions (see docs/model.md): a top-up of (cap - level) is requested when the level reaches
 low-water, one in flight per wallet, landing after the source's signing time plus any time-lock; a short
-source sends what it has; deposits above the cap are swept to ``sweep_to`` (default: the top-up source);
-a frozen wallet pays nothing out, so its customers wait and its legitimate transfers are held until the
-freeze ends.
+source sends what it has; what a wallet holds above its cap is swept to ``sweep_to`` (default: the top-up
+source) at once; a frozen wallet pays nothing out, so its customers wait and its legitimate transfers are
+held until the freeze ends; a transfer out of the exchange is gone when sent (only transfers between the
+exchange's wallets land later).
+
+Work is spent only where something can happen: requests to an empty wallet that would send nothing are
+skipped in one step (:meth:`Treasury._skip_dry`), and :class:`QuietTimeline` keeps the quiet year so that
+a trial's ledger starts at the attacker's first contact. A call to :meth:`Treasury.advance` made while
+the ledger is advancing (an interception that raises the alarm and syncs) does nothing: events are
+always handled one at a time, in time order.
 """
 
 from __future__ import annotations
@@ -192,13 +199,6 @@ class Treasury:
         if st.topup is not None:
             times.append(st.topup.time)
         return min(times, default=math.inf)
-
-    def next_event_time(self) -> float:
-        """Return the time of the next operations event that may move funds (a transfer or a landing).
-
-        Requests out of an empty wallet are not counted: they send nothing, so nobody can intercept them.
-        """
-        return self._next_live_time()
 
     def next_transfer_time(self, sources: Collection[str]) -> float:
         """Return a time no later than the next legitimate transfer out of any of ``sources``.
@@ -491,10 +491,8 @@ class Treasury:
 
     def _land(self, landing: _Landing) -> None:
         self._landings.remove(landing)
-        if landing.dest is None:
-            self.sent_out[landing.asset] += landing.amount
-        else:
-            self._credit(landing.dest, landing.amount)
+        assert landing.dest is not None  # transfers out of the exchange are done when sent
+        self._credit(landing.dest, landing.amount)
 
     def _send(self, source: str, dest: str | None, wanted: float, kind: str,
               signing_days: float) -> _Landing | None:

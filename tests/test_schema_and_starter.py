@@ -1,0 +1,87 @@
+"""`custodysim schema` (a JSON Schema editors can use, true to the loader) and `custodysim new` (a starter)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from conftest import BASE, build
+from typer.testing import CliRunner
+
+from custodysim.cli import app
+from custodysim.schema import json_schema
+
+ROOT = Path(__file__).parent.parent
+SCENARIO_FILES = sorted((ROOT / "scenarios").glob("*.yaml")) + sorted((ROOT / "tests" / "regressions").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.Draft202012Validator:
+    """A validator for the exported schema (itself checked against the 2020-12 meta-schema)."""
+    schema = json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+@pytest.mark.parametrize("path", SCENARIO_FILES, ids=lambda p: p.name)
+def test_every_valid_scenario_file_passes_the_schema(validator, path):
+    """Every bundled and regression scenario, which the loader accepts, passes the schema."""
+    errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(yaml.safe_load(path.read_text()))]
+    assert errors == []
+
+
+def test_bare_numbers_stand_for_fixed_distributions(validator):
+    """A time given as a plain number (a fixed value) is valid for the schema, as for the loader."""
+    assert list(validator.iter_errors(BASE)) == []
+    assert BASE["access"][0]["time_days"] == 1.0
+
+
+@pytest.mark.parametrize(("changes", "where"), [
+    ({"wallets__vault__custody__thresold": 2}, ["wallets", "vault", "custody"]),
+    ({"access": [{"from": "laptop", "to": "ui", "p_success": 1.8, "time_days": 1.0}]}, ["access", 0, "p_success"]),
+    ({"wallets__vault__balance": -5}, ["wallets", "vault", "balance"]),
+])
+def test_schema_flags_what_the_editor_should_underline(validator, changes, where):
+    """A typo'd field, a probability above 1 and a negative balance each fail the schema at their path."""
+    errors = list(validator.iter_errors(build(**changes)))
+    assert any(list(e.path) == where for e in errors), [list(e.path) for e in errors]
+
+
+def test_cli_prints_the_schema_as_json():
+    """`custodysim schema` prints exactly the library's schema, as JSON, and exits 0."""
+    result = CliRunner().invoke(app, ["schema"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == json_schema()
+
+
+def test_new_writes_a_starter_that_validates_and_runs(tmp_path):
+    """`custodysim new` writes a commented scenario that validates and runs as written."""
+    from custodysim.runs import execute_run
+
+    path = tmp_path / "mine.yaml"
+    result = CliRunner().invoke(app, ["new", str(path)])
+    assert result.exit_code == 0, result.output
+    text = path.read_text()
+    assert text.startswith("# A starter scenario") and "custodysim validate" in text
+    assert list(validator_for().iter_errors(yaml.safe_load(text))) == []
+    outcome = execute_run(path, trials=300, out=tmp_path / "run")
+    assert set(outcome.summary["variants"]) == {"baseline", "independent-verification", "independent-whitelist"}
+    assert outcome.summary["variants"]["baseline"]["expected_loss_usd"] > 0  # the threat does reach the wallets
+
+
+def test_new_never_overwrites_a_file(tmp_path):
+    """`custodysim new` on an existing file exits 1, says why, and leaves the file as it was."""
+    path = tmp_path / "mine.yaml"
+    path.write_text("my notes")
+    result = CliRunner().invoke(app, ["new", str(path)])
+    assert result.exit_code == 1
+    assert "exists already" in result.output
+    assert path.read_text() == "my notes"
+
+
+def validator_for() -> jsonschema.Draft202012Validator:
+    """The exported schema's validator (outside fixtures)."""
+    return jsonschema.Draft202012Validator(json_schema())
