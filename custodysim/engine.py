@@ -157,11 +157,7 @@ class World:
                 self.env.process(drain(self.env, self, c, wallet, "insider"))
 
     def _schedule_detection(self, c: Campaign, node: str, since: float) -> None:
-        best, by = math.inf, ""
-        for control, dist in self.model.detectors.get(node, ()):
-            t = since + dist.sample(c.u(self.rnd, f"detect:{control}:{node}"))
-            if t < best:
-                best, by = t, control
+        best, by = first_detection(self.model, self.rnd, c, node, since)
         if best < self.model.horizon:
             self._alarm_at(c, best, f"detection:{by}", node)
 
@@ -282,6 +278,17 @@ class World:
         return out
 
 
+def first_detection(model: CompiledScenario, rnd: TrialRandom, c: Campaign, node: str,
+                    since: float) -> tuple[float, str]:
+    """Return when the controls watching ``node`` first notice campaign ``c`` there, and which control."""
+    best, by = math.inf, ""
+    for control, dist in model.detectors.get(node, ()):
+        t = since + dist.sample(c.u(rnd, f"detect:{control}:{node}"))
+        if t < best:
+            best, by = t, control
+    return best, by
+
+
 def simulate_trial(model: CompiledScenario, seed: int, trial: int, quiet: TrialResult | None = None,
                    tell: bool = False, campaigns: list[Campaign] | None = None) -> TrialResult:
     """Simulate one trial of ``model``.
@@ -346,11 +353,7 @@ def harmless_result(model: CompiledScenario, rnd: TrialRandom, campaigns: list[C
                 continue
             c.held[step.node] = step.time
             first_access = min(first_access, step.time)
-            best, by = math.inf, ""
-            for control, dist in model.detectors.get(step.node, ()):
-                t = step.time + dist.sample(c.u(rnd, f"detect:{control}:{step.node}"))
-                if t < best:
-                    best, by = t, control
+            best, by = first_detection(model, rnd, c, step.node, step.time)
             if best < horizon:
                 heapq.heappush(alarms, (best, len(c.held), step.node, f"detection:{by}"))
             step = next(steps, None)

@@ -114,17 +114,22 @@ def run_trials(model: CompiledScenario, seed: int, first: int, count: int, cols:
     texts = [no_foothold if k else quiet_texts for k in campaigns.tolist()]  # shared: rows are replaced, not changed
     for i in np.flatnonzero(needed).tolist():
         trial = first + i
-        sampled = plans.get(trial) if plans is not None else None
-        if sampled is None:
-            sampled = sample_campaigns(model, TrialRandom(seed, trial))
-            if plans is not None:
-                plans[trial] = [c.fresh() for c in sampled]
-        else:
-            sampled = [c.fresh() for c in sampled]
+        sampled = _campaigns(model, seed, trial, plans)
         row, text = row_of(trial, simulate_trial(model, seed, trial, quiet, campaigns=sampled), cols)
         numbers[i] = row
         texts[i] = text
     return numbers, texts
+
+
+def _campaigns(model: CompiledScenario, seed: int, trial: int, plans: Plans | None) -> list[Campaign]:
+    """Return the trial's campaigns, fresh: sampled here (and kept in ``plans``), or copied from ``plans``."""
+    kept = plans.get(trial) if plans is not None else None
+    if kept is None:
+        kept = sample_campaigns(model, TrialRandom(seed, trial))
+        if plans is None:
+            return kept
+        plans[trial] = kept
+    return [c.fresh() for c in kept]
 
 
 def chunks(trials: int, size: int = CHUNK) -> Iterator[tuple[int, int]]:

@@ -214,10 +214,8 @@ class Treasury:
         for i, tr in enumerate(self.model.transfers):
             if tr.source not in sources:
                 continue
-            src = self.wallets[tr.source]
-            due = self._next_scheduled[i]
-            due = src.released_at(due) if src.freezes else due
-            if self._stays_empty(src, due):
+            due = self._transfer_due(i)
+            if self._stays_empty(self.wallets[tr.source], due):
                 fallback = True  # it sends nothing unless an event brings it funds first
             else:
                 bound = min(bound, due)
@@ -300,12 +298,8 @@ class Treasury:
             cand = self._flowing_event(st)
             if cand[0] < best[0]:
                 best = cand
-        wallets, due_times = self.wallets, self._next_scheduled
-        for i, tr in enumerate(self.model.transfers):
-            due = due_times[i]
-            src = wallets[tr.source]
-            if src.freezes:
-                due = src.released_at(due)
+        for i in range(len(self.model.transfers)):
+            due = self._transfer_due(i)
             if due < best[0]:
                 best = (due, _SCHEDULED, i)
         for landing in self._landings:
@@ -345,6 +339,12 @@ class Treasury:
         if source.freezes:
             when = source.released_at(when)
         return (when, _REQUEST, st) if when < best[0] else best
+
+    def _transfer_due(self, i: int) -> float:
+        """Return when scheduled transfer ``i`` is next made: its due time, postponed past any freeze."""
+        src = self.wallets[self.model.transfers[i].source]
+        due = self._next_scheduled[i]
+        return src.released_at(due) if src.freezes else due
 
     def _from_empty(self, kind: _Event, arg: Any) -> bool:
         """Whether the event asks an empty wallet for funds (a transfer or a top-up request out of it)."""
@@ -392,10 +392,8 @@ class Treasury:
         """Return the time of the next event that is not a request out of an empty wallet."""
         end = min((x.time for x in self._landings), default=math.inf)
         for i, tr in enumerate(self.model.transfers):
-            source = self.wallets[tr.source]
-            if source.balance > 0:
-                due = self._next_scheduled[i]
-                end = min(end, source.released_at(due) if source.freezes else due)
+            if self.wallets[tr.source].balance > 0:
+                end = min(end, self._transfer_due(i))
         for st in self._flowing:
             if st.topup is not None:
                 end = min(end, st.topup.time)
@@ -452,16 +450,13 @@ class Treasury:
             neg_time, area = _negative_part(x0, x1, dt)
             tally.wait_usd_days += area * price
             tally.delayed_withdrawals_usd += w * neg_time * price
-        if x1 > cap and st.spec.sweep_to is not None:
-            sweep = self.wallets[st.spec.sweep_to]
-            sweep.balance += x1 - cap
-            sweep.credited += x1 - cap
-            x1 = cap
         if x1 >= 0:
             st.balance, st.queue = x1, 0.0
         else:
             st.balance, st.queue = 0.0, -x1
         self.withdrawn[asset] += w * dt - (st.queue - queue)
+        if x1 > cap:
+            self._sweep(st)
 
     # ------------------------------------------------------------------ legitimate transfers
     def _request_topup(self, st: _WalletState) -> None:
@@ -542,7 +537,7 @@ class Treasury:
         excess = st.balance - st.queue - cap
         if excess > 0 and st.spec.sweep_to is not None:
             target = self.wallets[st.spec.sweep_to]
-            st.balance -= excess
+            st.balance = st.queue + cap  # a positive level means no customer waits: the queue is 0
             target.balance += excess
             target.credited += excess
 
@@ -601,15 +596,23 @@ def _next_ask(wallet: _WalletState, due: float, period: float, end: float, inclu
         # Between freezes the askings fall every period: count them at once rather than one by one.
         stop = min((a for a, _ in wallet.freezes if a > at), default=math.inf)
         final = stop >= end
-        stop = min(stop, end)
-        k = max(1, math.ceil((stop - at) / period))
-        while at + k * period < stop or (final and inclusive and at + k * period == end):
-            k += 1
-        while k > 1 and (at + (k - 1) * period > stop or (at + (k - 1) * period == stop and not (final and inclusive))):
-            k -= 1
-        due = at + k * period
+        due = at + _askings(at, period, min(stop, end), final and inclusive) * period
         if final:
             return due
+
+
+def _askings(at: float, period: float, stop: float, closed: bool) -> int:
+    """Return how many of the times at, at + period, ... fall before ``stop`` (or at it, when ``closed``)."""
+
+    def falls(x: float) -> bool:
+        return x < stop or (closed and x == stop)
+
+    k = max(1, math.ceil((stop - at) / period))  # the count, up to float rounding, fixed below
+    while falls(at + k * period):
+        k += 1
+    while k > 1 and not falls(at + (k - 1) * period):
+        k -= 1
+    return k
 
 
 def _negative_part(x0: float, x1: float, dt: float) -> tuple[float, float]:

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,17 @@ from custodysim.runs import execute_run, resume_run
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 DMM = SCENARIOS / "dmm-2024.yaml"
 
+
+def _interrupt_after(chunks: int) -> Callable[[str, int], None]:
+    """Return a progress callback that acts like Ctrl-C once ``chunks`` variant-chunks have completed."""
+    done = []
+
+    def progress(name: str, k: int) -> None:
+        done.append(name)
+        if len(done) == chunks:
+            raise KeyboardInterrupt
+
+    return progress
 
 def _figures(summary: dict) -> dict:
     return {k: v for k, v in summary.items() if k != "provenance"}
@@ -77,17 +89,10 @@ def test_progress_reports_every_chunk_of_every_variant_with_workers(tmp_path):
 
 def test_interrupted_parallel_run_resumes_to_identical_figures(tmp_path):
     """A 2-worker run stopped after a few chunks, resumed on 2 workers, equals an uninterrupted 1-worker run."""
-    calls = []
-
-    def interrupt_after_three(name: str, k: int) -> None:
-        calls.append(name)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-
     out = tmp_path / "run"
     with pytest.raises(RunInterrupted):
         execute_run(DMM, trials=4500, seed=3, out=out, variants=["split-wallets"], workers=2,
-                    progress=interrupt_after_three)
+                    progress=_interrupt_after(3))
     assert ChunkStore(tmp_path / ".run.partial").count() >= 3
     resume_run(out, workers=2)
     execute_run(DMM, trials=4500, seed=3, out=tmp_path / "whole", variants=["split-wallets"], workers=1)
@@ -140,15 +145,8 @@ def test_variant_without_loss_counts_as_precise():
 
 def test_interrupted_precision_run_resumes_to_the_same_stop(tmp_path):
     """A precision run interrupted mid-way resumes (its plan keeps the target) to the uninterrupted run's figures."""
-    calls = []
-
-    def interrupt(name: str, k: int) -> None:
-        calls.append(name)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-
     with pytest.raises(RunInterrupted):
-        execute_run(DMM, out=tmp_path / "run", progress=interrupt, **PRECISE)
+        execute_run(DMM, out=tmp_path / "run", progress=_interrupt_after(4), **PRECISE)
     resumed = resume_run(tmp_path / "run", workers=2)
     whole = execute_run(DMM, out=tmp_path / "whole", **PRECISE)
     assert _figures(resumed.summary) == _figures(whole.summary)
