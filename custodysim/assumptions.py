@@ -52,6 +52,9 @@ def _threats(spec: Scenario) -> list[KeyInput]:
         where = f"threats.{name}"
         out.append(_item(f"{name}: attacker campaigns per year", _num(t.campaigns_per_year),
                          f"{where}.campaigns_per_year"))
+        if t.forced_campaign_days:
+            out.append(_item(f"{name}: campaigns forced in every trial, on day",
+                             ", ".join(_num(d) for d in t.forced_campaign_days), f"{where}.forced_campaign_days"))
         out.append(_item(f"{name}: skill (divides every access edge's time)", _num(t.skill), f"{where}.skill"))
         for access in t.initial_access:
             for target in access.targets:

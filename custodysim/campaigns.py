@@ -89,9 +89,11 @@ def sample_campaigns(model: CompiledScenario, rnd: TrialRandom) -> list[Campaign
     horizon = model.horizon
     for threat in model.threats:
         prefix = f"{threat.id}/"
-        count = poisson_quantile(threat.campaigns_per_horizon, rnd.uniform(prefix + "count"), model.max_campaigns)
+        forced = threat.forced_days
+        count = len(forced) + poisson_quantile(threat.campaigns_per_horizon, rnd.uniform(prefix + "count"),
+                                               model.max_campaigns)
         for i in range(count):
-            start = horizon * rnd.uniform(prefix + "start", i)
+            start = forced[i] if i < len(forced) else horizon * rnd.uniform(prefix + "start", i)
             plan = spread(model, threat, prefix, i, start, rnd)
             campaigns.append(Campaign(f"{threat.id}#{i}", prefix, i, start, threat, plan))
     for person, rate in model.insiders.items():
@@ -116,8 +118,8 @@ def screen_trials(model: CompiledScenario, seed: int, trials: np.ndarray) -> tup
     needed = np.zeros(len(trials), dtype=bool)
     for threat in model.threats:
         prefix = f"{threat.id}/"
-        n = poisson_quantiles(threat.campaigns_per_horizon, uniform_array(seed, prefix + "count", trials),
-                              model.max_campaigns)
+        n = len(threat.forced_days) + poisson_quantiles(
+            threat.campaigns_per_horizon, uniform_array(seed, prefix + "count", trials), model.max_campaigns)
         counts += n
         for i in range(int(n.max(initial=0))):
             for entry in threat.entries:

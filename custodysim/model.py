@@ -139,6 +139,7 @@ class ThreatModel:
 
     id: str
     campaigns_per_horizon: float
+    forced_days: tuple[float, ...]  # campaigns that start on these days in every trial, before the Poisson ones
     skill: float
     entries: tuple[EntryModel, ...]
     tampering: str
@@ -254,7 +255,7 @@ def compile_scenario(s: Scenario) -> CompiledScenario:
     horizon = s.settings.horizon_days
     threats = tuple(
         ThreatModel(
-            tid, t.campaigns_per_year * horizon / 365.0, t.skill,
+            tid, t.campaigns_per_year * horizon / 365.0, tuple(t.forced_campaign_days), t.skill,
             tuple(
                 EntryModel(f"entry:{tid}:{ia.technique}:{person}", person, ia.technique,
                            s.people[person].exposure.get(ia.technique, 0.0), ia.delay_days)

@@ -102,6 +102,10 @@ def _check(s: Scenario) -> Iterator[tuple[PathT, str]]:
         for i, ia in enumerate(threat.initial_access):
             for j, target in enumerate(ia.targets):
                 yield from need(("threats", tid, "initial_access", i, "targets", j), "person", target, people)
+        for i, day in enumerate(threat.forced_campaign_days):
+            if day >= s.settings.horizon_days:
+                yield (("threats", tid, "forced_campaign_days", i),
+                       f"day {day:g} is not inside the horizon of {s.settings.horizon_days:g} days")
 
     for cid, det in s.controls.detection.items():
         for i, node in enumerate(det.watches):

@@ -284,10 +284,15 @@ class InitialAccess(Spec):
 
 
 class Threat(Spec):
-    """An attacker profile: how often it comes, how it gets in, how it steals."""
+    """An attacker profile: how often it comes, how it gets in, how it steals.
+
+    ``forced_campaign_days`` starts one campaign on each listed day in every trial, besides the Poisson
+    arrivals: an incident replay forces the real campaign at day 0.
+    """
 
     description: str = ""
     campaigns_per_year: float = Field(ge=0, le=1000)
+    forced_campaign_days: list[Annotated[float, Field(ge=0)]] = Field([], max_length=100)
     skill: float = Field(1.0, gt=0, le=100)
     initial_access: list[InitialAccess] = []
     tampering: Literal["redirect", "amount", "takeover"] = "amount"

@@ -6,7 +6,11 @@ import math
 
 import numpy as np
 import pytest
+import yaml
 from conftest import assert_same, build, losses, signers
+
+from custodysim.errors import ScenarioError
+from custodysim.loader import load_scenario_text
 
 
 def test_threshold_does_not_help_when_all_signers_share_a_compromised_view(base):
@@ -156,3 +160,22 @@ def test_no_path_to_keys_or_pipeline_means_no_loss(base):
     rows = losses(doc)["baseline"]
     assert rows.numbers["footholds"].sum() > 0
     assert rows.loss.max() == 0
+
+
+def test_forced_campaign_starts_in_every_trial_at_its_day(base):
+    """A campaign forced at day 0 comes in every trial, whatever the Poisson rate, and starts the attack then."""
+    doc = build(base)
+    doc["threats"]["apt"]["campaigns_per_year"] = 0.0
+    doc["threats"]["apt"]["forced_campaign_days"] = [0.0]
+    rows = losses(doc)["baseline"]
+    assert (rows.numbers["campaigns"] == 1).all()
+    assert (rows.numbers["t_first_access_days"] == 0.0).all()  # exposure 1, no delay: the victim falls at once
+    assert (rows.loss > 0).all()
+
+
+def test_forced_campaign_outside_the_horizon_is_refused(base):
+    """A forced campaign day beyond the horizon is a validation error naming the field."""
+    doc = build(base)
+    doc["threats"]["apt"]["forced_campaign_days"] = [400.0]
+    with pytest.raises(ScenarioError, match=r"forced_campaign_days"):
+        load_scenario_text(yaml.safe_dump(doc))
