@@ -9,10 +9,11 @@ from __future__ import annotations
 import copy
 import difflib
 import hashlib
+import json
 import types
 import typing
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,8 @@ class LoadedScenario:
     baseline: Scenario
     variants: dict[str, Scenario]
     warnings: tuple[str, ...] = ()
+    base_data: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """The file's data without its variants: what derived variants (sweeps, attribution) override."""
 
     @property
     def name(self) -> str:
@@ -114,7 +117,36 @@ def load_scenario_text(text: str, source: str = "<scenario>", sha256: str | None
     if problems:
         raise ScenarioError(source, problems)
     warnings = tuple(scenario_warnings(baseline))
-    return LoadedScenario(source, sha, baseline, variants, warnings)
+    return LoadedScenario(source, sha, baseline, variants, warnings, base_data)
+
+
+def derive(loaded: LoadedScenario, variants: dict[str, dict[str, Any]]) -> LoadedScenario:
+    """Return ``loaded`` with other variants: each name maps field paths to values, as a variant's ``set``.
+
+    Sweeps and attribution build their grid points and control combinations this way. The baseline is
+    unchanged; the result's ``sha256`` also covers the new variants, so their compiled models never mix
+    with the file's own variants of the same name.
+
+    Raises:
+        ScenarioError: an override names no field, or gives a scenario that does not validate; each
+            problem is reported at ``variants.NAME.set.PATH``.
+    """
+    problems: list[Problem] = []
+    specs: dict[str, Scenario] = {}
+    no_lines = Document({})
+    for name, overrides in variants.items():
+        if name == loaded.baseline.baseline_name:
+            problems.append(Problem(("variants", name), f"{name!r} is the baseline's own name"))
+            continue
+        spec, variant_problems = _resolve_variant(name, overrides, loaded.base_data, no_lines)
+        problems += variant_problems
+        if spec is not None:
+            specs[name] = spec
+    if problems:
+        raise ScenarioError(loaded.source, problems)
+    digest = hashlib.sha256(json.dumps([loaded.sha256, variants], sort_keys=True, default=str).encode())
+    return LoadedScenario(loaded.source, digest.hexdigest(), loaded.baseline, specs, loaded.warnings,
+                          loaded.base_data)
 
 
 def _validate(data: dict[str, Any], doc: Document) -> tuple[Scenario | None, list[Problem]]:
