@@ -7,6 +7,7 @@ how easily they move from one foothold to the next, then how fast the controls s
 
 from __future__ import annotations
 
+from custodysim.distributions import Exponential, Fixed, LogNormal, Triangular, Uniform
 from custodysim.formatting import amount, usd
 from custodysim.schema import Scenario
 
@@ -23,13 +24,13 @@ def key_inputs(spec: Scenario, top_wallets: int = TOP_WALLETS) -> list[KeyInput]
     Order: threats (campaign rate, skill, each initial-access target's exposure, insider rates), the
     largest wallets by USD at the starting price, access edges (success probability and median time),
     then controls (detection mean time, outflow monitoring probability and median delay, response
-    freeze and revoke median delays).
+    freeze and revoke median delays), then the library measures switched on, by parameter.
 
     Args:
         spec: the scenario (normally the baseline).
         top_wallets: how many of the largest wallets to list.
     """
-    return [*_threats(spec), *_wallets(spec, top_wallets), *_edges(spec), *_controls(spec)]
+    return [*_threats(spec), *_wallets(spec, top_wallets), *_edges(spec), *_controls(spec), *_measures(spec)]
 
 
 def _item(what: str, value: str, where: str) -> KeyInput:
@@ -110,4 +111,19 @@ def _controls(spec: Scenario) -> list[KeyInput]:
                      _span(r.freeze_delay_hours.sample(0.5), "hours"), "controls.response.freeze_delay_hours"))
     out.append(_item("response: median delay to revoke the attacker's footholds",
                      _span(r.revoke_delay_hours.sample(0.5), "hours"), "controls.response.revoke_delay_hours"))
+    return out
+
+
+def _measures(spec: Scenario) -> list[KeyInput]:
+    out = []
+    for name, measure in spec.controls.measures.switched_on().items():
+        where = f"controls.measures.{name}"
+        for field, value in measure:
+            if isinstance(value, (Fixed, Uniform, Exponential, LogNormal, Triangular)):
+                label, _, unit = field.rpartition("_")
+                out.append(_item(f"{name} (library control): mean {label.replace('_', ' ')}",
+                                 _span(value.mean(), unit), f"{where}.{field}"))
+            elif isinstance(value, float) and field != "min_amount_usd":
+                out.append(_item(f"{name} (library control): {field.replace('_', ' ')}", _num(value),
+                                 f"{where}.{field}"))
     return out

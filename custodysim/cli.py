@@ -6,6 +6,7 @@ with 130 and leaves no run folder behind.
 
 from __future__ import annotations
 
+import difflib
 import json
 import signal
 import sys
@@ -17,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from custodysim import __version__
+from custodysim import __version__, library
 from custodysim.compare import compare_runs
 from custodysim.errors import CustodysimError, RunInterrupted
 from custodysim.executors import default_workers
@@ -171,6 +172,36 @@ def new(path: Annotated[Path, typer.Argument(help="Where to write the starter sc
 def schema() -> None:
     """Print the JSON Schema of scenario files, for editors that complete and check YAML against it."""
     sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+
+
+@app.command("library")
+def library_command(
+    name: Annotated[Optional[str], typer.Argument(help="An entry to show in full.")] = None,  # noqa: UP045
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print the whole reference as Markdown.")] = False,
+) -> None:
+    """List the library's named techniques and controls with their defaults (or show one in full)."""
+    if markdown:
+        sys.stdout.write(library.markdown())
+        return
+    if name is not None:
+        found = library.entry(name)
+        if found is None:
+            close = difflib.get_close_matches(name, [e.name for e in library.ENTRIES], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            err.print(f"no library entry called {name!r}{hint}; 'custodysim library' lists them",
+                      markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(code=1)
+        out.print(library.describe(found), markup=False, highlight=False, soft_wrap=True)
+        return
+    table = Table(title="custodysim library: techniques and controls (custodysim library NAME for sources)")
+    for col in ("name", "kind", "defaults", "uncertainty"):
+        table.add_column(col)
+    for e in library.ENTRIES:
+        defaults = "; ".join(f"{p.field} {library.shown(p.value)}" for p in e.priors) or "-"
+        table.add_row(e.name, library.STAGE_TITLES[e.stage], defaults, e.uncertainty)
+    out.print(table)
+    out.print("Use a technique by name in 'technique:' (left-out numbers take these defaults), a control "
+              "under 'controls.measures'; see docs/library.md.", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -13,6 +13,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from custodysim.distributions import Distribution
+from custodysim.measures import effective
 from custodysim.schema import EXTERNAL, Flows, Scenario, TopUp
 
 if TYPE_CHECKING:
@@ -198,8 +199,9 @@ class CompiledScenario:
         return price
 
 
-def compile_scenario(s: Scenario) -> CompiledScenario:
-    """Build the simulation view of a validated scenario."""
+def compile_scenario(spec: Scenario) -> CompiledScenario:
+    """Build the simulation view of a validated scenario (its library measures written out first)."""
+    s = effective(spec)
     cosigners: dict[str, set[str]] = defaultdict(set)
     monitors: dict[str, list[Monitor]] = defaultdict(list)
     for mid, mon in s.controls.outflow_monitoring.items():

@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable, Iterator
 
 from custodysim.errors import PathT
+from custodysim.measures import check_measures, effective
 from custodysim.schema import CHAIN, EXTERNAL, Scenario
 from custodysim.treasury import RETRY_DAYS
 
@@ -28,8 +29,13 @@ def _missing(kind: str, ref: str, known: Iterable[str]) -> str:
 
 
 def check_references(s: Scenario) -> list[tuple[PathT, str]]:
-    """Return (path, message) for every dangling or ill-typed reference in ``s``."""
-    return list(_check(s))
+    """Return (path, message) for every dangling or ill-typed reference in ``s``.
+
+    The library measures are checked first; the rest is checked on the scenario with its measures
+    written out, as the engine will read it.
+    """
+    problems = list(check_measures(s))
+    return problems or list(_check(effective(s)))
 
 
 def _check(s: Scenario) -> Iterator[tuple[PathT, str]]:

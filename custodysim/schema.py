@@ -7,12 +7,14 @@ validation error's location is the same path a person sees in the file. Units ar
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from custodysim import library
 from custodysim.distributions import Distribution, as_distribution
 
 
@@ -112,16 +114,54 @@ class Organisation(Spec):
     description: str = ""
 
 
+def _library_exposures(value: Any) -> Any:
+    """Replace each exposure given as ``default`` by the library's prior for that technique."""
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for technique, p in value.items():
+        if p == library.DEFAULT:
+            known = library.entry(technique) if isinstance(technique, str) else None
+            if known is None or known.prior("exposure") is None:
+                names = _exposure_techniques()
+                close = difflib.get_close_matches(str(technique), names, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ValueError(f"exposure to {technique!r} is 'default', but the library has no exposure for "
+                                 f"it{hint}; library techniques: {', '.join(names)} (custodysim library)")
+            p = known.default("exposure")
+        out[technique] = p
+    return out
+
+
+def _exposure_techniques() -> list[str]:
+    return [e.name for e in library.ENTRIES if e.prior("exposure") is not None]
+
+
+def _library_insider_rate(value: Any) -> Any:
+    return library.default_of("insider", "insider_rate_per_year") if value == library.DEFAULT else value
+
+
 class Person(Spec):
-    """Someone whose mistakes or intent can open a path: an employee or a vendor's contractor."""
+    """Someone whose mistakes or intent can open a path: an employee or a vendor's contractor.
+
+    An exposure or the insider rate may be ``default``: the library's prior (``custodysim library``).
+    """
 
     organisation: Id
     role: str = "staff"
     devices: list[Id] = []
-    exposure: dict[str, Probability] = {}
+    exposure: Annotated[
+        dict[str, Probability],
+        BeforeValidator(_library_exposures,
+                        json_schema_input_type=dict[str, Union[Probability, Literal["default"]]]),  # noqa: UP007
+    ] = {}
     verifies_on: Id | None = None
     verification_probability: Probability = 0.9
-    insider_rate_per_year: float = Field(0.0, ge=0, le=100)
+    insider_rate_per_year: Annotated[
+        float, Field(ge=0, le=100),
+        BeforeValidator(_library_insider_rate,
+                        json_schema_input_type=Union[Annotated[float, Field(ge=0, le=100)], Literal["default"]]),  # noqa: UP007
+    ] = 0.0
 
 
 SystemKind = Literal[
@@ -262,8 +302,22 @@ class Operations(Spec):
     transfers: list[ScheduledTransfer] = []
 
 
+def _library_fields(data: Any, fields: tuple[str, ...]) -> Any:
+    """Fill the ``fields`` a spec leaves out from the library entry its ``technique`` names, if any."""
+    if not isinstance(data, dict):
+        return data
+    known = library.entry(data["technique"]) if isinstance(data.get("technique"), str) else None
+    if known is None:
+        return data
+    missing = {f: known.default(f) for f in fields if f not in data and known.prior(f) is not None}
+    return {**data, **missing} if missing else data
+
+
 class AccessEdge(Spec):
-    """Compromising ``from`` lets the attacker attempt ``to``, once, taking ``time_days`` if it works."""
+    """Compromising ``from`` lets the attacker attempt ``to``, once, taking ``time_days`` if it works.
+
+    With a library technique, a left-out ``p_success`` or ``time_days`` takes the library's default.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, populate_by_name=True,
                               validate_default=True)
@@ -274,13 +328,26 @@ class AccessEdge(Spec):
     p_success: Probability = 1.0
     time_days: Dist = 0.0  # type: ignore[assignment]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _library_defaults(cls, data: Any) -> Any:
+        return _library_fields(data, ("p_success", "time_days"))
+
 
 class InitialAccess(Spec):
-    """A technique aimed at people; each falls with their exposure to it, after ``delay_days``."""
+    """A technique aimed at people; each falls with their exposure to it, after ``delay_days``.
+
+    With a library technique, a left-out ``delay_days`` takes the library's default.
+    """
 
     technique: str
     targets: list[Id] = Field(min_length=1)
     delay_days: Dist = 0.0  # type: ignore[assignment]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _library_defaults(cls, data: Any) -> Any:
+        return _library_fields(data, ("delay_days",))
 
 
 class Threat(Spec):
@@ -324,12 +391,119 @@ class Response(Spec):
     recovered_fraction: Probability = 0.0
 
 
+def _prior(name: str, field: str) -> Any:
+    return library.default_of(name, field)
+
+
+class Measure(Spec):
+    """A control of the library, switched on; every parameter left out takes the library's default."""
+
+
+class AwarenessTraining(Measure):
+    """Training for the people listed, the people of the organisations listed, or (neither) everyone."""
+
+    people: list[Id] | None = None
+    organisations: list[Id] | None = None
+    factor: Probability = _prior("security_awareness_training", "factor")
+
+
+class PhishingResistantMfa(Measure):
+    """Security keys on the accounts of the systems listed (or all): credential attacks mostly fail."""
+
+    systems: list[Id] | None = None
+    factor: Probability = _prior("phishing_resistant_mfa", "factor")
+
+
+class DeviceBoundSessions(Measure):
+    """Short-lived, device-bound sessions on the systems listed (or all): stolen cookies mostly fail."""
+
+    systems: list[Id] | None = None
+    factor: Probability = _prior("device_bound_sessions", "factor")
+
+
+class SegregatedVendorAccess(Measure):
+    """The organisations listed (or every one that is not the exchange) reach the signing path separately."""
+
+    organisations: list[Id] | None = None
+    factor: Probability = _prior("segregated_vendor_access", "factor")
+
+
+class EndpointDetection(Measure):
+    """Endpoint detection on the machines (or people) listed."""
+
+    watches: list[Id] = Field(min_length=1)
+    time_to_detect_days: Dist = _prior("endpoint_detection", "time_to_detect_days")
+
+
+class OutflowMonitoringMeasure(Measure):
+    """Outflow monitoring of the wallets listed (or all)."""
+
+    wallets: list[Id] | None = None
+    probability: Probability = _prior("outflow_monitoring", "probability")
+    delay_hours: Dist = _prior("outflow_monitoring", "delay_hours")
+    min_amount_usd: Amount = 0.0
+
+
+class BalanceAlerts(Measure):
+    """Balance-drop alerts on the wallets listed (or all), for transfers above ``min_amount_usd``."""
+
+    wallets: list[Id] | None = None
+    probability: Probability = _prior("balance_alerts", "probability")
+    delay_hours: Dist = _prior("balance_alerts", "delay_hours")
+    min_amount_usd: Amount = 0.0
+
+
+class IndependentVerification(Measure):
+    """Each person listed verifies on the device given (person id -> system id)."""
+
+    devices: dict[Id, Id] = Field(min_length=1)
+    probability: Probability = _prior("independent_verification", "probability")
+
+
+class IndependentPolicyEngine(Measure):
+    """A whitelist (and optional limits) on the wallets listed, enforced by ``enforced_by``."""
+
+    enforced_by: Id
+    wallets: list[Id] = Field(min_length=1)
+    whitelist: bool = True
+    per_transfer_limit: Amount | None = None
+    daily_limit: Amount | None = None
+
+
+class TimeDelayWithCancellation(Measure):
+    """A time lock of ``hours`` on the wallets listed, enforced by ``enforced_by`` (a system or ``chain``)."""
+
+    enforced_by: Id
+    wallets: list[Id] = Field(min_length=1)
+    hours: float = Field(_prior("time_delay_with_cancellation", "hours"), ge=0, le=24 * 365)
+
+
+class Measures(Spec):
+    """Library controls switched on by name (``custodysim library`` lists them with their defaults)."""
+
+    security_awareness_training: AwarenessTraining | None = None
+    phishing_resistant_mfa: PhishingResistantMfa | None = None
+    device_bound_sessions: DeviceBoundSessions | None = None
+    segregated_vendor_access: SegregatedVendorAccess | None = None
+    endpoint_detection: EndpointDetection | None = None
+    outflow_monitoring: OutflowMonitoringMeasure | None = None
+    balance_alerts: BalanceAlerts | None = None
+    independent_verification: IndependentVerification | None = None
+    independent_policy_engine: IndependentPolicyEngine | None = None
+    time_delay_with_cancellation: TimeDelayWithCancellation | None = None
+
+    def switched_on(self) -> dict[str, Measure]:
+        """Return the measures present, by library name."""
+        return {name: m for name in type(self).model_fields if (m := getattr(self, name)) is not None}
+
+
 class Controls(Spec):
-    """Detection and response controls (policies live on each wallet)."""
+    """Detection and response controls (policies live on each wallet), and library measures by name."""
 
     detection: dict[Id, Detection] = {}
     outflow_monitoring: dict[Id, OutflowMonitor] = {}
     response: Response = Response()
+    measures: Measures = Measures()
 
 
 class Variant(Spec):
@@ -387,8 +561,11 @@ def field_names(model: type[BaseModel]) -> list[str]:
 
 
 __all__ = [
-    "CHAIN", "EXTERNAL", "AccessEdge", "Asset", "Controls", "Custody", "Delay", "Detection", "Dist",
-    "Enforced", "Flows", "InitialAccess", "Limit", "Operations", "Organisation", "OutflowMonitor",
-    "Person", "Policy", "Response", "Scenario", "ScheduledTransfer", "Settings", "Signer", "System",
-    "Threat", "TopUp", "Variant", "Wallet", "Whitelist", "field_names",
+    "CHAIN", "EXTERNAL", "AccessEdge", "Asset", "AwarenessTraining", "BalanceAlerts", "Controls", "Custody",
+    "Delay", "Detection", "DeviceBoundSessions", "Dist", "EndpointDetection", "Enforced", "Flows",
+    "IndependentPolicyEngine", "IndependentVerification", "InitialAccess", "Limit", "Measure", "Measures",
+    "Operations", "Organisation", "OutflowMonitor", "OutflowMonitoringMeasure", "Person",
+    "PhishingResistantMfa", "Policy", "Response", "Scenario", "ScheduledTransfer", "SegregatedVendorAccess",
+    "Settings", "Signer", "System", "Threat", "TimeDelayWithCancellation", "TopUp", "Variant", "Wallet",
+    "Whitelist", "field_names",
 ]

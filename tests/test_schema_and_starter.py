@@ -68,8 +68,10 @@ def test_new_writes_a_starter_that_validates_and_runs(tmp_path):
     assert text.startswith("# A starter scenario") and "custodysim validate" in text
     assert list(validator_for().iter_errors(yaml.safe_load(text))) == []
     outcome = execute_run(path, trials=300, out=tmp_path / "run")
-    assert set(outcome.summary["variants"]) == {"baseline", "independent-verification", "independent-whitelist"}
-    assert outcome.summary["variants"]["baseline"]["expected_loss_usd"] > 0  # the threat does reach the wallets
+    figures = outcome.summary["variants"]
+    assert set(figures) == {"baseline", "independent-verification", "independent-whitelist", "device-bound-sessions"}
+    assert figures["baseline"]["expected_loss_usd"] > 0  # the threat does reach the wallets
+    assert "default" in text and "measures:" in text  # it shows how the library is used
 
 
 def test_new_never_overwrites_a_file(tmp_path):

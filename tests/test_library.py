@@ -1,0 +1,237 @@
+"""The technique and control library: defaults, measures by name, and what they stand for."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+import yaml
+from conftest import assert_same, build, load, losses
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import TypeAdapter
+
+from custodysim import library
+from custodysim.distributions import Distribution
+from custodysim.errors import ScenarioError
+from custodysim.loader import load_scenario_text
+from custodysim.measures import effective
+from custodysim.schema import AccessEdge, Dist, InitialAccess, Measures, Probability
+
+
+def test_every_entry_has_a_summary_rationale_and_sources():
+    """Every library entry says what it is, how its numbers were chosen, and where they come from."""
+    assert len({e.name for e in library.ENTRIES}) == len(library.ENTRIES)
+    for e in library.ENTRIES:
+        assert e.summary and e.in_the_model and e.rationale and e.sources, e.name
+
+
+def test_every_prior_lies_inside_its_own_range_and_validates():
+    """Each default sits between its low and high estimate, and is a valid value for its field."""
+    for e in library.ENTRIES:
+        for p in e.priors:
+            assert p.low <= p.central <= p.high, (e.name, p.field)
+            if isinstance(p.value, dict):
+                dist: Distribution = TypeAdapter(Dist).validate_python(p.value)
+                assert math.isfinite(dist.mean())
+            elif p.field in ("exposure", "p_success", "factor", "probability"):
+                TypeAdapter(Probability).validate_python(p.value)
+
+
+def test_measure_defaults_are_the_library_defaults():
+    """A measure switched on with no parameters takes each default from the library entry of its name."""
+    minimal = {"endpoint_detection": {"watches": ["x"]}, "independent_verification": {"devices": {"a": "b"}},
+               "independent_policy_engine": {"enforced_by": "pe", "wallets": ["w"]},
+               "time_delay_with_cancellation": {"enforced_by": "pe", "wallets": ["w"]}}
+    names = list(Measures.model_fields)
+    on = Measures.model_validate({n: minimal.get(n, {}) for n in names}).switched_on()
+    assert list(on) == names
+    for name, measure in on.items():
+        entry = library.entry(name)
+        assert entry is not None, name
+        for prior in entry.priors:
+            value = getattr(measure, prior.field)
+            expected = prior.value
+            if isinstance(expected, dict):
+                expected = TypeAdapter(Dist).validate_python(expected)
+            assert value == expected, (name, prior.field)
+
+
+def test_left_out_edge_numbers_come_from_the_library_and_written_ones_win():
+    """An access edge with a library technique takes the library's p_success and time; given values stay."""
+    default = AccessEdge.model_validate({"from": "a", "to": "b", "technique": "session_cookie_theft"})
+    assert default.p_success == library.default_of("session_cookie_theft", "p_success")
+    assert default.time_days.sample(0.5) == pytest.approx(30.0)
+    written = AccessEdge.model_validate({"from": "a", "to": "b", "technique": "session_cookie_theft",
+                                         "p_success": 0.2, "time_days": 3})
+    assert written.p_success == 0.2 and written.time_days.sample(0.5) == 3
+    other = AccessEdge.model_validate({"from": "a", "to": "b", "technique": "my_own_trick"})
+    assert other.p_success == 1.0 and other.time_days.sample(0.5) == 0.0
+    ia = InitialAccess.model_validate({"technique": "fake_recruiter_test", "targets": ["x"]})
+    assert ia.delay_days.sample(0.5) == pytest.approx(14.0)
+
+
+def test_default_exposure_and_insider_rate(base):
+    """'default' for an exposure or an insider rate gives the library's prior; for an unknown technique, an error."""
+    doc = build(base)
+    doc["people"]["eng"]["exposure"] = {"fake_recruiter_test": "default"}
+    doc["people"]["alice"]["insider_rate_per_year"] = "default"
+    spec = load(doc).baseline
+    assert spec.people["eng"].exposure == {"fake_recruiter_test": 0.15}
+    assert spec.people["alice"].insider_rate_per_year == library.default_of("insider", "insider_rate_per_year")
+    doc["people"]["eng"]["exposure"] = {"phish": "default"}
+    with pytest.raises(ScenarioError, match=r"people\.eng\.exposure.*no exposure for it"):
+        load(doc)
+
+
+def _explicit_vs_measure(base: dict[str, Any], measure: dict[str, Any], explicit: dict[str, Any]) -> None:
+    """Assert a scenario with ``measure`` gives the rows of the same scenario with ``explicit`` written out."""
+    with_measure = build(base)
+    with_measure.setdefault("controls", {})["measures"] = measure
+    written = build(base, **explicit)
+    a = losses(with_measure, trials=300)["baseline"]
+    b = losses(written, trials=300)["baseline"]
+    assert_same(a.loss, b.loss)
+    assert list(a.text("stopped_by")) == list(b.text("stopped_by"))
+
+
+def test_endpoint_detection_measure_is_a_detection_control(base):
+    """endpoint_detection stands for a detection control with the library's time to detect."""
+    _explicit_vs_measure(
+        base, {"endpoint_detection": {"watches": ["laptop"]}},
+        {"controls": {"detection": {"endpoint_detection": {
+            "watches": ["laptop"], "time_to_detect_days": {"dist": "exponential", "mean": 60}}}}})
+
+
+def test_independent_verification_measure_sets_the_signer_device(base):
+    """independent_verification stands for verifies_on and the library's catch probability."""
+    explicit = build(base)["people"]
+    explicit["alice"].update({"verifies_on": "dev_alice", "verification_probability": 0.9})
+    _explicit_vs_measure(base, {"independent_verification": {"devices": {"alice": "dev_alice"}}},
+                         {"people": explicit})
+
+
+def test_policy_engine_measure_blocks_like_a_written_whitelist(base):
+    """independent_policy_engine adds the whitelist it stands for: every tampered transfer is blocked."""
+    wallets = build(base)["wallets"]
+    wallets["vault"]["policy"] = {"whitelist": {"enforced_by": "policy_engine"}}
+    measure = {"independent_policy_engine": {"enforced_by": "policy_engine", "wallets": ["vault"]}}
+    _explicit_vs_measure(base, measure, {"wallets": wallets})
+    doc = build(base)
+    doc["controls"] = {"measures": measure}
+    assert losses(doc)["baseline"].loss.max() == 0
+
+
+def test_time_delay_measure_is_a_delay_rule(base):
+    """time_delay_with_cancellation adds a time lock of the library's 24 hours."""
+    wallets = build(base)["wallets"]
+    wallets["vault"]["policy"] = {"delay": {"hours": 24, "enforced_by": "chain"}}
+    _explicit_vs_measure(base, {"time_delay_with_cancellation": {"enforced_by": "chain", "wallets": ["vault"]}},
+                         {"wallets": wallets})
+
+
+@given(factor=st.floats(0.0, 1.0), exposure=st.floats(0.0, 1.0))
+def test_training_scales_social_engineering_exposure_only(factor: float, exposure: float):
+    """Training multiplies exposure to social engineering by its factor and leaves technical techniques alone."""
+    doc = build()
+    doc["people"]["eng"]["exposure"] = {"phish": exposure, "malicious_dependency": exposure}
+    doc["controls"] = {"measures": {"security_awareness_training": {"organisations": ["vendor"], "factor": factor}}}
+    spec = effective(load(doc).baseline)
+    assert spec.people["eng"].exposure == {"phish": exposure * factor, "malicious_dependency": exposure}
+    assert spec.people["alice"].exposure == {}
+
+
+def test_training_lowers_the_share_of_trials_with_a_foothold(base):
+    """With exposure 1 and training at factor 0.5, about half the campaigns find a foothold, on the same trials."""
+    doc = build(base)
+    doc["threats"]["apt"]["campaigns_per_year"] = 0.0
+    doc["threats"]["apt"]["forced_campaign_days"] = [0.0]
+    doc["variants"] = {"trained": {"set": {"controls.measures.security_awareness_training": {"factor": 0.5}}}}
+    rows = losses(doc, trials=2000)
+    held = rows["trained"].numbers["footholds"] > 0
+    assert abs(held.mean() - 0.5) < 0.04
+    assert (rows["baseline"].numbers["footholds"][held] > 0).all()  # common random numbers: a subset
+
+
+def test_session_and_credential_controls_act_on_their_own_techniques(base):
+    """Device-bound sessions scale session-cookie edges only; phishing-resistant MFA credential edges only."""
+    doc = build(base, access=[
+        {"from": "laptop", "to": "ui", "technique": "session_cookie_theft", "p_success": 0.8, "time_days": 1},
+        {"from": "laptop", "to": "hot_server", "technique": "credential_reuse", "p_success": 0.5, "time_days": 1},
+    ])
+    doc["controls"] = {"measures": {"device_bound_sessions": {}, "phishing_resistant_mfa": {"systems": ["ui"]}}}
+    edges = effective(load(doc).baseline).access
+    assert edges[0].p_success == pytest.approx(0.8 * 0.2)
+    assert edges[1].p_success == 0.5  # MFA covers 'ui' only
+
+
+def test_segregated_vendor_access_cuts_only_crossings_into_the_signing_path(base):
+    """Vendor-to-signing-path edges are scaled; edges inside the signing path and the exchange's own are not."""
+    doc = build(base, access=[
+        {"from": "laptop", "to": "ui", "p_success": 1.0, "time_days": 1},          # vendor -> pipeline
+        {"from": "ui", "to": "vault_hsm", "p_success": 1.0, "time_days": 1},       # inside the signing path
+        {"from": "hot_server", "to": "policy_engine", "p_success": 1.0, "time_days": 1},  # the exchange's own
+    ])
+    doc["controls"] = {"measures": {"segregated_vendor_access": {"factor": 0.25}}}
+    edges = effective(load(doc).baseline).access
+    assert [e.p_success for e in edges] == [0.25, 1.0, 1.0]
+
+
+def test_effective_is_idempotent_and_leaves_no_measures(base):
+    """Writing the measures out twice gives what writing them out once gives."""
+    doc = build(base)
+    doc["controls"] = {"measures": {"security_awareness_training": {}, "device_bound_sessions": {},
+                                    "endpoint_detection": {"watches": ["laptop"]}}}
+    once = effective(load(doc).baseline)
+    assert not once.controls.measures.switched_on()
+    assert effective(once) == once
+
+
+@pytest.mark.parametrize(("measure", "message"), [
+    ({"endpoint_detection": {"watches": ["nobody"]}}, r"measures\.endpoint_detection\.watches\[0\].*nobody"),
+    ({"independent_policy_engine": {"enforced_by": "ghost", "wallets": ["vault"]}}, r"enforced_by.*ghost"),
+    ({"time_delay_with_cancellation": {"enforced_by": "chain", "wallets": ["nowhere"]}}, r"wallets\[0\].*nowhere"),
+    ({"endpoint_detektion": {"watches": ["laptop"]}}, r"did you mean 'endpoint_detection'"),
+])
+def test_bad_measures_are_refused_with_their_path(base, measure, message):
+    """A measure naming an unknown id, or a misspelt measure, is an error at its path."""
+    doc = build(base)
+    doc["controls"] = {"measures": measure}
+    with pytest.raises(ScenarioError, match=message):
+        load_scenario_text(yaml.safe_dump(doc))
+
+
+def test_measure_clashing_with_a_written_rule_is_refused(base):
+    """A policy measure on a wallet that already has that rule is an error naming the wallet and the rule."""
+    doc = build(base)
+    doc["wallets"]["vault"]["policy"] = {"whitelist": {"enforced_by": "ui"}}
+    doc["controls"] = {"measures": {"independent_policy_engine": {"enforced_by": "policy_engine",
+                                                                  "wallets": ["vault"]}}}
+    with pytest.raises(ScenarioError, match=r"'vault' already has a whitelist rule"):
+        load(doc)
+
+
+
+def test_docs_reference_is_the_generated_one():
+    """docs/library.md holds exactly the reference `custodysim library --markdown` prints."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "library.md").read_text(encoding="utf-8")
+    assert text.endswith(library.markdown())
+
+
+def test_library_command_lists_shows_and_refuses():
+    """`custodysim library` lists every entry, shows one with its sources, and refuses an unknown name (exit 1)."""
+    from typer.testing import CliRunner
+
+    from custodysim.cli import app
+
+    runner = CliRunner()
+    listed = runner.invoke(app, ["library"], env={"COLUMNS": "200"})
+    assert listed.exit_code == 0
+    assert all(e.name in listed.output for e in library.ENTRIES)
+    shown = runner.invoke(app, ["library", "session_cookie_theft"])
+    assert shown.exit_code == 0 and "Sources:" in shown.output and "p_success: 0.7" in shown.output
+    wrong = runner.invoke(app, ["library", "session_cookie"])
+    assert wrong.exit_code == 1 and "did you mean 'session_cookie_theft'" in wrong.output
