@@ -42,6 +42,8 @@ class Campaign:
     insider: str | None = None
     held: dict[str, float] = field(default_factory=dict)  # node -> time compromised
     alarm_at: float = math.inf
+    response_end: float = math.inf  # when the response to the first alarm is done (frozen, revoked, rotated)
+    later_alarms: int = 0  # alarms raised while that response was under way
     revoked_at: float = math.inf
     rotated_at: float = math.inf
     stops: list[str] = field(default_factory=list)

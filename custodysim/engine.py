@@ -246,15 +246,16 @@ class World:
             c.stops.append(source)
         self.trace("alarm: {} on {}", source, c.label)
         self.first_alarm = min(self.first_alarm, now)
+        m = self.model
         if c.alarm_at <= now:
+            self._answer_later_alarm(c, wallets, hold)
             return
         c.alarm_at = now
-        m = self.model
         freeze_at = now + m.freeze_delay_hours.sample(c.u(self.rnd, "response:freeze")) * HOUR
         revoke_at = now + m.revoke_delay_hours.sample(c.u(self.rnd, "response:revoke")) * HOUR
         c.revoked_at = min(c.revoked_at, revoke_at)
         c.rotated_at = revoke_at + m.key_rotation_hours.sample(c.u(self.rnd, "response:rotate")) * HOUR
-        end = max(revoke_at, freeze_at, c.rotated_at)
+        end = c.response_end = max(revoke_at, freeze_at, c.rotated_at)
         self.sync()
         for wid in wallets if hold else ():
             self.treasury.freeze(wid, now, end)
@@ -262,6 +263,27 @@ class World:
             self.treasury.freeze(wid, freeze_at, end)
         self.trace("response: freeze in {:.1f} h, revoke in {:.1f} h",
                    (freeze_at - now) / HOUR, (revoke_at - now) / HOUR)
+        self.wake_clock()
+
+    def _answer_later_alarm(self, c: Campaign, wallets: set[str], hold: bool) -> None:
+        """An alarm while the campaign's response is under way freezes what the first one could not.
+
+        The response revokes on its own schedule; but a wallet the campaign reached after the first alarm
+        (or one it is now seen draining) is frozen after a freeze delay of its own, or at once for a
+        veto or a block, until the response ends.
+        """
+        now = self.env.now
+        end = c.response_end
+        if end <= now:
+            return  # the response is over: the campaign holds nothing any more
+        c.later_alarms += 1
+        freeze_at = now + self.model.freeze_delay_hours.sample(
+            c.u(self.rnd, "response:freeze-later", c.later_alarms)) * HOUR
+        self.sync()
+        for wid in wallets if hold else ():
+            self.treasury.freeze(wid, now, end)
+        for wid in wallets | self._reach(c, now):
+            self.treasury.freeze(wid, freeze_at, end)
         self.wake_clock()
 
     def wake_clock(self) -> None:

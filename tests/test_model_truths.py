@@ -179,3 +179,19 @@ def test_forced_campaign_outside_the_horizon_is_refused(base):
     doc["threats"]["apt"]["forced_campaign_days"] = [400.0]
     with pytest.raises(ScenarioError, match=r"forced_campaign_days"):
         load_scenario_text(yaml.safe_dump(doc))
+
+
+def test_a_theft_seen_during_an_earlier_response_freezes_its_wallet(base):
+    """An alarm raised before the attacker reached any wallet does not let a later theft drain on unfrozen."""
+    doc = _hot_theft_doc(base, cap=100.0, deposits=0.0)
+    doc["wallets"]["hot"]["policy"] = {"daily_limit": {"amount": 10.0, "enforced_by": "chain"}}
+    doc["controls"]["detection"] = {"edr": {"watches": ["laptop"], "time_to_detect_days": 0.5}}
+    doc["controls"]["response"] = {"freeze_delay_hours": 1.0, "revoke_delay_hours": 24 * 10}
+    doc["threats"]["apt"]["campaigns_per_year"] = 0.0
+    doc["threats"]["apt"]["forced_campaign_days"] = [0.0]
+    rows = losses(doc, trials=50)["baseline"]
+    # EDR alarms at 12 h, before the key is reached at 24 h: the first response can freeze nothing. The
+    # first theft (10 BTC, the day's limit) is seen 1 h later and the wallet is frozen 1 h after that,
+    # before the next day's limit: without that freeze the drain would go on for the 9 days to revocation.
+    assert (rows.numbers["t_first_alarm_days"] == 0.5).all()
+    assert (rows.numbers["loss_BTC"] == 10.0).all()
