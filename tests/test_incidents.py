@@ -84,8 +84,8 @@ REPLAYS = {
     # replay: (observed loss in native units, floor on the share of trials where the attack succeeds)
     # Floors: P(weak detection, mean 365 days, misses the dwell), minus about 5 binomial standard deviations
     # of 1,000 trials. DMM: about 64 days from the laptop to the theft, exp(-64/365) = 0.84. Coincheck:
-    # about 25 days on the PC and minutes on the server, exp(-25/365) = 0.93. Ronin: about 80 days on the
-    # laptop and 2 on the servers, exp(-80/365) * exp(-2 * 2/365) = 0.80. Binance: nothing watches
+    # about 25 days on the PC and minutes on the server, exp(-25/365) = 0.93. Ronin: about 87 days on the
+    # laptop and 2 on the servers, exp(-87/365) * exp(-2/365) = 0.79. Binance: nothing watches
     # before the withdrawal, which is requested the moment the accounts are usable: every trial.
     "dmm-2024": ({"BTC": 4502.9}, 0.78),
     "coincheck-2018": ({"XEM": 523_000_000}, 0.88),
