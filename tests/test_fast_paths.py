@@ -31,6 +31,8 @@ from custodysim.treasury import QuietTimeline, Treasury
 
 REGRESSIONS = Path(__file__).parent / "regressions"
 BUNDLED = ["scenarios/dmm-2024.yaml", "scenarios/hot-wallet-key-theft.yaml", "scenarios/key-concentration.yaml"]
+# Incident replays force a campaign at day 0 in every trial: every trial reaches the engine, none is screened.
+REPLAYS = sorted(str(p.relative_to(Path(__file__).parent.parent)) for p in (Path(__file__).parent.parent / "scenarios" / "incidents").glob("*.yaml"))
 
 
 def _plain_world(model: CompiledScenario, seed: int, trial: int) -> TrialResult:
@@ -88,7 +90,7 @@ def test_shortcuts_change_no_result_in_found_examples(path):
         _assert_same(simulate_trial(model, 11, trial, quiet), _plain_world(model, 11, trial))
 
 
-@pytest.mark.parametrize("path", BUNDLED)
+@pytest.mark.parametrize("path", BUNDLED + REPLAYS)
 def test_shortcuts_change_no_result_in_bundled_scenarios(path):
     """In every variant of every bundled scenario, 150 trials with shortcuts equal their plain simulation."""
     for spec in load_scenario(path).specs().values():
@@ -98,7 +100,7 @@ def test_shortcuts_change_no_result_in_bundled_scenarios(path):
             _assert_same(simulate_trial(model, 3, trial, quiet), _plain_world(model, 3, trial))
 
 
-@pytest.mark.parametrize("path", BUNDLED)
+@pytest.mark.parametrize("path", BUNDLED + REPLAYS)
 def test_screened_chunk_equals_trial_by_trial_rows(path):
     """A chunk's rows, screened with numpy, equal the rows of its trials simulated one by one."""
     specs = load_scenario(path).specs()

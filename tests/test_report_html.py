@@ -22,7 +22,7 @@ from custodysim.runs import summarise_run
 from custodysim.stories import worst_stories
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
-BUNDLED = sorted(SCENARIOS.glob("*.yaml"))
+BUNDLED = sorted(SCENARIOS.glob("*.yaml")) + sorted((SCENARIOS / "incidents").glob("*.yaml"))
 TRIALS = 300
 SEED = 20240531
 

@@ -17,7 +17,7 @@ from custodysim.runner import run_variants
 from custodysim.runs import execute_run, resume_run
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
-BUNDLED = sorted(SCENARIOS.glob("*.yaml"))
+BUNDLED = sorted(SCENARIOS.glob("*.yaml")) + sorted((SCENARIOS / "incidents").glob("*.yaml"))
 
 
 def _figures(summary: dict) -> dict:

@@ -15,7 +15,8 @@ from custodysim.cli import app
 from custodysim.schema import json_schema
 
 ROOT = Path(__file__).parent.parent
-SCENARIO_FILES = sorted((ROOT / "scenarios").glob("*.yaml")) + sorted((ROOT / "tests" / "regressions").glob("*.yaml"))
+SCENARIO_FILES = (sorted((ROOT / "scenarios").glob("*.yaml")) + sorted((ROOT / "scenarios" / "incidents").glob("*.yaml"))
+                  + sorted((ROOT / "tests" / "regressions").glob("*.yaml")))
 
 
 @pytest.fixture(scope="module")
