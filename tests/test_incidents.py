@@ -7,11 +7,9 @@ of the domain notes must then stop the attack (no loss in any trial) or cap it (
 the architecture and the response times in the file); the ones that honestly cannot are shown to change
 nothing, trial by trial.
 
-Cap bounds are stated for two kinds of trial. Normally the theft's own alarm starts the response. In a few
-trials endpoint detection raised an alarm on the campaign before it reached a wallet: the response to it
-froze nothing (no wallet was reachable yet), and since a campaign gets one response (docs/model.md,
-"Detection and response"), the theft's alarm freezes nothing more: the attacker keeps acting until the
-revocation and key rotation. Those trials have a looser bound, derived from the longest revocation.
+The cap bounds hold in every trial, also in the few where endpoint detection raised an alarm before the
+attacker reached a wallet: the theft's own alarm then freezes the wallet it drains (docs/model.md,
+"Detection and response").
 """
 
 from __future__ import annotations
@@ -63,14 +61,12 @@ def _assert_stopped(rows: VariantRows) -> None:
     assert not _hit(rows).any(), f"{rows.name}: {int(_hit(rows).sum())} trials lost"
 
 
-def _assert_capped(rows: VariantRows, asset: str, normal: float, early: float, floor: float) -> None:
-    """Every theft takes at least ``floor``; at most ``normal``, or ``early`` where an alarm came first."""
-    hit, loss, first = _hit(rows), _native(rows, asset), _early(rows)
+def _assert_capped(rows: VariantRows, asset: str, cap: float, floor: float) -> None:
+    """Every theft takes at least ``floor`` and at most ``cap``, whenever the first alarm came."""
+    hit, loss = _hit(rows), _native(rows, asset)
     assert hit.any()
     assert loss[hit].min() >= floor * (1 - REL)
-    assert loss[hit & ~first].max() <= normal * (1 + REL)
-    assert loss[hit & first].max(initial=0.0) <= early * (1 + REL)
-    assert (hit & first).mean() < 0.01  # the early-alarm trials are rare: the normal bound is the figure
+    assert loss[hit].max() <= cap * (1 + REL)
 
 
 def _same_as_baseline(name: str, variant: str) -> None:
@@ -162,21 +158,20 @@ def test_coincheck_multisig_stops_it():
 def test_coincheck_cold_storage_caps_the_loss_at_the_float():
     """Coincheck: 95% cold, a 26.15M float refilled in 48 h: the theft takes the float; the refill lands frozen.
 
-    Normally the freeze comes within 14.5 h (alarm 9-13 h, freeze 0.25-1.5 h). After an earlier alarm the
-    attacker keeps the key for up to 96 h (revoke 72 h plus rotation 24 h): one refill at most.
+    The freeze comes within 14.5 h of the theft (alarm 9-13 h, freeze 0.25-1.5 h), before the refill.
     """
-    _assert_capped(_rows("coincheck-2018")["cold-storage"], "XEM", normal=26.15e6, early=2 * 26.15e6,
-                   floor=26.15e6)
+    _assert_capped(_rows("coincheck-2018")["cold-storage"], "XEM", cap=26.15e6, floor=26.15e6)
 
 
 def test_coincheck_hot_wallet_cap_bounds_the_loss_by_the_cap_plus_refills_before_the_response():
     """Coincheck: a 26.15M cap refilled within 4 h loses the cap plus the refills picked up before the freeze.
 
     The drain comes back at a landing or when the day turns; before a freeze 14.5 h after the theft that is
-    at most one more refill. After an earlier alarm (up to 96 h of access) at most one refill per 4 h.
+    at most one more refill.
     """
     rows = _rows("coincheck-2018")["hot-wallet-cap"]
-    _assert_capped(rows, "XEM", normal=2 * 26.15e6, early=(1 + 96 / 4) * 26.15e6, floor=26.15e6)
+    _assert_capped(rows, "XEM", cap=2 * 26.15e6, floor=26.15e6)
+    assert (_hit(rows) & _early(rows)).any()  # the bound also covers thefts after an earlier alarm
     assert (_native(rows, "XEM") > 26.15e6 * (1 + REL)).any()  # refills are really taken: a cap, not a stop
 
 
@@ -186,11 +181,8 @@ def test_coincheck_balance_alert_alone_changes_nothing():
 
 
 def test_coincheck_balance_alert_with_a_daily_limit_caps_the_loss():
-    """Coincheck: a 10M XEM daily limit slows the drain; the alert freezes within 2 h: two days' limits at most.
-
-    After an earlier alarm the attacker keeps the key for up to 96 h: five calendar days' limits at most.
-    """
-    _assert_capped(_rows("coincheck-2018")["balance-alert-daily-limit"], "XEM", normal=2e7, early=5e7, floor=1e7)
+    """Coincheck: a 10M XEM daily limit slows the drain; the alert freezes within 2 h: two days' limits at most."""
+    _assert_capped(_rows("coincheck-2018")["balance-alert-daily-limit"], "XEM", cap=2e7, floor=1e7)
 
 
 # ---------------------------------------------------------------------------------------------- Binance
@@ -222,10 +214,7 @@ def test_ronin_outflow_monitoring_alone_changes_nothing():
 
 @pytest.mark.parametrize(("asset", "limit"), [("ETH", 10_000), ("USDC", 2_000_000)])
 def test_ronin_monitoring_with_an_on_chain_daily_limit_caps_the_loss(asset, limit):
-    """Ronin: on-chain daily limits and an alarm within 2 h (freeze within 8 h more): two days' limits at most.
-
-    After an earlier alarm the stolen keys sign for up to 216 h (revoke 168 h plus rotation 48 h): ten
-    calendar days' limits at most.
-    """
-    _assert_capped(_rows("ronin-2022")["outflow-monitoring-daily-limit"], asset, normal=2 * limit,
-                   early=10 * limit, floor=limit)
+    """Ronin: on-chain daily limits and an alarm within 2 h (freeze within 8 h more): two days' limits at most."""
+    rows = _rows("ronin-2022")["outflow-monitoring-daily-limit"]
+    _assert_capped(rows, asset, cap=2 * limit, floor=limit)
+    assert (_hit(rows) & _early(rows)).any()  # the bound also covers thefts after an earlier alarm
