@@ -16,6 +16,7 @@ the other. Combinations are simulated once each (with one or two controls some c
 from __future__ import annotations
 
 import csv
+import difflib
 import json
 import platform
 import shutil
@@ -88,7 +89,9 @@ def choose_controls(loaded: LoadedScenario, names: list[str] | None) -> list[str
         raise OptionError(f"--controls names {', '.join(map(repr, repeated))} more than once")
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise OptionError(f"--controls: no variant named {', '.join(map(repr, unknown))} in {loaded.source}; "
+        close = difflib.get_close_matches(unknown[0], known, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise OptionError(f"--controls: no variant named {', '.join(map(repr, unknown))}{hint} in {loaded.source}; "
                           f"variants: {', '.join(known)}")
     return [n for n in known if n in names]
 

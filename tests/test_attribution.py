@@ -16,6 +16,7 @@ from custodysim.attribution import attribute, execute_attribution, plan_attribut
 from custodysim.cli import app
 from custodysim.errors import OptionError, ScenarioError
 from custodysim.loader import load_scenario_text
+from custodysim.report import attribution_reading
 from custodysim.sensitivity import DEFAULT, SCENARIO, uncertain_inputs
 
 TRIALS = 300
@@ -71,6 +72,15 @@ def test_overlapping_controls_are_worth_less_in_the_full_set(base):
     # without the whitelist, the full set still has the smaller vault's loss: that is the whitelist's marginal worth
     assert by["wl"]["in_full_set"]["avoided_usd"] == pytest.approx(base_loss - by["small"]["alone"]["avoided_usd"])
     assert summary["sum_alone_usd"] > summary["full_set"]["avoided"]["avoided_usd"]
+    assert "The controls overlap" in " ".join(attribution_reading(summary))
+
+
+def test_with_one_control_its_worth_in_the_full_set_is_its_worth_alone(base):
+    """A single control is the full set: removing it gives the baseline, so both worths are the same figure."""
+    summary = attribute(load(controlled(base)), controls=["small"], trials=TRIALS, seed=3)
+    (small,) = summary["controls"]
+    assert small["alone"] == small["in_full_set"]
+    assert small["alone"]["avoided_usd"] > 0
 
 
 def test_a_control_that_changes_nothing_is_worth_exactly_zero(base):
