@@ -315,3 +315,74 @@ def _stacked(ax: Axes, names: list[str], parts: dict[str, list[float]], title: s
     ax.set_title(title, loc="left")
     if top > 0:
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=4)
+
+
+MAX_TORNADO = 15
+"""Inputs drawn in the tornado chart (largest swing first); the table lists them all."""
+LOW_COLOUR, HIGH_COLOUR = PALETTE[0], PALETTE[1]
+
+
+def tornado_svg(tornado: list[dict[str, Any]], baseline_loss: float) -> str:
+    """Return the tornado chart: expected loss at each input's low and high estimate, around the baseline.
+
+    Args:
+        tornado: rows of :func:`custodysim.sensitivity.tornado`, largest swing first.
+        baseline_loss: the baseline's expected loss (the vertical line the bars start from).
+    """
+    shown = tornado[:MAX_TORNADO]
+    with _rc():
+        fig = _figure(1.4 + 0.36 * max(len(shown), 1))
+        ax = fig.add_subplot()
+        if not shown:
+            ax.text(0.5, 0.5, "No uncertain inputs", ha="center", va="center", transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        else:
+            y = np.arange(len(shown))
+            for end, colour in (("low", LOW_COLOUR), ("high", HIGH_COLOUR)):
+                losses = np.array([t[f"loss_at_{end}_usd"] for t in shown])
+                ax.barh(y, losses - baseline_loss, left=baseline_loss, height=0.6, color=colour, alpha=0.85,
+                        label=f"at its {end} estimate")
+            ax.axvline(baseline_loss, color=BASELINE_COLOUR, linewidth=1.2)
+            labels = [_short(t["input"]) for t in shown]
+            ax.set_yticks(y, labels)
+            ax.invert_yaxis()
+            ax.xaxis.set_major_formatter(FuncFormatter(usd_tick))
+            ax.set_xlabel(f"expected annual loss (USD); the line is the baseline's {usd(baseline_loss)}")
+            _legend_below(ax)
+        ax.set_title("Expected loss at each input's low and high estimate", loc="left")
+        svg = _svg(fig, "tornado")
+    return _titled(svg, "tornado", "Tornado chart: expected loss at each uncertain input's low and high estimate")
+
+
+def control_worth_svg(controls: list[dict[str, Any]]) -> str:
+    """Return bars of each control's loss avoided alone and in the full set, with their paired 95% CIs.
+
+    Args:
+        controls: the ``controls`` of an attribution summary, in order.
+    """
+    with _rc():
+        fig = _figure(1.4 + 0.6 * max(len(controls), 1))
+        ax = fig.add_subplot()
+        y = np.arange(len(controls))
+        for offset, measure, label, colour in ((-0.18, "alone", "alone (from the baseline)", PALETTE[2]),
+                                               (0.18, "in_full_set", "in the full set (its marginal worth)",
+                                                PALETTE[3])):
+            values = np.array([c[measure]["avoided_usd"] for c in controls])
+            cis = np.array([c[measure]["ci95_usd"] for c in controls]).reshape(-1, 2)
+            errors = np.abs(np.vstack([values - cis[:, 0], cis[:, 1] - values]))
+            ax.barh(y + offset, values, height=0.34, color=colour, label=label, xerr=errors,
+                    error_kw={"ecolor": "#333333", "elinewidth": 0.8, "capsize": 2})
+        ax.axvline(0, color=BASELINE_COLOUR, linewidth=0.8)
+        ax.set_yticks(y, [_short(c["control"]) for c in controls])
+        ax.invert_yaxis()
+        ax.xaxis.set_major_formatter(FuncFormatter(usd_tick))
+        ax.set_xlabel("expected annual loss avoided (USD), with paired 95% CI")
+        ax.set_title("What each control is worth", loc="left")
+        _legend_below(ax)
+        svg = _svg(fig, "worth")
+    return _titled(svg, "worth", "Loss avoided by each control alone and in the full set")
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from custodysim import __version__, library
+from custodysim.attribution import execute_attribution
 from custodysim.compare import compare_runs
 from custodysim.errors import CustodysimError, RunInterrupted
 from custodysim.executors import default_workers
@@ -147,6 +148,82 @@ def run(
     _print_summary(outcome.summary)
     out.print(f"\nwrote {outcome.folder}/ (report.html, report.md, summary.json, trials.csv, manifest.json)",
               markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def attribution(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    controls: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Comma-separated variants to treat as controls (default: every variant)."),
+    ] = None,
+    trials: Annotated[Optional[int], typer.Option(min=1, help="Trials per combination (default: the file's).")] = None,  # noqa: UP045
+    seed: Annotated[Optional[int], typer.Option(min=0, help="Master seed (default: the file's).")] = None,  # noqa: UP045
+    out_dir: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--out", help="Folder to create (default: results/<scenario>-attribution-<time>)."),
+    ] = None,
+    replace: Annotated[bool, typer.Option(help="Replace --out if it holds a previous complete run.")] = False,
+    workers: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(help="Local worker processes (default: every CPU this process may use; 1: no pool)."),
+    ] = None,
+) -> None:
+    """Say what each control (variant) is worth alone and in the full set, and what the loss is sensitive to."""
+    names = [c.strip() for c in controls.split(",")] if controls is not None else None
+    if names is not None and not all(names):
+        err.print("--controls takes variant names separated by commas, e.g. --controls wl,verify")
+        raise typer.Exit(code=1)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        with _progress() as bar:
+            task = bar.add_task("attribution", total=None)
+
+            def advance(name: str, k: int) -> None:
+                bar.advance(task, k)
+                bar.refresh()
+
+            outcome = execute_attribution(scenario, names, trials, seed, out_dir, replace,
+                                          workers if workers is not None else default_workers(), advance,
+                                          ["custodysim", *sys.argv[1:]])
+    except CustodysimError as exc:
+        raise _fail(exc) from None
+    except KeyboardInterrupt:
+        err.print("interrupted: no attribution folder was written")
+        raise typer.Exit(code=130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    _print_attribution(outcome.summary)
+    out.print(f"\nwrote {outcome.folder}/ (report.html, report.md, attribution.csv, tornado.csv, summary.json, "
+              "manifest.json)", markup=False, highlight=False, soft_wrap=True)
+
+
+def _print_attribution(summary: dict[str, Any]) -> None:
+    base, full = summary["baseline_loss"], summary["full_set"]
+    table = Table(title=f"{summary['scenario']}: what each control is worth ({summary['trials']} trials per "
+                        f"combination, seed {summary['seed']})")
+    table.add_column("control", no_wrap=True)
+    for col in ("avoided alone", "95% CI", "in the full set", "95% CI "):
+        table.add_column(col, justify="right", no_wrap=True)
+    for c in summary["controls"]:
+        a, m = c["alone"], c["in_full_set"]
+        table.add_row(c["control"], usd(a["avoided_usd"]), _ci(a["ci95_usd"]), usd(m["avoided_usd"]),
+                      _ci(m["ci95_usd"]))
+    out.print(table)
+    out.print(f"Baseline {usd(base['expected_loss_usd'])} a year; all controls together "
+              f"{usd(full['loss']['expected_loss_usd'])} (avoiding {usd(full['avoided']['avoided_usd'])}, "
+              f"95% CI {_ci(full['avoided']['ci95_usd'])}).", markup=False, highlight=False, soft_wrap=True)
+    shown = summary["tornado"][:5]
+    if shown:
+        note = " (default x0.5 / x2 of each value, not estimates)" if summary["tornado_note"] else ""
+        out.print(f"Most sensitive to{note}:", markup=False, highlight=False, soft_wrap=True)
+        for t in shown:
+            out.print(f"  {t['input']}: {usd(t['loss_at_low_usd'])} at low, {usd(t['loss_at_high_usd'])} at high",
+                      markup=False, highlight=False, soft_wrap=True)
+
+
+def _ci(pair: list[float]) -> str:
+    return f"{usd(pair[0])} to {usd(pair[1])}"
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -114,6 +114,7 @@ def load_scenario_text(text: str, source: str = "<scenario>", sha256: str | None
         problems += variant_problems
         if spec is not None:
             variants[name] = spec
+    problems += _check_uncertainty(baseline.uncertainty, base_data, doc)
     if problems:
         raise ScenarioError(source, problems)
     warnings = tuple(scenario_warnings(baseline))
@@ -149,6 +150,27 @@ def derive(loaded: LoadedScenario, variants: dict[str, dict[str, Any]]) -> Loade
                           loaded.base_data)
 
 
+def _check_uncertainty(uncertainty: dict[str, list[Any]], base: dict[str, Any], doc: Document) -> list[Problem]:
+    """Check each uncertain input: its path names a field, and its low and high values each validate there.
+
+    Each estimate is checked like a variant's ``set`` (the scenario it gives must validate); numbers must
+    come low first. Problems are reported at ``uncertainty.PATH[0]`` (low) or ``[1]`` (high).
+    """
+    problems: list[Problem] = []
+    for dotted, estimates in uncertainty.items():
+        for i, value in enumerate(estimates):
+            _, found = _resolve_variant(dotted, {dotted: value}, base, doc, at=("uncertainty",), suffix=(i,))
+            problems += found
+            if found:
+                break  # the same bad path would be reported twice
+        low, high = estimates
+        numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in estimates)
+        if numbers and low > high:
+            where: PathT = ("uncertainty", dotted)
+            problems.append(Problem(where, f"low {low} is above high {high}; give [low, high]", doc.line_of(where)))
+    return problems
+
+
 def _validate(data: dict[str, Any], doc: Document) -> tuple[Scenario | None, list[Problem]]:
     try:
         return Scenario.model_validate(data), []
@@ -175,6 +197,8 @@ def _problem_from_pydantic(err: Any, doc: Document, data: Any) -> Problem:
         message += " (a custodysim limit that keeps a run within memory and time; see docs/errors.md)"
     elif message.startswith("Value error, "):
         message = message[len("Value error, "):]
+    if loc[:1] == ("uncertainty",) and len(loc) == 2 and kind not in ("missing", "extra_forbidden"):
+        message += " (an uncertain input is [low, high])"
     scalar_input = "input" in err and not isinstance(err["input"], (dict, list))
     if scalar_input and kind not in ("missing", "extra_forbidden"):
         shown = repr(err["input"])
@@ -246,13 +270,17 @@ def _options(annotation: Any) -> Iterator[Any]:
         yield annotation
 
 
-def _resolve_variant(name: str, overrides: dict[str, Any], base: dict[str, Any],
-                     doc: Document) -> tuple[Scenario | None, list[Problem]]:
+def _resolve_variant(name: str, overrides: dict[str, Any], base: dict[str, Any], doc: Document,
+                     at: PathT | None = None, suffix: PathT = ()) -> tuple[Scenario | None, list[Problem]]:
+    """Apply ``overrides`` to ``base`` and validate the result.
+
+    Problems are reported at ``at + (PATH,) + suffix`` (by default ``variants.NAME.set.PATH``).
+    """
     data = copy.deepcopy(base)
     problems: list[Problem] = []
-    set_path: PathT = ("variants", name, "set")
+    set_path: PathT = at if at is not None else ("variants", name, "set")
     for dotted, value in overrides.items():
-        where = (*set_path, dotted)
+        where = (*set_path, dotted, *suffix)
         error = _apply_override(data, dotted, value)
         if error:
             problems.append(Problem(where, error, doc.line_of(where)))
@@ -265,13 +293,13 @@ def _resolve_variant(name: str, overrides: dict[str, Any], base: dict[str, Any],
             loc = _document_path(tuple(err["loc"]), data)
             inner = _problem_from_pydantic(err, Document(data), data)
             matched = _matching_override(loc, overrides)
-            where = (*set_path, matched) if matched else set_path
+            where = (*set_path, matched, *suffix) if matched else set_path
             problems.append(Problem(where, f"{format_path(loc)}: {inner.message}", doc.line_of(where)))
         return None, problems
     refs = check_references(spec)
     for loc, message in refs:
         matched = _matching_override(loc, overrides)
-        where = (*set_path, matched) if matched else set_path
+        where = (*set_path, matched, *suffix) if matched else set_path
         problems.append(Problem(where, f"{format_path(loc)}: {message}", doc.line_of(where)))
     return (None if problems else spec), problems
 
@@ -304,6 +332,8 @@ def _apply_override(data: dict[str, Any], dotted: str, value: Any) -> str | None
     parts = _split(dotted)
     if not dotted or any(p == "" for p in parts):
         return "a field path like 'wallets.hot.topup.cap' is expected"
+    if parts[0] == "uncertainty":
+        return "'uncertainty' lists the inputs of the tornado chart; it cannot be changed or varied itself"
     if parts[0] in _SHARED_BY_VARIANTS:
         return (f"a variant cannot change {parts[0]!r}: every variant runs on the same horizon, trials "
                 "and seed so that they can be compared trial by trial")

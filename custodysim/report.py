@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -202,3 +203,62 @@ def _outcomes(summary: dict[str, Any]) -> list[tuple[str, str]]:
     seen = {o for v in summary["variants"].values() for o in v.get("outcomes", {})}
     known = [(o, text) for o, text in OUTCOMES.items() if o in seen]
     return known + [(o, o.replace("_", " ")) for o in sorted(seen - set(OUTCOMES))]
+
+
+def render_attribution_markdown(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
+    """Render an attribution's report.md from its summary and manifest."""
+    env = _env()
+    env.filters["value"] = estimate
+    return env.get_template("attribution.md.j2").render(s=summary, m=manifest, reading=attribution_reading(summary))
+
+
+def render_attribution_html(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
+    """Render an attribution's self-contained report.html, with its charts (worth of controls, tornado)."""
+    from custodysim import charts  # matplotlib is imported only when an HTML report is made
+
+    env = _env(autoescape=True)
+    env.filters["value"] = estimate
+    return env.get_template("attribution.html.j2").render(
+        s=summary, m=manifest, reading=attribution_reading(summary), created=_when(manifest.get("created_utc", "")),
+        charts={"worth": Markup(charts.control_worth_svg(summary["controls"])),
+                "tornado": Markup(charts.tornado_svg(summary["tornado"],
+                                                     summary["baseline_loss"]["expected_loss_usd"]))})
+
+
+def estimate(value: Any) -> str:
+    """Return an input's value as a scenario would write it: ``0.075``, ``4,600``, ``{"dist": ...}``."""
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, (int, float)):
+        return amount(float(value))
+    return json.dumps(value, separators=(", ", ": "))
+
+
+def attribution_reading(summary: dict[str, Any]) -> list[str]:
+    """Return sentences that say how the controls' worths add up, or why they do not.
+
+    Alone, controls that stop the same thefts each take the credit for them; in the full set, none does.
+    So the worths alone add up to more than the full set avoids when controls overlap, and the marginal
+    worths add up to less.
+    """
+    full = summary["full_set"]["avoided"]["avoided_usd"]
+    alone, marginal = summary["sum_alone_usd"], summary["sum_in_full_set_usd"]
+    names = summary["full_set"]["controls"]
+    out = [f"All {len(names)} controls together avoid {usd(full)} a year (paired 95% CI "
+           f"{usd(summary['full_set']['avoided']['ci95_usd'][0])} to "
+           f"{usd(summary['full_set']['avoided']['ci95_usd'][1])})."]
+    if len(names) < 2:
+        return out
+    out.append(f"Their worths alone add up to {usd(alone)}, their marginal worths in the full set to "
+               f"{usd(marginal)}.")
+    tolerance = 0.01 * max(abs(full), 1.0)
+    if alone > full + tolerance:
+        out.append("The controls overlap: some thefts are stopped by more than one of them, so each takes the "
+                   "credit alone, while in the full set none of them is needed for those (the marginal worths "
+                   "leave out what another control would stop anyway).")
+    elif alone < full - tolerance:
+        out.append("The controls reinforce each other: together they avoid more than the sum of what each "
+                   "avoids alone.")
+    else:
+        out.append("The controls barely overlap: each one's worth is about the same alone and in the full set.")
+    return out

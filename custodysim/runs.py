@@ -291,9 +291,12 @@ def _replace(path: Path, text: str) -> None:
 
 
 def _resolved_yaml(loaded: LoadedScenario, ran: dict[str, Any]) -> str:
-    """Return every variant that ran, fully resolved (defaults filled in), as YAML."""
+    """Return every variant that ran, fully resolved (defaults filled in), as YAML.
+
+    ``variants`` and ``uncertainty`` are left out: they say what to run, not what a variant is.
+    """
     docs = {
-        name: spec.model_dump(mode="json", by_alias=True, exclude={"variants"})
+        name: spec.model_dump(mode="json", by_alias=True, exclude={"variants", "uncertainty"})
         for name, spec in loaded.specs().items() if name in ran
     }
     header = (f"# Resolved scenario {loaded.name!r}: each variant as simulated, defaults filled in.\n"

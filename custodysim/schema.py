@@ -58,6 +58,8 @@ MAX_EDGES = 20_000
 """Most access edges in one scenario: bounds the attack graph each campaign spreads over."""
 MAX_VARIANTS = 200
 """Most variants in one scenario: each runs every trial."""
+MAX_UNCERTAIN = 100
+"""Most inputs in ``uncertainty``: each gives two derived variants in ``custodysim attribution``."""
 
 CHAIN = "chain"
 """The ``enforced_by`` value of a policy enforced on chain: it binds every transfer."""
@@ -513,8 +515,16 @@ class Variant(Spec):
     set: dict[str, Any] = Field(default_factory=dict)
 
 
+Estimates = Annotated[list[Any], Field(min_length=2, max_length=2)]
+"""An uncertain input's ``[low, high]`` estimates, each a value its field path accepts."""
+
+
 class Scenario(Spec):
-    """A whole scenario: the architecture, its operations, the threats, the controls and the variants."""
+    """A whole scenario: the architecture, its operations, the threats, the controls and the variants.
+
+    ``uncertainty`` maps field paths (as in a variant's ``set``) to ``[low, high]`` estimates: the
+    inputs of the tornado chart of ``custodysim attribution``. It changes nothing that is simulated.
+    """
 
     name: Id
     description: str = ""
@@ -530,6 +540,7 @@ class Scenario(Spec):
     controls: Controls = Controls()
     baseline_name: Id = "baseline"
     variants: dict[Id, Variant] = Field({}, max_length=MAX_VARIANTS)
+    uncertainty: dict[Annotated[str, Field(min_length=1)], Estimates] = Field({}, max_length=MAX_UNCERTAIN)
 
     def node_ids(self) -> set[str]:
         """Return the ids an attacker can compromise: people and systems."""
