@@ -150,7 +150,8 @@ def write_trials_csv(path: Path, rows: list[VariantRows], cols: Columns) -> None
 
 
 _EOL = "\r\n"  # as the csv module writes rows
-_INTEGER_COLUMNS = {"trial", "campaigns", "footholds", "transfers_signed", "transfers_delayed"}
+_INTEGER_COLUMNS = {"trial", "campaigns", "footholds", "transfers_signed", "transfers_delayed",
+                    "signing_ceremonies", "transfers_blocked"}
 
 
 def _formatted(column: str, values: np.ndarray) -> list[str]:

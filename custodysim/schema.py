@@ -37,6 +37,8 @@ Dist = Annotated[
 ]
 Probability = Annotated[float, Field(ge=0, le=1)]
 Amount = Annotated[float, Field(ge=0)]
+AnnualCost = Annotated[float, Field(ge=0, le=1e13)]
+"""A control's cost in USD a year (licences, staff time, hardware): at most USD 10 trillion."""
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
@@ -175,9 +177,10 @@ class Custody(Spec):
 
 
 class Enforced(Spec):
-    """A policy rule and the component that enforces it (a system id, ``chain``, or nobody)."""
+    """A policy rule, the component that enforces it (a system id, ``chain``, or nobody), and its yearly cost."""
 
     enforced_by: Id | None = None
+    annual_cost_usd: AnnualCost = 0.0
 
 
 class Limit(Enforced):
@@ -304,6 +307,7 @@ class Detection(Spec):
 
     watches: list[Id] = Field(min_length=1)
     time_to_detect_days: Dist
+    annual_cost_usd: AnnualCost = 0.0
 
 
 class OutflowMonitor(Spec):
@@ -313,6 +317,7 @@ class OutflowMonitor(Spec):
     probability: Probability
     delay_hours: Dist = 0.0  # type: ignore[assignment]
     min_amount_usd: Amount = 0.0
+    annual_cost_usd: AnnualCost = 0.0
 
 
 class Response(Spec):
@@ -322,6 +327,7 @@ class Response(Spec):
     revoke_delay_hours: Dist = 24.0  # type: ignore[assignment]
     key_rotation_hours: Dist = 0.0  # type: ignore[assignment]
     recovered_fraction: Probability = 0.0
+    annual_cost_usd: AnnualCost = 0.0
 
 
 class Controls(Spec):
@@ -337,6 +343,28 @@ class Variant(Spec):
 
     description: str = ""
     set: dict[str, Any] = Field(default_factory=dict)
+    annual_cost_usd: AnnualCost = 0.0
+
+
+class Insurance(Spec):
+    """An insurance layer over a trial's loss: ``covered_share`` of the loss above the deductible, at most the limit."""
+
+    deductible_usd: Amount = 0.0
+    limit_usd: Annotated[float, Field(gt=0)]
+    covered_share: Probability = 1.0
+
+
+class Finance(Spec):
+    """What can absorb a loss: the owner's capital, and an insurance layer in front of it."""
+
+    capital_usd: Amount | None = None
+    insurance: Insurance | None = None
+
+    @model_validator(mode="after")
+    def _states_something(self) -> Finance:
+        if self.capital_usd is None and self.insurance is None:
+            raise ValueError("give capital_usd, insurance, or both (or leave finance out)")
+        return self
 
 
 class Scenario(Spec):
@@ -354,6 +382,7 @@ class Scenario(Spec):
     access: list[AccessEdge] = Field([], max_length=MAX_EDGES)
     threats: dict[Id, Threat] = Field({}, max_length=MAX_ENTITIES)
     controls: Controls = Controls()
+    finance: Finance | None = None
     baseline_name: Id = "baseline"
     variants: dict[Id, Variant] = Field({}, max_length=MAX_VARIANTS)
 
@@ -388,7 +417,7 @@ def field_names(model: type[BaseModel]) -> list[str]:
 
 __all__ = [
     "CHAIN", "EXTERNAL", "AccessEdge", "Asset", "Controls", "Custody", "Delay", "Detection", "Dist",
-    "Enforced", "Flows", "InitialAccess", "Limit", "Operations", "Organisation", "OutflowMonitor",
-    "Person", "Policy", "Response", "Scenario", "ScheduledTransfer", "Settings", "Signer", "System",
+    "Enforced", "Finance", "Flows", "InitialAccess", "Insurance", "Limit", "Operations", "Organisation",
+    "OutflowMonitor", "Person", "Policy", "Response", "Scenario", "ScheduledTransfer", "Settings", "Signer", "System",
     "Threat", "TopUp", "Variant", "Wallet", "Whitelist", "field_names",
 ]
