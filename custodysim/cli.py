@@ -291,9 +291,9 @@ def _print_costs(summary: dict[str, Any]) -> None:
                  "ceremonies / yr")
     for name, v in variants.items():
         o = v["operations"]
-        ops.add_row(name, number(o["withdrawal_delay_mean_hours"], 2), number(o.get("withdrawal_delay_mean_hours_p95"), 2),
-                    pct(o["withdrawals_delayed_share"]), number(o.get("transfers_blocked_mean"), 2),
-                    number(o.get("signing_ceremonies_per_year"), 1))
+        ops.add_row(name, number(o["withdrawal_delay_mean_hours"], 2),
+                    number(o.get("withdrawal_delay_mean_hours_p95"), 2), pct(o["withdrawals_delayed_share"]),
+                    number(o.get("transfers_blocked_mean"), 2), number(o.get("signing_ceremonies_per_year"), 1))
     out.print(ops)
 
 

@@ -108,7 +108,8 @@ def insured_part(loss: np.ndarray, insurance: Insurance | None) -> np.ndarray:
         return np.zeros_like(loss)
     above = np.maximum(loss - insurance.deductible_usd, 0.0)
     paid: np.ndarray = np.minimum(insurance.covered_share * above, insurance.limit_usd)
-    return np.minimum(paid, loss)  # float rounding of share x (loss - deductible) must not exceed the loss
+    capped: np.ndarray = np.minimum(paid, loss)  # float rounding of share x (loss - deductible) must not exceed it
+    return capped
 
 
 def retained_loss(loss: np.ndarray, insurance: Insurance | None) -> np.ndarray:

@@ -96,7 +96,6 @@ def read_trials_csv(path: Path) -> tuple[list[VariantRows], Columns]:
         if header != ["variant", *present, *Columns.text]:
             raise ValueError("unexpected columns in trials.csv")
         where = [columns.numeric.index(c) for c in present]
-        n_num = len(present)
         builders: dict[str, RowsBuilder] = {}
         blocks: dict[str, list[list[str]]] = {}
         for n, record in enumerate(reader, start=2):

@@ -161,7 +161,7 @@ def test_finance_section_must_state_something_and_names_the_field():
 
 
 def test_cli_refuses_a_bad_finance_field_with_exit_code_1(tmp_path):
-    """custodysim validate names a misspelt insurance field and exits 1, without a traceback."""
+    """The validate command names a misspelt insurance field and exits 1, without a traceback."""
     path = tmp_path / "bad.yaml"
     path.write_text(MINI + "finance: {capital_usd: 1e9, insurance: {limit_usd: 1e8, deductable_usd: 1e6}}\n")
     result = CliRunner().invoke(app, ["validate", str(path)])

@@ -16,8 +16,10 @@ from custodysim.schema import (
     Delay,
     Detection,
     Enforced,
+    Finance,
     Flows,
     InitialAccess,
+    Insurance,
     Limit,
     Operations,
     Organisation,
@@ -43,7 +45,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "scenario-format.md"
 DOCUMENTED: tuple[type[BaseModel], ...] = (
     Scenario, Settings, Asset, Organisation, Person, System, Signer, Custody, Enforced, Limit, Whitelist,
     Delay, Policy, Flows, TopUp, Wallet, ScheduledTransfer, Operations, AccessEdge, InitialAccess, Threat,
-    Detection, OutflowMonitor, Response, Controls, Variant,
+    Detection, OutflowMonitor, Response, Controls, Variant, Finance, Insurance,
     Fixed, Uniform, Exponential, LogNormal, Triangular,
 )
 
