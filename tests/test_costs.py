@@ -224,3 +224,18 @@ def _write(folder, doc) -> str:
     path = folder / "scenario.yaml"
     path.write_text(__import__("yaml").safe_dump(doc))
     return str(path)
+
+
+def test_compare_adds_each_runs_total_cost_of_risk(tmp_path):
+    """Comparing runs gives each entry the annualised expected loss plus its run's stated control cost."""
+    from custodysim.compare import compare_runs
+
+    doc = _costly()
+    a = execute_run(_write(tmp_path, doc), trials=200, out=tmp_path / "a")
+    doc["controls"]["response"]["annual_cost_usd"] = 1025.0  # 1,000 more a year in the second run
+    execute_run(_write(tmp_path, doc), trials=200, out=tmp_path / "b")
+    comparison = compare_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "cmp")
+    first, second = comparison.entry("a:baseline"), comparison.entry("b:baseline")
+    assert first.total_cost_of_risk_usd == pytest.approx(a.summary["variants"]["baseline"]["costs"]["total_cost_of_risk_usd"])
+    assert second.control_cost_usd == first.control_cost_usd + 1000.0
+    assert "total cost of risk / year" in (tmp_path / "cmp" / "comparison.md").read_text()
