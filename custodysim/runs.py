@@ -32,8 +32,8 @@ from custodysim.stories import worst_stories
 
 MAX_ROWS = 20_000_000
 """Default limit on trial rows (trials x variants) in one run."""
-ROW_BYTES = 200
-"""Memory per trial row, for the limit's message: 8 bytes per numeric column (23 in dmm-2024) and 4 per text column."""
+ROW_BYTES = 220
+"""Memory per trial row, for the limit's message: 8 bytes per numeric column (25 in dmm-2024) and 4 per text column."""
 PLAN = "run.json"
 """The parameters of a run in progress, kept in its staging folder so that it can be resumed."""
 SCENARIO_COPY = "scenario.yaml"
