@@ -23,7 +23,7 @@ from custodysim.attribution import execute_attribution
 from custodysim.compare import compare_runs
 from custodysim.errors import CustodysimError, RunInterrupted
 from custodysim.executors import default_workers
-from custodysim.formatting import narrowing, pct, usd
+from custodysim.formatting import narrowing, number, pct, usd
 from custodysim.loader import load_scenario
 from custodysim.runs import MAX_ROWS, execute_run, rerender, resume_run
 from custodysim.schema import json_schema
@@ -367,6 +367,50 @@ def _print_summary(summary: dict[str, Any]) -> None:
         achieved = ", ".join(f"{name} {pct(a)}" for name, a in p["achieved"].items())
         out.print(f"Stopped after {summary['trials']:,} trials per variant ({why}; target {pct(p['target'])}). "
                   f"95% CI half-width / expected loss: {achieved}", markup=False, highlight=False, soft_wrap=True)
+    _print_costs(summary)
+
+
+def _print_costs(summary: dict[str, Any]) -> None:
+    """Print the cost of risk, survival (where the scenario states capital or insurance) and operations."""
+    variants = summary["variants"]
+    if not all("costs" in v for v in variants.values()):
+        return  # a summary written before costs existed
+    costs = _table("Cost of risk, USD a year", "controls", "expected loss", "total", "vs baseline")
+    for name, v in variants.items():
+        c = v["costs"]
+        costs.add_row(name, usd(c["control_cost_usd"]), usd(c["expected_annual_loss_usd"]),
+                      usd(c["total_cost_of_risk_usd"]),
+                      "" if name == summary["baseline"] else usd(c.get("total_cost_of_risk_diff_vs_baseline_usd")))
+    out.print(costs)
+    if any("survival" in v for v in variants.values()):
+        survival = _table("Survival: a trial's loss after insurance (USD)", "P(> capital)", "retained",
+                          "insurer pays", "capital 1-in-100", "1-in-1000")
+        for name, v in variants.items():
+            sv = v.get("survival")
+            if sv is None:
+                survival.add_row(name, *["n/a"] * 5)
+                continue
+            p = sv["p_retained_loss_exceeds_capital"]
+            survival.add_row(name, pct(p) if p is not None else "no capital", usd(sv["retained_expected_loss_usd"]),
+                             usd(sv["insurer_expected_payout_usd"]), usd(sv["capital_needed_1_in_100_usd"]),
+                             usd(sv["capital_needed_1_in_1000_usd"]))
+        out.print(survival)
+    ops = _table("Operations (waits in hours)", "mean wait", "p95 of trial mean", "delayed", "blocked / trial",
+                 "ceremonies / yr")
+    for name, v in variants.items():
+        o = v["operations"]
+        ops.add_row(name, number(o["withdrawal_delay_mean_hours"], 2),
+                    number(o.get("withdrawal_delay_mean_hours_p95"), 2), pct(o["withdrawals_delayed_share"]),
+                    number(o.get("transfers_blocked_mean"), 2), number(o.get("signing_ceremonies_per_year"), 1))
+    out.print(ops)
+
+
+def _table(title: str, *columns: str) -> Table:
+    table = Table(title=title)
+    table.add_column("variant", no_wrap=True)
+    for col in columns:
+        table.add_column(col, justify="right", no_wrap=True)
+    return table
 
 
 def _version(value: bool) -> None:

@@ -10,7 +10,7 @@ narrower. Otherwise the difference is *unpaired* (Welch-style CI) and the output
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from custodysim import __version__
+from custodysim.economics import DAYS_PER_YEAR, annualised
 from custodysim.errors import RunFolderError
 from custodysim.formatting import pct, usd
 from custodysim.outputs import default_run_dir, ensure_new, staged_folder, write_json
@@ -82,6 +83,10 @@ class Entry:
     diff_ci95_unpaired_usd: list[float]
     paired: bool
     pairing: str
+    control_cost_usd: float | None = None
+    """The yearly control cost the run's summary.json states (None for a run made before control costs)."""
+    total_cost_of_risk_usd: float | None = None
+    """The expected loss annualised from the run's horizon, plus ``control_cost_usd``."""
 
 
 @dataclass(frozen=True)
@@ -171,8 +176,9 @@ def build_comparison(runs: list[StoredRun], folder: Path) -> Comparison:
             notes += _caveats(labels[0], ref_run, label, run, paired)
         infos.append(_run_info(run, label, paired, pairing))
         for rows in run.rows:
-            entries.append(_entry(label, rows, ref_base, paired, pairing if i else f"same run: {PAIRED}",
-                                  is_reference=(i == 0 and rows.name == ref_base.name)))
+            entry = _entry(label, rows, ref_base, paired, pairing if i else f"same run: {PAIRED}",
+                           is_reference=(i == 0 and rows.name == ref_base.name))
+            entries.append(_with_costs(entry, run))
             notes += _summary_mismatches(run, label, rows.name, entries[-1])
     return Comparison(folder, ref_label, datetime.now(timezone.utc).isoformat(timespec="seconds"), infos,
                       entries, notes)
@@ -305,6 +311,17 @@ def _entry(run_label: str, rows: VariantRows, ref: VariantRows, paired: bool, pa
         es99_usd=tail["es99_usd"], diff_vs_reference_usd=diff, diff_ci95_usd=[d_low, d_high],
         diff_ci95_unpaired_usd=[diff - welch, diff + welch], paired=paired, pairing=pairing,
     )
+
+
+def _with_costs(entry: Entry, run: StoredRun) -> Entry:
+    """Return ``entry`` with the control cost its run's summary states and the total cost of risk."""
+    costs = run.summary.get("variants", {}).get(entry.variant, {}).get("costs") or {}
+    cost = costs.get("control_cost_usd")
+    if cost is None:
+        return entry
+    horizon = float(run.summary.get("horizon_days", DAYS_PER_YEAR))
+    return replace(entry, control_cost_usd=float(cost),
+                   total_cost_of_risk_usd=annualised(entry.expected_loss_usd, horizon) + float(cost))
 
 
 def _welch_half(a: np.ndarray, b: np.ndarray) -> float:

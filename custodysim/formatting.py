@@ -37,3 +37,8 @@ def narrowing(paired: list[float], unpaired: list[float]) -> str:
     if width_p > 0:
         return f"{width_u / width_p:,.1f}x narrower"
     return "exact (the same difference in every trial)" if width_u > 0 else ""
+
+
+def number(x: float | None, digits: int = 1) -> str:
+    """Format a plain figure with ``digits`` decimals and thousands separators; ``n/a`` for None."""
+    return "n/a" if x is None else f"{x:,.{digits}f}"

@@ -9,7 +9,7 @@ import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from custodysim.formatting import amount, narrowing, pct, usd
+from custodysim.formatting import amount, narrowing, number, pct, usd
 from custodysim.rows import VariantRows
 
 OUTCOMES = {
@@ -29,6 +29,7 @@ def _env(autoescape: bool = False) -> Environment:
     env.filters["pct"] = pct
     env.filters["amount"] = amount
     env.globals["narrowing"] = narrowing
+    env.globals["num"] = number
     return env
 
 
@@ -82,8 +83,19 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], rows: list[Va
         "worst_story": {n: next((story_ids[(st["variant"], st["trial"])] for st in stories if st["variant"] == n),
                                None) for n in names},
         "inputs": inputs,
+        "has_costs": all("costs" in v for v in summary["variants"].values()),
+        "has_survival": any("survival" in v for v in summary["variants"].values()),
+        "by_total_cost": by_total_cost(summary),
     }
     return _env(autoescape=True).get_template("report.html.j2").render(**context)
+
+
+def by_total_cost(summary: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Return (name, costs) of every variant with cost figures, lowest total cost of risk first (unknown last)."""
+    items = [(n, v["costs"]) for n, v in summary["variants"].items() if "costs" in v]
+    order = sorted(range(len(items)), key=lambda i: (items[i][1]["total_cost_of_risk_usd"] is None,
+                                                     items[i][1]["total_cost_of_risk_usd"] or 0.0, i))
+    return [items[i] for i in order]
 
 
 def verdict(v: dict[str, Any]) -> str:

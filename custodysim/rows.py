@@ -14,6 +14,10 @@ import numpy as np
 
 from custodysim.engine import PATH_TYPES
 
+LATER_COLUMNS = ("signing_ceremonies", "transfers_blocked")
+"""Numeric columns added after the first release: a run folder written before them lacks them, and
+reading it back fills them with NaN (figures computed from them are then null)."""
+
 
 @dataclass(frozen=True)
 class Columns:
@@ -30,7 +34,7 @@ class Columns:
             *(f"loss_usd_{p}" for p in PATH_TYPES), *(f"loss_usd_wallet_{w}" for w in self.wallets),
             "campaigns", "footholds", "t_first_access_days", "t_first_theft_days", "t_first_alarm_days",
             "withdrawal_delay_mean_hours", "withdrawals_delayed_share", "transfers_signed",
-            "transfers_delayed", "transfer_delay_hours",
+            "transfers_delayed", "transfer_delay_hours", *LATER_COLUMNS,
         ]
 
     text = ("path_type", "outcome", "wallets_hit", "stopped_by", "attack_path")

@@ -14,7 +14,7 @@ import numpy as np
 from custodysim.engine import PATH_TYPES
 from custodysim.errors import RunFolderError
 from custodysim.outputs import BLOCK
-from custodysim.rows import Chunk, Columns, RowsBuilder, VariantRows
+from custodysim.rows import LATER_COLUMNS, Chunk, Columns, RowsBuilder, VariantRows
 
 REQUIRED = ("manifest.json", "summary.json", "trials.csv")
 
@@ -91,9 +91,11 @@ def read_trials_csv(path: Path) -> tuple[list[VariantRows], Columns]:
         if header is None:
             raise ValueError("trials.csv is empty")
         columns = _columns_of(header)
-        if header != ["variant", *columns.numeric, *Columns.text]:
+        # A run written before the later columns lacks them: they read back as NaN.
+        present = [c for c in columns.numeric if c not in LATER_COLUMNS or c in header]
+        if header != ["variant", *present, *Columns.text]:
             raise ValueError("unexpected columns in trials.csv")
-        n_num = len(columns.numeric)
+        where = [columns.numeric.index(c) for c in present]
         builders: dict[str, RowsBuilder] = {}
         blocks: dict[str, list[list[str]]] = {}
         for n, record in enumerate(reader, start=2):
@@ -105,19 +107,24 @@ def read_trials_csv(path: Path) -> tuple[list[VariantRows], Columns]:
                 builders[record[0]] = RowsBuilder(record[0], columns, BLOCK)
             block.append(record)
             if len(block) == BLOCK:
-                _add_block(builders, record[0], block, columns, n_num)
+                _add_block(builders, record[0], block, columns, where)
                 block.clear()
         for name, block in blocks.items():
-            _add_block(builders, name, block, columns, n_num)
+            _add_block(builders, name, block, columns, where)
     return [b.finish() for b in builders.values()], columns
 
 
 def _add_block(builders: dict[str, RowsBuilder], name: str, block: list[list[str]], columns: Columns,
-               n_num: int) -> None:
-    """Append a block of one variant's records to its rows."""
+               where: list[int]) -> None:
+    """Append a block of one variant's records to its rows (``where``: each stored number's column)."""
     if not block:
         return
+    n_num = len(where)
     numbers = np.array([[float(x) if x != "" else math.nan for x in r[1:1 + n_num]] for r in block])
+    if n_num < len(columns.numeric):
+        full = np.full((len(block), len(columns.numeric)), math.nan)
+        full[:, where] = numbers
+        numbers = full
     builders[name].add(Chunk.from_texts(numbers, [r[1 + n_num:] for r in block]))
 
 

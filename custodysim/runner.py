@@ -68,6 +68,7 @@ def row_of(trial: int, r: TrialResult, cols: Columns) -> tuple[list[float], list
         ops.wait_usd_days * 24 / price_w if price_w > 0 else 0.0,
         ops.delayed_withdrawals_usd / price_w if price_w > 0 else 0.0,
         float(ops.transfers_signed), float(ops.transfers_delayed), ops.transfer_delay_days * 24,
+        float(ops.ceremonies), float(ops.transfers_blocked),
     ]
     texts = [
         r.path_type, r.outcome, ";".join(sorted(r.loss_usd_by_wallet)),

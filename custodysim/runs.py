@@ -18,6 +18,7 @@ import yaml
 from custodysim import __version__
 from custodysim.assumptions import key_inputs
 from custodysim.checkpoints import ChunkStore
+from custodysim.economics import DAYS_PER_YEAR, scenario_economics
 from custodysim.errors import LimitError, OptionError, RunFolderError, RunInterrupted
 from custodysim.executors import Executor, open_executor
 from custodysim.loader import LoadedScenario, load_scenario, load_scenario_text
@@ -31,8 +32,8 @@ from custodysim.stories import worst_stories
 
 MAX_ROWS = 20_000_000
 """Default limit on trial rows (trials x variants) in one run."""
-ROW_BYTES = 200
-"""Memory per trial row, for the limit's message: 8 bytes per numeric column (23 in dmm-2024) and 4 per text column."""
+ROW_BYTES = 220
+"""Memory per trial row, for the limit's message: 8 bytes per numeric column (25 in dmm-2024) and 4 per text column."""
 PLAN = "run.json"
 """The parameters of a run in progress, kept in its staging folder so that it can be resumed."""
 SCENARIO_COPY = "scenario.yaml"
@@ -69,7 +70,9 @@ def summarise_run(loaded: LoadedScenario, rows: list[VariantRows], cols: Columns
         "seed": seed,
         "horizon_days": loaded.baseline.settings.horizon_days,
         "units": "USD per horizon (the first year of exposure when horizon_days is 365)",
-        "variants": summarise(rows, baseline, list(cols.assets), list(cols.wallets)),
+        "variants": summarise(rows, baseline, list(cols.assets), list(cols.wallets),
+                              loaded.baseline.settings.horizon_days,
+                              scenario_economics(loaded.baseline, loaded.specs())),
         "variant_descriptions": {
             r.name: loaded.baseline.variants[r.name].description.strip()
             for r in rows if r.name in loaded.baseline.variants
@@ -274,9 +277,13 @@ def rerender(folder: Path) -> StoredRun:
     run = read_run(folder)
     summary = dict(run.summary)
     baseline = summary["baseline"]
-    summary["variants"] = summarise(run.rows, baseline, list(run.columns.assets), list(run.columns.wallets))
+    loaded = load_scenario(folder / SCENARIO_COPY) if (folder / SCENARIO_COPY).is_file() else None
+    economics = scenario_economics(loaded.baseline, loaded.specs()) if loaded is not None else None
+    horizon = float(summary.get("horizon_days", DAYS_PER_YEAR))
+    summary["variants"] = summarise(run.rows, baseline, list(run.columns.assets), list(run.columns.wallets),
+                                    horizon, economics)
     summary["provenance"] = {**summary.get("provenance", {}), "rerendered_by_version": __version__}
-    inputs = key_inputs(load_scenario(folder / SCENARIO_COPY).baseline) if (folder / SCENARIO_COPY).is_file() else []
+    inputs = key_inputs(loaded.baseline) if loaded is not None else []
     _replace(folder / "summary.json", json_text(summary))
     _replace(folder / "report.md", render_markdown(summary, run.manifest))
     _replace(folder / "report.html", render_html(summary, run.manifest, run.rows, run.stories, inputs))

@@ -39,6 +39,8 @@ Dist = Annotated[
 ]
 Probability = Annotated[float, Field(ge=0, le=1)]
 Amount = Annotated[float, Field(ge=0)]
+AnnualCost = Annotated[float, Field(ge=0, le=1e13)]
+"""A control's cost in USD a year (licences, staff time, hardware): at most USD 10 trillion."""
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
@@ -217,9 +219,10 @@ class Custody(Spec):
 
 
 class Enforced(Spec):
-    """A policy rule and the component that enforces it (a system id, ``chain``, or nobody)."""
+    """A policy rule, the component that enforces it (a system id, ``chain``, or nobody), and its yearly cost."""
 
     enforced_by: Id | None = None
+    annual_cost_usd: AnnualCost = 0.0
 
 
 class Limit(Enforced):
@@ -373,6 +376,7 @@ class Detection(Spec):
 
     watches: list[Id] = Field(min_length=1)
     time_to_detect_days: Dist
+    annual_cost_usd: AnnualCost = 0.0
 
 
 class OutflowMonitor(Spec):
@@ -382,6 +386,7 @@ class OutflowMonitor(Spec):
     probability: Probability
     delay_hours: Dist = 0.0  # type: ignore[assignment]
     min_amount_usd: Amount = 0.0
+    annual_cost_usd: AnnualCost = 0.0
 
 
 class Response(Spec):
@@ -391,6 +396,7 @@ class Response(Spec):
     revoke_delay_hours: Dist = 24.0  # type: ignore[assignment]
     key_rotation_hours: Dist = 0.0  # type: ignore[assignment]
     recovered_fraction: Probability = 0.0
+    annual_cost_usd: AnnualCost = 0.0
 
 
 def _prior(name: str, field: str) -> Any:
@@ -399,6 +405,8 @@ def _prior(name: str, field: str) -> Any:
 
 class Measure(Spec):
     """A control of the library, switched on; every parameter left out takes the library's default."""
+
+    annual_cost_usd: Amount = 0.0
 
 
 class AwarenessTraining(Measure):
@@ -513,6 +521,28 @@ class Variant(Spec):
 
     description: str = ""
     set: dict[str, Any] = Field(default_factory=dict)
+    annual_cost_usd: AnnualCost = 0.0
+
+
+class Insurance(Spec):
+    """An insurance layer over a trial's loss: ``covered_share`` of the loss above the deductible, at most the limit."""
+
+    deductible_usd: Amount = 0.0
+    limit_usd: Annotated[float, Field(gt=0)]
+    covered_share: Probability = 1.0
+
+
+class Finance(Spec):
+    """What can absorb a loss: the owner's capital, and an insurance layer in front of it."""
+
+    capital_usd: Amount | None = None
+    insurance: Insurance | None = None
+
+    @model_validator(mode="after")
+    def _states_something(self) -> Finance:
+        if self.capital_usd is None and self.insurance is None:
+            raise ValueError("give capital_usd, insurance, or both (or leave finance out)")
+        return self
 
 
 Estimates = Annotated[list[Any], Field(min_length=2, max_length=2)]
@@ -538,6 +568,7 @@ class Scenario(Spec):
     access: list[AccessEdge] = Field([], max_length=MAX_EDGES)
     threats: dict[Id, Threat] = Field({}, max_length=MAX_ENTITIES)
     controls: Controls = Controls()
+    finance: Finance | None = None
     baseline_name: Id = "baseline"
     variants: dict[Id, Variant] = Field({}, max_length=MAX_VARIANTS)
     uncertainty: dict[Annotated[str, Field(min_length=1)], Estimates] = Field({}, max_length=MAX_UNCERTAIN)
@@ -573,9 +604,9 @@ def field_names(model: type[BaseModel]) -> list[str]:
 
 __all__ = [
     "CHAIN", "EXTERNAL", "AccessEdge", "Asset", "AwarenessTraining", "BalanceAlerts", "Controls", "Custody",
-    "Delay", "Detection", "DeviceBoundSessions", "Dist", "EndpointDetection", "Enforced", "Flows",
-    "IndependentPolicyEngine", "IndependentVerification", "InitialAccess", "Limit", "Measure", "Measures",
-    "Operations", "Organisation", "OutflowMonitor", "OutflowMonitoringMeasure", "Person",
+    "Delay", "Detection", "DeviceBoundSessions", "Dist", "EndpointDetection", "Enforced", "Finance", "Flows",
+    "IndependentPolicyEngine", "IndependentVerification", "InitialAccess", "Insurance", "Limit", "Measure",
+    "Measures", "Operations", "Organisation", "OutflowMonitor", "OutflowMonitoringMeasure", "Person",
     "PhishingResistantMfa", "Policy", "Response", "Scenario", "ScheduledTransfer", "SegregatedVendorAccess",
     "Settings", "Signer", "System", "Threat", "TimeDelayWithCancellation", "TopUp", "Variant", "Wallet",
     "Whitelist", "field_names",

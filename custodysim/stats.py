@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from custodysim.economics import (
+    DAYS_PER_YEAR,
+    VariantEconomics,
+    annualised,
+    cost_difference,
+    cost_figures,
+    survival_figures,
+)
 from custodysim.engine import PATH_TYPES
 from custodysim.rows import VariantRows
 
@@ -46,8 +55,9 @@ def tail_figures(loss: np.ndarray) -> dict[str, float]:
     }
 
 
-def variant_figures(rows: VariantRows, assets: list[str], wallets: list[str]) -> dict[str, Any]:
-    """Return the summary figures of one variant."""
+def variant_figures(rows: VariantRows, assets: list[str], wallets: list[str],
+                    horizon_days: float = DAYS_PER_YEAR) -> dict[str, Any]:
+    """Return the summary figures of one variant (costs and survival are added by :func:`summarise`)."""
     loss = rows.loss
     n = len(loss)
     mean, low, high = mean_ci(loss)
@@ -75,8 +85,26 @@ def variant_figures(rows: VariantRows, assets: list[str], wallets: list[str]) ->
             "transfers_signed_mean": float(np.mean(num["transfers_signed"])),
             "transfers_delayed_mean": float(np.mean(num["transfers_delayed"])),
             "transfer_delay_hours_mean": float(np.mean(num["transfer_delay_hours"])),
+            "withdrawal_delay_mean_hours_p95": _upper_quantile(num["withdrawal_delay_mean_hours"], 0.95),
+            "transfers_blocked_mean": _mean_or_none(num["transfers_blocked"]),
+            "signing_ceremonies_per_year": _per_year(_mean_or_none(num["signing_ceremonies"]), horizon_days),
         },
     }
+
+
+def _upper_quantile(x: np.ndarray, q: float) -> float:
+    return float(np.quantile(x, q, method="higher")) if len(x) else 0.0
+
+
+def _mean_or_none(x: np.ndarray) -> float | None:
+    """Return the mean, or None for a column a run written before it existed lacks (read back as NaN)."""
+    if len(x) == 0:
+        return 0.0
+    return None if np.isnan(x).any() else float(np.mean(x))
+
+
+def _per_year(x: float | None, horizon_days: float) -> float | None:
+    return None if x is None else annualised(x, horizon_days)
 
 
 def paired_difference(variant: VariantRows, baseline: VariantRows) -> dict[str, Any]:
@@ -97,14 +125,37 @@ def paired_difference(variant: VariantRows, baseline: VariantRows) -> dict[str, 
     }
 
 
-def summarise(rows: list[VariantRows], baseline: str, assets: list[str], wallets: list[str]) -> dict[str, Any]:
-    """Return the ``variants`` mapping of summary.json."""
+def summarise(rows: list[VariantRows], baseline: str, assets: list[str], wallets: list[str],
+              horizon_days: float = DAYS_PER_YEAR,
+              economics: Mapping[str, VariantEconomics] | None = None) -> dict[str, Any]:
+    """Return the ``variants`` mapping of summary.json.
+
+    Args:
+        rows: every variant's rows; ``baseline`` names one of them.
+        baseline: the baseline's name.
+        assets: the run's assets.
+        wallets: the run's wallets.
+        horizon_days: the trials' horizon (figures "per year" are scaled from it).
+        economics: each variant's control costs, capital and insurance
+            (:func:`custodysim.economics.scenario_economics`); a variant missing from it gets a null
+            control cost and no survival figures.
+    """
     by_name = {r.name: r for r in rows}
     base = by_name[baseline]
+    known = economics or {}
     out: dict[str, Any] = {}
     for r in rows:
-        figures = variant_figures(r, assets, wallets)
+        figures = variant_figures(r, assets, wallets, horizon_days)
         if r.name != baseline:
             figures.update(paired_difference(r, base))
+        econ = known.get(r.name)
+        low, high = figures["expected_loss_ci95_usd"]
+        figures["costs"] = cost_figures(r.loss, (low, high), horizon_days, econ)
+        if econ is not None and econ.finance is not None:
+            figures["survival"] = survival_figures(r.loss, econ.finance)
         out[r.name] = figures
+    for name, figures in out.items():
+        if name != baseline:
+            figures["costs"].update(cost_difference(figures["costs"], out[baseline]["costs"],
+                                                    figures["diff_ci95_usd"], horizon_days))
     return out

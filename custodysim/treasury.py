@@ -122,6 +122,8 @@ class OperationsTally:
     transfers_signed: int = 0
     transfers_delayed: int = 0
     transfer_delay_days: float = 0.0
+    ceremonies: int = 0  # signing sessions that sent a transfer (its limit-sized pieces signed together)
+    transfers_blocked: int = 0  # legitimate transfers a signer's veto or a policy stopped (re-requested later)
 
 
 class Treasury:
@@ -163,7 +165,8 @@ class Treasury:
         twin._advancing = False
         tally = self.tally
         twin.tally = OperationsTally(tally.withdrawals_usd, tally.delayed_withdrawals_usd, tally.wait_usd_days,
-                                     tally.transfers_signed, tally.transfers_delayed, tally.transfer_delay_days)
+                                     tally.transfers_signed, tally.transfers_delayed, tally.transfer_delay_days,
+                                     tally.ceremonies, tally.transfers_blocked)
         twin.deposited, twin.withdrawn = dict(self.deposited), dict(self.withdrawn)
         twin.sent_out, twin.stolen = dict(self.sent_out), dict(self.stolen)
         twin.held_by_attacker = dict(self.held_by_attacker)
@@ -508,8 +511,10 @@ class Treasury:
         if listener is not None:
             outcome = listener(LegitTransfer(self.now, source, dest, amount, kind))
             if outcome is _CANCELLED:
+                self.tally.transfers_blocked += 1
                 return None
         delay = spec.legit_delay_days
+        self.tally.ceremonies += 1
         self.tally.transfers_signed += pieces
         if delay > 0:
             self.tally.transfers_delayed += pieces

@@ -20,10 +20,12 @@ from custodysim.schema import (
     DeviceBoundSessions,
     EndpointDetection,
     Enforced,
+    Finance,
     Flows,
     IndependentPolicyEngine,
     IndependentVerification,
     InitialAccess,
+    Insurance,
     Limit,
     Measures,
     Operations,
@@ -57,6 +59,7 @@ DOCUMENTED: tuple[type[BaseModel], ...] = (
     Detection, OutflowMonitor, Response, Controls, Variant, Measures, AwarenessTraining, PhishingResistantMfa,
     DeviceBoundSessions, SegregatedVendorAccess, EndpointDetection, OutflowMonitoringMeasure, BalanceAlerts,
     IndependentVerification, IndependentPolicyEngine, TimeDelayWithCancellation,
+    Finance, Insurance,
     Fixed, Uniform, Exponential, LogNormal, Triangular,
 )
 
