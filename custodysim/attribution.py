@@ -39,7 +39,7 @@ from custodysim.report import render_attribution_html, render_attribution_markdo
 from custodysim.rows import VariantRows
 from custodysim.runner import simulate
 from custodysim.runs import MAX_ROWS, SCENARIO_COPY, check_size, shareable_command
-from custodysim.sensitivity import DEFAULT, DEFAULT_NOTE, UncertainInput, tornado, uncertain_inputs
+from custodysim.sensitivity import DEFAULT, DEFAULT_NOTE, LIBRARY, UncertainInput, tornado, uncertain_inputs
 from custodysim.stats import mean_ci
 
 Progress = Callable[[str, int], None]
@@ -223,7 +223,7 @@ def summarise_attribution(plan: AttributionPlan, rows: dict[str, VariantRows], t
         "sum_alone_usd": sum(c["alone"]["avoided_usd"] for c in controls),
         "sum_in_full_set_usd": sum(c["in_full_set"]["avoided_usd"] for c in controls),
         "tornado": tornado(inputs, base, [rows[n] for n in plan.low], [rows[n] for n in plan.high]),
-        "tornado_note": DEFAULT_NOTE if any(x.source == DEFAULT for x in inputs) else "",
+        "tornado_note": DEFAULT_NOTE if any(x.source in (DEFAULT, LIBRARY) for x in inputs) else "",
         "runs": {name: {"what": plan.described[name], **_loss(r)} for name, r in rows.items()},
     }
 

@@ -215,7 +215,8 @@ def _print_attribution(summary: dict[str, Any]) -> None:
               f"95% CI {_ci(full['avoided']['ci95_usd'])}).", markup=False, highlight=False, soft_wrap=True)
     shown = summary["tornado"][:5]
     if shown:
-        note = " (default x0.5 / x2 of each value, not estimates)" if summary["tornado_note"] else ""
+        note = " (a default spread: library ranges or x0.5 / x2 of each value, not estimates)" \
+            if summary["tornado_note"] else ""
         out.print(f"Most sensitive to{note}:", markup=False, highlight=False, soft_wrap=True)
         for t in shown:
             out.print(f"  {t['input']}: {usd(t['loss_at_low_usd'])} at low, {usd(t['loss_at_high_usd'])} at high",

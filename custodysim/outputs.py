@@ -150,9 +150,9 @@ def write_trials_csv(path: Path, rows: list[VariantRows], cols: Columns) -> None
 
 
 _EOL = "\r\n"  # as the csv module writes rows
-# Counts written as integers. The later counts (signing_ceremonies, transfers_blocked) are written as floats
-# ("3.0"): the format's tests pin this set, and a reader parses either.
-_INTEGER_COLUMNS = {"trial", "campaigns", "footholds", "transfers_signed", "transfers_delayed"}
+# Counts, written as integers.
+_INTEGER_COLUMNS = {"trial", "campaigns", "footholds", "transfers_signed", "transfers_delayed", "signing_ceremonies",
+                    "transfers_blocked"}
 
 
 def _formatted(column: str, values: np.ndarray) -> list[str]:

@@ -2,8 +2,9 @@
 
 Each uncertain input is a field path (as in a variant's ``set``) with a low and a high estimate. The
 scenario may list them in its ``uncertainty`` section; without one, the key probabilities and rates of
-:func:`custodysim.assumptions.key_inputs` are taken at half and twice their value (probabilities
-clipped to [0, 1]): a default spread to show which inputs matter, not an estimate of anyone's.
+:func:`custodysim.assumptions.key_inputs` are taken over the library's plausible range where the value
+is a library default, and otherwise at half and twice their value (probabilities clipped to [0, 1]): a
+default spread to show which inputs matter, not an estimate of anyone's.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
+from custodysim import library
 from custodysim.assumptions import key_inputs
 from custodysim.rows import VariantRows
 from custodysim.schema import OutflowMonitor, Person, Scenario, Threat
@@ -25,10 +27,13 @@ SCENARIO = "scenario"
 """The ``source`` of inputs listed in the scenario's ``uncertainty`` section."""
 DEFAULT = "default x0.5 / x2"
 """The ``source`` of inputs taken from the key inputs at half and twice their value."""
-DEFAULT_NOTE = ("The scenario has no 'uncertainty' section, so each key probability and rate is taken at "
-                "x0.5 and x2 of its value (probabilities clipped to [0, 1]): a default spread to show which "
-                "inputs the loss is sensitive to, not an estimate of their uncertainty. List your own "
-                "[low, high] estimates under 'uncertainty' in the scenario.")
+LIBRARY = "library range"
+"""The ``source`` of inputs at a library default, taken over the library's plausible range."""
+DEFAULT_NOTE = ("The scenario has no 'uncertainty' section, so each key probability and rate is taken over "
+                "the library's plausible range where it is a library default (custodysim library), and "
+                "otherwise at x0.5 and x2 of its value (probabilities clipped to [0, 1]): a default spread to "
+                "show which inputs the loss is sensitive to, not an estimate of their uncertainty. List your "
+                "own [low, high] estimates under 'uncertainty' in the scenario.")
 
 
 @dataclass(frozen=True)
@@ -76,15 +81,39 @@ def default_inputs(spec: Scenario) -> list[UncertainInput]:
     seen: set[str] = set()
     for item in key_inputs(spec):
         path = dotted_path(item["where"])
-        upper = _upper_bound(path)
-        if upper is None or path in seen:
+        if path in seen:
             continue
         value = value_at(data, path)
-        if not isinstance(value, (int, float)) or value <= 0:
-            continue  # nothing to scale
+        prior = library_prior(spec, path)
+        if prior is not None and value == prior.value:
+            seen.add(path)
+            out.append(UncertainInput(item["input"], path, value, prior.low, prior.high, LIBRARY))
+            continue
+        upper = _upper_bound(path)
+        if upper is None or not isinstance(value, (int, float)) or value <= 0:
+            continue  # not a probability or rate, or nothing to scale
         seen.add(path)
         out.append(UncertainInput(item["input"], path, value, value / 2, min(value * 2, upper), DEFAULT))
     return out
+
+
+def library_prior(spec: Scenario, path: str) -> library.Prior | None:
+    """Return the library prior behind the number at ``path``, if the library has one for it.
+
+    That is a targeted person's exposure to a library technique, an access edge's ``p_success`` with a
+    library technique, or a numeric parameter of a library measure.
+    """
+    parts = path.split(".")
+    name, field = None, parts[-1]
+    if parts[0] == "people" and len(parts) == 4 and parts[2] == "exposure":
+        name, field = parts[3], "exposure"
+    elif parts[0] == "access" and len(parts) == 3 and parts[1].isdigit() and int(parts[1]) < len(spec.access):
+        name = spec.access[int(parts[1])].technique
+    elif parts[:2] == ["controls", "measures"] and len(parts) == 4:
+        name = parts[2]
+    found = library.entry(name) if name is not None else None
+    prior = found.prior(field) if found is not None else None
+    return prior if prior is not None and not isinstance(prior.value, dict) else None
 
 
 def _upper_bound(path: str) -> float | None:

@@ -12,12 +12,13 @@ import yaml
 from conftest import MINI, build, edit, load, losses
 from typer.testing import CliRunner
 
+from custodysim import library
 from custodysim.attribution import attribute, execute_attribution, plan_attribution
 from custodysim.cli import app
 from custodysim.errors import OptionError, ScenarioError
 from custodysim.loader import load_scenario_text
 from custodysim.report import attribution_reading
-from custodysim.sensitivity import DEFAULT, SCENARIO, uncertain_inputs
+from custodysim.sensitivity import DEFAULT, LIBRARY, SCENARIO, default_inputs, uncertain_inputs
 
 TRIALS = 300
 WL = {"wallets.vault.policy.whitelist": {"enforced_by": "policy_engine"}}
@@ -274,3 +275,19 @@ def test_cli_refuses_overlapping_controls_naming_them(tmp_path, base):
     assert result.exit_code == 1
     assert "controls 'small' and 'smaller' overlap" in result.stderr
     assert "'wallets.vault.balance'" in result.stderr
+
+
+def test_default_tornado_takes_a_library_default_over_the_library_range(base):
+    """An input at a library default is varied over the library's plausible range; a written one at x0.5 / x2."""
+    doc = build(base)
+    doc["people"]["eng"]["exposure"] = {"fake_recruiter_test": "default"}
+    doc["threats"]["apt"]["initial_access"][0]["technique"] = "fake_recruiter_test"
+    doc["controls"] = {"measures": {"device_bound_sessions": {}}}
+    inputs = {x.path: x for x in default_inputs(load(doc).baseline)}
+    exposure = inputs["people.eng.exposure.fake_recruiter_test"]
+    prior = library.entry("fake_recruiter_test").prior("exposure")
+    assert (exposure.low, exposure.high, exposure.source) == (prior.low, prior.high, LIBRARY)
+    factor = inputs["controls.measures.device_bound_sessions.factor"]
+    assert (factor.low, factor.high, factor.source) == (0.05, 0.5, LIBRARY)
+    rate = inputs["threats.apt.campaigns_per_year"]
+    assert (rate.low, rate.high, rate.source) == (1.0, 4.0, DEFAULT)

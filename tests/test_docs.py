@@ -27,6 +27,7 @@ from custodysim.schema import (
     InitialAccess,
     Insurance,
     Limit,
+    Measure,
     Measures,
     Operations,
     Organisation,
@@ -56,7 +57,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "scenario-format.md"
 DOCUMENTED: tuple[type[BaseModel], ...] = (
     Scenario, Settings, Asset, Organisation, Person, System, Signer, Custody, Enforced, Limit, Whitelist,
     Delay, Policy, Flows, TopUp, Wallet, ScheduledTransfer, Operations, AccessEdge, InitialAccess, Threat,
-    Detection, OutflowMonitor, Response, Controls, Variant, Measures, AwarenessTraining, PhishingResistantMfa,
+    Detection, OutflowMonitor, Response, Controls, Variant, Measures, Measure, AwarenessTraining, PhishingResistantMfa,
     DeviceBoundSessions, SegregatedVendorAccess, EndpointDetection, OutflowMonitoringMeasure, BalanceAlerts,
     IndependentVerification, IndependentPolicyEngine, TimeDelayWithCancellation,
     Finance, Insurance,
