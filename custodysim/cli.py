@@ -153,10 +153,10 @@ def run(
 def sweep(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
     sets: Annotated[
-        list[str],
+        Optional[list[str]],  # noqa: UP045
         typer.Option("--set", help="PATH=V1,V2,...: a field path (as in a variant's set) and the values it takes "
                                    "(repeatable; the grid is every combination)."),
-    ],
+    ] = None,
     trials: Annotated[Optional[int], typer.Option(min=1, help="Trials per grid point (default: the file's).")] = None,  # noqa: UP045
     seed: Annotated[Optional[int], typer.Option(min=0, help="Master seed (default: the file's).")] = None,  # noqa: UP045
     out_dir: Annotated[
@@ -186,7 +186,7 @@ def sweep(
                 bar.advance(tasks[name], k)
                 bar.refresh()
 
-            outcome = execute_sweep(scenario, sets, trials, seed, out_dir, from_variant, progress=advance,
+            outcome = execute_sweep(scenario, sets or [], trials, seed, out_dir, from_variant, progress=advance,
                                     command=["custodysim", *sys.argv[1:]], replace=replace, max_rows=max_rows,
                                     workers=workers if workers is not None else default_workers())
     except CustodysimError as exc:

@@ -26,7 +26,7 @@ MEASURES = {"expected_loss_usd": "expected annual loss", "var99_usd": "VaR 99 (1
 """The loss axes of the frontier, by summary key."""
 EFFICIENT_COLOUR = "#0072B2"
 DOMINATED_COLOUR = "#999999"
-LABEL_ALL_UP_TO = 12
+LABEL_ALL_UP_TO = 8
 """Every point is labelled up to this many; beyond it only the efficient ones."""
 
 
@@ -118,13 +118,17 @@ def _panel(ax: Axes, points: list[FrontierPoint], title: str) -> None:
     if len(front) > 1:
         ax.step([p.wait_hours for p in front], [p.loss_usd for p in front], where="post",
                 color=EFFICIENT_COLOUR, linewidth=1.0, zorder=2)
+    same_place: dict[tuple[float, float], list[FrontierPoint]] = {}
     for p in points:
-        face = EFFICIENT_COLOUR if p.efficient else "none"
-        edge = EFFICIENT_COLOUR if p.efficient else DOMINATED_COLOUR
-        ax.scatter([p.wait_hours], [p.loss_usd], s=36, facecolors=face, edgecolors=edge, linewidths=1.2, zorder=3)
-        if p.efficient or len(points) <= LABEL_ALL_UP_TO:
-            ax.annotate(p.name, (p.wait_hours, p.loss_usd), xytext=(4, 3), textcoords="offset points", fontsize=7,
-                        color="#1a1a1a" if p.efficient else "#666666")
+        same_place.setdefault((p.wait_hours, p.loss_usd), []).append(p)
+    for (x, y), here in same_place.items():
+        efficient = here[0].efficient  # points at one place are all efficient or all dominated
+        face = EFFICIENT_COLOUR if efficient else "none"
+        edge = EFFICIENT_COLOUR if efficient else DOMINATED_COLOUR
+        ax.scatter([x], [y], s=36, facecolors=face, edgecolors=edge, linewidths=1.2, zorder=3)
+        if efficient or len(points) <= LABEL_ALL_UP_TO:
+            ax.annotate(", ".join(p.name for p in here), (x, y), xytext=(4, 3), textcoords="offset points",
+                        fontsize=7, color="#1a1a1a" if efficient else "#666666")
     ax.yaxis.set_major_formatter(FuncFormatter(usd_tick))
     ax.set_xlabel("mean customer withdrawal delay (hours)")
     ax.set_ylabel("USD")

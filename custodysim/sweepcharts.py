@@ -100,6 +100,11 @@ def _x_axis(ax: Axes, axis: dict[str, Any], numeric: bool, xs: np.ndarray) -> No
     ax.set_xlabel(axis["label"])
 
 
+def _tick_texts(axis: dict[str, Any]) -> list[str]:
+    """Return an axis's values as tick labels: compact numbers, or the texts as typed."""
+    return [short_number(float(x)) for x in axis["values"]] if _numeric(axis["values"]) else list(axis["texts"])
+
+
 def short_number(x: float) -> str:
     """Return a compact tick label: ``5M``, ``2.5k``, ``0.25``, ``48``."""
     for limit, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
@@ -142,8 +147,8 @@ def _heat(ax: Axes, values: np.ndarray, cmap: str, fmt: Any, title: str, rows_ax
     for (i, j), x in np.ndenumerate(values):
         dark = top > 0 and x > 0.6 * top
         ax.text(j, i, fmt(float(x)), ha="center", va="center", fontsize=7, color="#ffffff" if dark else "#1a1a1a")
-    ax.set_xticks(range(len(cols_axis["texts"])), cols_axis["texts"], rotation=30, ha="right")
-    ax.set_yticks(range(len(rows_axis["texts"])), rows_axis["texts"])
+    ax.set_xticks(range(len(cols_axis["texts"])), _tick_texts(cols_axis), rotation=30, ha="right")
+    ax.set_yticks(range(len(rows_axis["texts"])), _tick_texts(rows_axis))
     ax.set_xlabel(cols_axis["label"])
     ax.set_ylabel(rows_axis["label"])
     ax.set_title(title, loc="left")
