@@ -176,25 +176,29 @@ def sweep(
 ) -> None:
     """Run a scenario over the grid of --set values on common random numbers; write a table, report and frontier."""
     previous = signal.signal(signal.SIGTERM, _terminate)
+    bar = _progress()  # started at the first chunk: a refused sweep prints its error alone
+    tasks: list[Any] = []
+
+    def advance(name: str, k: int) -> None:
+        if not tasks:  # one bar for the whole grid: a sweep may have 200 points
+            bar.start()
+            tasks.append(bar.add_task("trials simulated", total=None))
+        bar.advance(tasks[0], k)
+        bar.refresh()
+
     try:
-        with _progress() as bar:
-            tasks: dict[str, Any] = {}
-
-            def advance(name: str, k: int) -> None:
-                if name not in tasks:
-                    tasks[name] = bar.add_task(name, total=None)
-                bar.advance(tasks[name], k)
-                bar.refresh()
-
-            outcome = execute_sweep(scenario, sets or [], trials, seed, out_dir, from_variant, progress=advance,
-                                    command=["custodysim", *sys.argv[1:]], replace=replace, max_rows=max_rows,
-                                    workers=workers if workers is not None else default_workers())
+        outcome = execute_sweep(scenario, sets or [], trials, seed, out_dir, from_variant, progress=advance,
+                                command=["custodysim", *sys.argv[1:]], replace=replace, max_rows=max_rows,
+                                workers=workers if workers is not None else default_workers())
     except CustodysimError as exc:
+        bar.stop()
         raise _fail(exc) from None
     except KeyboardInterrupt:
+        bar.stop()
         err.print("interrupted: no sweep folder was written")
         raise typer.Exit(code=130) from None
     finally:
+        bar.stop()
         signal.signal(signal.SIGTERM, previous)
     _print_sweep(outcome.summary)
     out.print(f"\nwrote {outcome.folder}/ (report.html, report.md, sweep.csv, sweep.json, trials.csv, manifest.json)",
