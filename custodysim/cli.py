@@ -220,7 +220,7 @@ def _print_sweep(summary: dict[str, Any]) -> None:
                       f"{v['operations']['withdrawal_delay_mean_hours']:.3f}", flag)
     out.print(table)
     out.print("Efficient on expected loss and customer waiting (least waiting first): "
-              + ", ".join(summary["frontier"]["expected_loss_usd"]), markup=False, highlight=False, soft_wrap=True)
+              + "; ".join(summary["frontier"]["expected_loss_usd"]), markup=False, highlight=False, soft_wrap=True)
 
 
 def _terminate(signum: int, frame: object) -> None:

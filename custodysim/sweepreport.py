@@ -28,6 +28,8 @@ def _context(summary: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any
         "efficient_mean": efficient_names(grid, "expected_loss_usd"),
         "efficient_var": efficient_names(grid, "var99_usd"),
         "unit": "grid point",
+        "swept_paths": [a["path"] for a in summary["axes"] if len(a["values"]) > 1]
+        or [a["path"] for a in summary["axes"]],
         "extra_ops": ops,
         "costs": costs,
         "created": _when(manifest.get("created_utc", "")),

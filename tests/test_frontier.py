@@ -92,7 +92,7 @@ def test_run_reports_list_the_efficient_variants():
     efficient = efficient_names(summary["variants"])
     assert efficient
     md = render_markdown(summary, manifest)
-    assert f"- Efficient on expected loss (least waiting first): {', '.join(efficient)}" in md
+    assert f"- Efficient on expected loss (least waiting first): {'; '.join(efficient)}" in md
     html = render_html(summary, manifest, rows, [], [])
     assert 'id="frontier"' in html and 'href="#frontier"' in html
     for row in frontier_rows(summary["variants"]):
