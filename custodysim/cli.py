@@ -29,6 +29,7 @@ from custodysim.runs import MAX_ROWS, execute_run, rerender, resume_run
 from custodysim.schema import json_schema
 from custodysim.starter import write_starter
 from custodysim.stories import tell
+from custodysim.sweeps import execute_sweep
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -225,6 +226,80 @@ def _print_attribution(summary: dict[str, Any]) -> None:
 
 def _ci(pair: list[float]) -> str:
     return f"{usd(pair[0])} to {usd(pair[1])}"
+
+
+@app.command()
+def sweep(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    sets: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--set", help="PATH=V1,V2,...: a field path (as in a variant's set) and the values it takes "
+                                   "(repeatable; the grid is every combination)."),
+    ] = None,
+    trials: Annotated[Optional[int], typer.Option(min=1, help="Trials per grid point (default: the file's).")] = None,  # noqa: UP045
+    seed: Annotated[Optional[int], typer.Option(min=0, help="Master seed (default: the file's).")] = None,  # noqa: UP045
+    out_dir: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--out", help="Sweep folder to create (default: results/<scenario>-sweep-<time>)."),
+    ] = None,
+    from_variant: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Start every grid point from this variant's overrides (the swept paths win)."),
+    ] = None,
+    replace: Annotated[bool, typer.Option(help="Replace --out if it holds a previous complete run or sweep.")] = False,
+    max_rows: Annotated[int, typer.Option(min=1, help="Most trial rows (trials x points) in memory.")] = MAX_ROWS,
+    workers: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(help="Local worker processes (default: every CPU this process may use; 1: no pool)."),
+    ] = None,
+) -> None:
+    """Run a scenario over the grid of --set values on common random numbers; write a table, report and frontier."""
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    bar = _progress()  # started at the first chunk: a refused sweep prints its error alone
+    tasks: list[Any] = []
+
+    def advance(name: str, k: int) -> None:
+        if not tasks:  # one bar for the whole grid: a sweep may have 200 points
+            bar.start()
+            tasks.append(bar.add_task("trials simulated", total=None))
+        bar.advance(tasks[0], k)
+        bar.refresh()
+
+    try:
+        outcome = execute_sweep(scenario, sets or [], trials, seed, out_dir, from_variant, progress=advance,
+                                command=["custodysim", *sys.argv[1:]], replace=replace, max_rows=max_rows,
+                                workers=workers if workers is not None else default_workers())
+    except CustodysimError as exc:
+        bar.stop()
+        raise _fail(exc) from None
+    except KeyboardInterrupt:
+        bar.stop()
+        err.print("interrupted: no sweep folder was written")
+        raise typer.Exit(code=130) from None
+    finally:
+        bar.stop()
+        signal.signal(signal.SIGTERM, previous)
+    _print_sweep(outcome.summary)
+    out.print(f"\nwrote {outcome.folder}/ (report.html, report.md, sweep.csv, sweep.json, trials.csv, manifest.json)",
+              markup=False, highlight=False, soft_wrap=True)
+
+
+def _print_sweep(summary: dict[str, Any]) -> None:
+    table = Table(title=f"{summary['scenario']} sweep: {summary['trials']} trials per point, seed {summary['seed']}")
+    table.add_column("point", no_wrap=True)
+    for col in ("expected loss", "± 95% CI", "VaR 99", "wait (h)", "efficient"):
+        table.add_column(col, justify="right", no_wrap=True)
+    efficient = set(summary["frontier"]["expected_loss_usd"])
+    rows = [(summary["baseline"] + " (as written)", summary["variants"][summary["baseline"]], "")]
+    rows += [(p["name"], summary["variants"][p["name"]], "yes" if p["name"] in efficient else "")
+             for p in summary["points"]]
+    for name, v, flag in rows:
+        low, high = v["expected_loss_ci95_usd"]
+        table.add_row(name, usd(v["expected_loss_usd"]), usd((high - low) / 2), usd(v["var99_usd"]),
+                      f"{v['operations']['withdrawal_delay_mean_hours']:.3f}", flag)
+    out.print(table)
+    out.print("Efficient on expected loss and customer waiting (least waiting first): "
+              + "; ".join(summary["frontier"]["expected_loss_usd"]), markup=False, highlight=False, soft_wrap=True)
 
 
 def _terminate(signum: int, frame: object) -> None:

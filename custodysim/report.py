@@ -10,6 +10,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from custodysim.formatting import amount, narrowing, number, pct, usd
+from custodysim.frontier import efficient_names, frontier_rows
 from custodysim.rows import VariantRows
 
 OUTCOMES = {
@@ -35,7 +36,18 @@ def _env(autoescape: bool = False) -> Environment:
 
 def render_markdown(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
     """Render report.md from a run's summary and manifest."""
-    return _env().get_template("report.md.j2").render(s=summary, m=manifest)
+    return _env().get_template("report.md.j2").render(s=summary, m=manifest, **frontier_context(summary))
+
+
+def frontier_context(summary: dict[str, Any]) -> dict[str, Any]:
+    """Return what the frontier section of a run report needs: every variant's row and the efficient ones."""
+    variants = summary["variants"]
+    return {
+        "unit": "variant",
+        "frontier": frontier_rows(variants),
+        "efficient_mean": efficient_names(variants, "expected_loss_usd"),
+        "efficient_var": efficient_names(variants, "var99_usd"),
+    }
 
 
 def render_html(summary: dict[str, Any], manifest: dict[str, Any], rows: list[VariantRows],
@@ -49,7 +61,7 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], rows: list[Va
         stories: stories.json's content (each with variant, trial, loss_usd, outcome, lines).
         inputs: the key inputs, from :func:`custodysim.assumptions.key_inputs`.
     """
-    from custodysim import charts  # matplotlib is imported only when an HTML report is made
+    from custodysim import charts, frontier  # matplotlib is imported only when an HTML report is made
 
     baseline = summary["baseline"]
     names = list(summary["variants"])
@@ -71,6 +83,7 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], rows: list[Va
             "lec": Markup(charts.loss_exceedance_svg(ordered, baseline)),
             "hist": Markup(charts.loss_histogram_svg(ordered, baseline)),
             "bars": Markup(charts.loss_breakdown_svg(ordered, baseline)),
+            "frontier": Markup(frontier.frontier_svg(summary["variants"])),
         },
         "native": {r.name: _native_var99(r) for r in ordered},
         "assets": list(summary["variants"][baseline]["expected_loss_native"]),
@@ -86,6 +99,7 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], rows: list[Va
         "has_costs": all("costs" in v for v in summary["variants"].values()),
         "has_survival": any("survival" in v for v in summary["variants"].values()),
         "by_total_cost": by_total_cost(summary),
+        **frontier_context(summary),
     }
     return _env(autoescape=True).get_template("report.html.j2").render(**context)
 

@@ -1,0 +1,59 @@
+"""A sweep's reports, rendered from templates: report.md and the self-contained report.html."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from markupsafe import Markup
+
+from custodysim.frontier import efficient_names, frontier_rows
+
+# The reports' shared Jinja environment (filters usd, pct, amount), so that both read the same.
+from custodysim.report import _env, _when
+
+
+def _context(summary: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
+    """Return what both sweep templates need: the points' figures, the frontier rows and the columns shown."""
+    variants = summary["variants"]
+    names = [p["name"] for p in summary["points"]]
+    grid = {n: variants[n] for n in names}
+    ops = [k for k in ("withdrawal_wait_p95_hours",) if any(k in grid[n]["operations"] for n in names)]
+    costs = any("costs" in grid[n] for n in names)
+    return {
+        "s": summary,
+        "m": manifest,
+        "points": [(p, variants[p["name"]]) for p in summary["points"]],
+        "base": variants[summary["baseline"]],
+        "frontier": frontier_rows(grid),
+        "efficient_mean": efficient_names(grid, "expected_loss_usd"),
+        "efficient_var": efficient_names(grid, "var99_usd"),
+        "unit": "grid point",
+        "swept_paths": [a["path"] for a in summary["axes"] if len(a["values"]) > 1]
+        or [a["path"] for a in summary["axes"]],
+        "extra_ops": ops,
+        "costs": costs,
+        "created": _when(manifest.get("created_utc", "")),
+    }
+
+
+def render_sweep_markdown(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
+    """Render a sweep's report.md from sweep.json's content and its manifest."""
+    return _env().get_template("sweep.md.j2").render(**_context(summary, manifest))
+
+
+def render_sweep_html(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
+    """Render a sweep's report.html: one self-contained page (inline CSS and SVG charts, nothing loaded).
+
+    It holds a chart of the figures against each swept path, a heat map when exactly two paths take more
+    than one value, and the frontier of the grid points.
+    """
+    from custodysim import frontier, sweepcharts  # matplotlib is imported only when an HTML report is made
+
+    swept = sweepcharts.swept_axes(summary)
+    names = [p["name"] for p in summary["points"]]
+    charts = {
+        "values": [(a, Markup(sweepcharts.value_chart_svg(summary, k))) for k, a in enumerate(swept)],
+        "heat": Markup(sweepcharts.heatmap_svg(summary)) if len(swept) == 2 else None,
+        "frontier": Markup(frontier.frontier_svg({n: summary["variants"][n] for n in names}, "grid points")),
+    }
+    return _env(autoescape=True).get_template("sweep.html.j2").render(charts=charts, **_context(summary, manifest))
