@@ -97,7 +97,7 @@ def _positive_range(rows: list[VariantRows]) -> tuple[float, float] | None:
     return float(values.min()), float(values.max())
 
 
-def _svg(fig: Figure, prefix: str) -> str:
+def svg_element(fig: Figure, prefix: str) -> str:
     """Return the figure as an inline ``<svg>`` element with ids prefixed by ``prefix``."""
     buf = io.StringIO()
     fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
@@ -124,12 +124,12 @@ def _legend_below(ax: Axes) -> None:
     ax.figure.legend(handles, labels, loc="outside lower center", ncols=min(3, max(1, len(labels))))
 
 
-def _rc() -> AbstractContextManager[None]:
+def chart_style() -> AbstractContextManager[None]:
     """Return a context with the charts' settings: fixed SVG hash salt (reproducible ids), text as text."""
     return matplotlib.rc_context(RC)  # type: ignore[arg-type]
 
 
-def _figure(height: float) -> Figure:
+def new_figure(height: float) -> Figure:
     """Return a new figure on the Agg canvas, outside pyplot, so no global backend is touched."""
     fig = Figure(figsize=(9.0, height), layout="constrained")
     FigureCanvasAgg(fig)
@@ -143,7 +143,7 @@ def _no_loss(ax: Axes, n: int) -> None:
     ax.set_yticks([])
 
 
-def _titled(svg: str, prefix: str, title: str) -> str:
+def titled(svg: str, prefix: str, title: str) -> str:
     """Insert an accessible ``<title>`` as the first child of the ``<svg>`` element."""
     head_end = svg.index(">") + 1
     return f'{svg[:head_end]}\n <title id="{prefix}-title">{title}</title>{svg[head_end:]}'
@@ -159,8 +159,8 @@ def loss_exceedance_svg(rows: list[VariantRows], baseline: str) -> str:
         rows: every variant's trial rows, baseline included.
         baseline: the baseline's name (drawn thick and underneath).
     """
-    with _rc():
-        fig = _figure(4.2)
+    with chart_style():
+        fig = new_figure(4.2)
         ax = fig.add_subplot()
         span = _positive_range(rows)
         n = max((len(r) for r in rows), default=0)
@@ -169,8 +169,8 @@ def loss_exceedance_svg(rows: list[VariantRows], baseline: str) -> str:
         else:
             _exceedance_lines(ax, rows, baseline, span, n)
         ax.set_title("Loss exceedance: how often a year loses more than x", loc="left")
-        svg = _svg(fig, "lec")
-    return _titled(svg, "lec", "Loss exceedance curves, one per variant")
+        svg = svg_element(fig, "lec")
+    return titled(svg, "lec", "Loss exceedance curves, one per variant")
 
 
 def _exceedance_lines(ax: Axes, rows: list[VariantRows], baseline: str, span: tuple[float, float],
@@ -230,8 +230,8 @@ def loss_histogram_svg(rows: list[VariantRows], baseline: str, bins: int = 40) -
         baseline: the baseline's name (drawn thick and underneath).
         bins: number of log-spaced bins.
     """
-    with _rc():
-        fig = _figure(3.6)
+    with chart_style():
+        fig = new_figure(3.6)
         ax = fig.add_subplot()
         span = _positive_range(rows)
         n = max((len(r) for r in rows), default=0)
@@ -253,8 +253,8 @@ def loss_histogram_svg(rows: list[VariantRows], baseline: str, bins: int = 40) -
             ax.set_ylabel(f"trials (of {n:,})")
             _legend_below(ax)
         ax.set_title("Size of the losses: trials by annual loss", loc="left")
-        svg = _svg(fig, "hist")
-    return _titled(svg, "hist", "Histogram of annual losses above zero, per variant")
+        svg = svg_element(fig, "hist")
+    return titled(svg, "hist", "Histogram of annual losses above zero, per variant")
 
 
 def loss_breakdown_svg(rows: list[VariantRows], baseline: str) -> str:
@@ -266,15 +266,15 @@ def loss_breakdown_svg(rows: list[VariantRows], baseline: str) -> str:
     """
     paths = {p.replace("_", " "): [_mean(r, f"loss_usd_{p}") for r in rows] for p in PATH_TYPES}
     wallets = _wallet_means(rows)
-    with _rc():
-        fig = _figure(1.2 + 0.42 * max(len(rows), 1))
+    with chart_style():
+        fig = new_figure(1.2 + 0.42 * max(len(rows), 1))
         left, right = fig.subplots(1, 2)
         names = [f"{r.name} (baseline)" if r.name == baseline else r.name for r in rows]
         _stacked(left, names, paths, "Expected loss by attack path")
         _stacked(right, names, wallets, "Expected loss by wallet")
         right.tick_params(labelleft=False)
-        svg = _svg(fig, "bars")
-    return _titled(svg, "bars", "Expected loss per variant, by attack path and by wallet")
+        svg = svg_element(fig, "bars")
+    return titled(svg, "bars", "Expected loss per variant, by attack path and by wallet")
 
 
 def _mean(r: VariantRows, column: str) -> float:
@@ -330,8 +330,8 @@ def tornado_svg(tornado: list[dict[str, Any]], baseline_loss: float) -> str:
         baseline_loss: the baseline's expected loss (the vertical line the bars start from).
     """
     shown = tornado[:MAX_TORNADO]
-    with _rc():
-        fig = _figure(1.4 + 0.36 * max(len(shown), 1))
+    with chart_style():
+        fig = new_figure(1.4 + 0.36 * max(len(shown), 1))
         ax = fig.add_subplot()
         if not shown:
             ax.text(0.5, 0.5, "No uncertain inputs", ha="center", va="center", transform=ax.transAxes)
@@ -351,8 +351,8 @@ def tornado_svg(tornado: list[dict[str, Any]], baseline_loss: float) -> str:
             ax.set_xlabel(f"expected annual loss (USD); the line is the baseline's {usd(baseline_loss)}")
             _legend_below(ax)
         ax.set_title("Expected loss at each input's low and high estimate", loc="left")
-        svg = _svg(fig, "tornado")
-    return _titled(svg, "tornado", "Tornado chart: expected loss at each uncertain input's low and high estimate")
+        svg = svg_element(fig, "tornado")
+    return titled(svg, "tornado", "Tornado chart: expected loss at each uncertain input's low and high estimate")
 
 
 def control_worth_svg(controls: list[dict[str, Any]]) -> str:
@@ -361,8 +361,8 @@ def control_worth_svg(controls: list[dict[str, Any]]) -> str:
     Args:
         controls: the ``controls`` of an attribution summary, in order.
     """
-    with _rc():
-        fig = _figure(1.4 + 0.6 * max(len(controls), 1))
+    with chart_style():
+        fig = new_figure(1.4 + 0.6 * max(len(controls), 1))
         ax = fig.add_subplot()
         y = np.arange(len(controls))
         for offset, measure, label, colour in ((-0.18, "alone", "alone (from the baseline)", PALETTE[2]),
@@ -380,8 +380,8 @@ def control_worth_svg(controls: list[dict[str, Any]]) -> str:
         ax.set_xlabel("expected annual loss avoided (USD), with paired 95% CI")
         ax.set_title("What each control is worth", loc="left")
         _legend_below(ax)
-        svg = _svg(fig, "worth")
-    return _titled(svg, "worth", "Loss avoided by each control alone and in the full set")
+        svg = svg_element(fig, "worth")
+    return titled(svg, "worth", "Loss avoided by each control alone and in the full set")
 
 
 def _short(text: str, limit: int = 60) -> str:

@@ -191,7 +191,7 @@ def write_comparison(comparison: Comparison) -> None:
         RunFolderError: the folder exists already or cannot be created.
     """
     data = comparison.as_dict()
-    env = _env()
+    env = template_env()
     with staged_folder(comparison.folder, keep_unfinished=False) as staging:
         write_json(staging / "comparison.json", data)
         (staging / "comparison.md").write_text(env.get_template("comparison.md.j2").render(c=data),
@@ -200,7 +200,8 @@ def write_comparison(comparison: Comparison) -> None:
                                                  encoding="utf-8")
 
 
-def _env() -> Environment:
+def template_env() -> Environment:
+    """Return the Jinja environment of comparison reports (HTML autoescaped)."""
     env = Environment(loader=PackageLoader("custodysim", "templates"), undefined=StrictUndefined,
                       autoescape=select_autoescape(["html", "html.j2"], default_for_string=False),
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)

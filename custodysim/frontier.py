@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter
 
 # The charts' shared settings and SVG clean-up, so that every chart of a report looks and renders alike.
-from custodysim.charts import _figure, _rc, _svg, _titled, usd_tick
+from custodysim.charts import chart_style, new_figure, svg_element, titled, usd_tick
 
 WAIT = "withdrawal_delay_mean_hours"
 """The operational axis: the mean delay of a customer withdrawal, in hours (in ``figures["operations"]``)."""
@@ -100,15 +100,15 @@ def frontier_svg(variants: dict[str, dict[str, Any]], what: str = "variants") ->
         variants: figures by variant name, as in summary.json's ``variants``.
         what: what the points are, for the title (``variants`` or ``grid points``).
     """
-    with _rc():
-        fig = _figure(4.0)
+    with chart_style():
+        fig = new_figure(4.0)
         axes = fig.subplots(1, 2)
         for ax, measure in zip(axes, MEASURES, strict=True):
             _panel(ax, frontier(variants, measure), MEASURES[measure])
         fig.suptitle(f"Loss against customer waiting: the efficient {what} (filled) and the dominated ones "
                      "(hollow)", x=0.01, ha="left", fontsize=10, fontweight="bold")
-        svg = _svg(fig, "frontier")
-    return _titled(svg, "frontier", f"Frontier of expected loss and VaR 99 against mean withdrawal delay, per "
+        svg = svg_element(fig, "frontier")
+    return titled(svg, "frontier", f"Frontier of expected loss and VaR 99 against mean withdrawal delay, per "
                                     f"{what[:-1]}")
 
 

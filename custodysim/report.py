@@ -23,7 +23,8 @@ OUTCOMES = {
 """What each trial outcome means, in the order the report lists them."""
 
 
-def _env(autoescape: bool = False) -> Environment:
+def template_env(autoescape: bool = False) -> Environment:
+    """Return the Jinja environment of the reports, with the number-formatting filters."""
     env = Environment(loader=PackageLoader("custodysim", "templates"), undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=autoescape)
     env.filters["usd"] = usd
@@ -36,7 +37,7 @@ def _env(autoescape: bool = False) -> Environment:
 
 def render_markdown(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
     """Render report.md from a run's summary and manifest."""
-    return _env().get_template("report.md.j2").render(s=summary, m=manifest, **frontier_context(summary))
+    return template_env().get_template("report.md.j2").render(s=summary, m=manifest, **frontier_context(summary))
 
 
 def frontier_context(summary: dict[str, Any]) -> dict[str, Any]:
@@ -77,7 +78,7 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], rows: list[Va
         "avoided_share": {n: _avoided_share(summary, n) for n in names if n != baseline},
         "best": best_sentence(summary),
         "caveat": caveat(summary),
-        "created": _when(manifest.get("created_utc", "")),
+        "created": utc_stamp(manifest.get("created_utc", "")),
         "colours": charts.variant_colours(names, baseline),
         "charts": {
             "lec": Markup(charts.loss_exceedance_svg(ordered, baseline)),
@@ -101,7 +102,7 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], rows: list[Va
         "by_total_cost": by_total_cost(summary),
         **frontier_context(summary),
     }
-    return _env(autoescape=True).get_template("report.html.j2").render(**context)
+    return template_env(autoescape=True).get_template("report.html.j2").render(**context)
 
 
 def by_total_cost(summary: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -176,7 +177,7 @@ def _avoided_share(summary: dict[str, Any], name: str) -> float | None:
     return -summary["variants"][name]["diff_vs_baseline_usd"] / base if base > 0 else None
 
 
-def _when(stamp: str) -> str:
+def utc_stamp(stamp: str) -> str:
     """Return an ISO UTC time stamp as ``2024-05-31 13:26 UTC`` (unchanged if it is not one)."""
     if len(stamp) >= 16 and stamp.endswith("+00:00"):
         return f"{stamp[:10]} {stamp[11:16]} UTC"
@@ -233,7 +234,7 @@ def _outcomes(summary: dict[str, Any]) -> list[tuple[str, str]]:
 
 def render_attribution_markdown(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
     """Render an attribution's report.md from its summary and manifest."""
-    env = _env()
+    env = template_env()
     env.filters["value"] = estimate
     return env.get_template("attribution.md.j2").render(s=summary, m=manifest, reading=attribution_reading(summary))
 
@@ -242,10 +243,10 @@ def render_attribution_html(summary: dict[str, Any], manifest: dict[str, Any]) -
     """Render an attribution's self-contained report.html, with its charts (worth of controls, tornado)."""
     from custodysim import charts  # matplotlib is imported only when an HTML report is made
 
-    env = _env(autoescape=True)
+    env = template_env(autoescape=True)
     env.filters["value"] = estimate
     return env.get_template("attribution.html.j2").render(
-        s=summary, m=manifest, reading=attribution_reading(summary), created=_when(manifest.get("created_utc", "")),
+        s=summary, m=manifest, reading=attribution_reading(summary), created=utc_stamp(manifest.get("created_utc", "")),
         charts={"worth": Markup(charts.control_worth_svg(summary["controls"])),
                 "tornado": Markup(charts.tornado_svg(summary["tornado"],
                                                      summary["baseline_loss"]["expected_loss_usd"]))})

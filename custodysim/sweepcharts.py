@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter
 
-from custodysim.charts import PALETTE, _figure, _rc, _svg, _titled, usd_tick
+from custodysim.charts import PALETTE, chart_style, new_figure, svg_element, titled, usd_tick
 from custodysim.formatting import usd
 
 MAX_LINES = len(PALETTE)
@@ -45,8 +45,8 @@ def value_chart_svg(summary: dict[str, Any], index: int) -> str:
     xs = np.asarray(axis["values"], dtype=float) if numeric else np.arange(len(axis["values"]), dtype=float)
     v = summary["variants"]
     prefix = f"sweep{index}"
-    with _rc():
-        fig = _figure(3.4)
+    with chart_style():
+        fig = new_figure(3.4)
         panels = fig.subplots(1, 3)
         for k, (label, names) in enumerate(groups[:MAX_LINES]):
             colour = PALETTE[k % len(PALETTE)]
@@ -69,8 +69,8 @@ def value_chart_svg(summary: dict[str, Any], index: int) -> str:
         if others:
             handles, names_ = panels[0].get_legend_handles_labels()
             fig.legend(handles, names_, loc="outside lower center", ncols=min(4, len(names_)))
-        svg = _svg(fig, prefix)
-    return _titled(svg, prefix, f"Expected loss, VaR 99 and withdrawal delay against {axis['path']}")
+        svg = svg_element(fig, prefix)
+    return titled(svg, prefix, f"Expected loss, VaR 99 and withdrawal delay against {axis['path']}")
 
 
 def _groups(summary: dict[str, Any], axis: dict[str, Any], others: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
@@ -129,13 +129,13 @@ def heatmap_svg(summary: dict[str, Any]) -> str:
     v = summary["variants"]
     loss = np.array([[v[n]["expected_loss_usd"] for n in row] for row in names])
     wait = np.array([[v[n]["operations"]["withdrawal_delay_mean_hours"] for n in row] for row in names])
-    with _rc():
-        fig = _figure(1.6 + 0.45 * len(rows_axis["values"]))
+    with chart_style():
+        fig = new_figure(1.6 + 0.45 * len(rows_axis["values"]))
         left, right = fig.subplots(1, 2)
         _heat(left, loss, "Blues", usd, "Expected annual loss", rows_axis, cols_axis)
         _heat(right, wait, "Oranges", lambda x: f"{x:.3g} h", "Mean withdrawal delay", rows_axis, cols_axis)
-        svg = _svg(fig, "heat")
-    return _titled(svg, "heat", f"Heat maps of expected loss and withdrawal delay over {rows_axis['path']} and "
+        svg = svg_element(fig, "heat")
+    return titled(svg, "heat", f"Heat maps of expected loss and withdrawal delay over {rows_axis['path']} and "
                                 f"{cols_axis['path']}")
 
 

@@ -9,7 +9,7 @@ from markupsafe import Markup
 from custodysim.frontier import efficient_names, frontier_rows
 
 # The reports' shared Jinja environment (filters usd, pct, amount), so that both read the same.
-from custodysim.report import _env, _when
+from custodysim.report import template_env, utc_stamp
 
 
 def _context(summary: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
@@ -32,13 +32,13 @@ def _context(summary: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any
         or [a["path"] for a in summary["axes"]],
         "extra_ops": ops,
         "costs": costs,
-        "created": _when(manifest.get("created_utc", "")),
+        "created": utc_stamp(manifest.get("created_utc", "")),
     }
 
 
 def render_sweep_markdown(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
     """Render a sweep's report.md from sweep.json's content and its manifest."""
-    return _env().get_template("sweep.md.j2").render(**_context(summary, manifest))
+    return template_env().get_template("sweep.md.j2").render(**_context(summary, manifest))
 
 
 def render_sweep_html(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
@@ -56,4 +56,5 @@ def render_sweep_html(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
         "heat": Markup(sweepcharts.heatmap_svg(summary)) if len(swept) == 2 else None,
         "frontier": Markup(frontier.frontier_svg({n: summary["variants"][n] for n in names}, "grid points")),
     }
-    return _env(autoescape=True).get_template("sweep.html.j2").render(charts=charts, **_context(summary, manifest))
+    template = template_env(autoescape=True).get_template("sweep.html.j2")
+    return template.render(charts=charts, **_context(summary, manifest))

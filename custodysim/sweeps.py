@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from custodysim import __version__
+from custodysim.economics import variant_economics
 from custodysim.errors import OptionError, ScenarioError
 from custodysim.executors import open_executor
 from custodysim.frontier import MEASURES, efficient_names, frontier
@@ -32,10 +33,10 @@ from custodysim.sweepreport import render_sweep_html, render_sweep_markdown
 
 FILES = ["sweep.csv", "sweep.json", "trials.csv", SCENARIO_COPY, "report.md", "report.html", "manifest.json"]
 """The files of a sweep folder; manifest.json is written last and marks it complete."""
-OPTIONAL_OPERATIONS = ("withdrawal_wait_p95_hours",)
-"""Operational figures added by later versions; a column appears when the figures carry it."""
+OPTIONAL_OPERATIONS = ("withdrawal_delay_mean_hours_p95", "transfers_blocked_mean", "signing_ceremonies_per_year")
+"""Operational figures a sweep of an old run folder may lack; a column appears when the figures carry it."""
 COSTS = ("control_cost_usd", "expected_annual_loss_usd", "total_cost_of_risk_usd")
-"""Cost figures (``figures["costs"]``) added by later versions; columns appear when present."""
+"""Cost figures (``figures["costs"]``); a column appears when any point carries them."""
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ def execute_sweep(scenario: str | Path, sets: list[str], trials: int | None = No
         with staged_folder(folder, replace, keep_unfinished=False) as staging:
             (staging / SCENARIO_COPY).write_bytes(Path(scenario).read_bytes())
             result = simulate(derived, n, s, None, progress, None, pool)
-            summary = sweep_summary(loaded, axes, points, result, s, from_variant)
+            summary = sweep_summary(derived, axes, points, result, s, from_variant)
             manifest = {
                 "package": "custodysim",
                 "version": __version__,
@@ -178,10 +179,26 @@ def sweep_summary(loaded: LoadedScenario, axes: list[Axis], points: list[GridPoi
     """Return sweep.json's content: the axes, the points, every point's figures and the frontier.
 
     ``variants`` holds the baseline and every point, with the figures of summary.json (the paired
-    difference is against the scenario's baseline).
+    difference is against the scenario's baseline); each point's control cost includes the own cost
+    of ``from_variant``, whose changes it carries.
+
+    Args:
+        loaded: the scenario with one variant per grid point (:func:`sweep_scenario`).
+        axes: the swept paths and their values.
+        points: the grid points.
+        result: the simulated rows of the baseline and every point.
+        seed: the master seed.
+        from_variant: the file's variant every point started from, if any.
     """
     baseline = loaded.baseline.baseline_name
-    figures = summarise(result.rows, baseline, list(result.columns.assets), list(result.columns.wallets))
+    start = loaded.baseline.variants.get(from_variant) if from_variant is not None else None
+    own = start.annual_cost_usd if start is not None else 0.0
+    economics = {name: variant_economics(spec, 0.0 if name == baseline else own,
+                                         from_variant if name != baseline and own else None)
+                 for name, spec in loaded.specs().items()}
+    horizon = loaded.baseline.settings.horizon_days
+    figures = summarise(result.rows, baseline, list(result.columns.assets), list(result.columns.wallets),
+                        horizon, economics)
     short = labels([a.path for a in axes])
     grid_figures = {p.name: figures[p.name] for p in points}
     return {

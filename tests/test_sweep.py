@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import itertools
 import json
@@ -66,18 +67,29 @@ def test_a_larger_hot_wallet_cap_loses_more_and_keeps_customers_waiting_less(cap
 
 
 def test_every_sweep_point_equals_a_run_of_the_same_overrides_and_seed(cap_sweep, tmp_path):
-    """A run of a file whose variants are the sweep's points (with the same seed) gives each point's figures exactly."""
+    """A run of a file whose variants are the sweep's points (with the same seed) gives each point's figures exactly.
+
+    Each point carries the change, and so the own control cost, of the variant it starts from.
+    """
     doc = yaml.safe_load(SCENARIO.read_text(encoding="utf-8"))
-    start = doc["variants"]["hot-cap"]["set"]
+    start = doc["variants"]["hot-cap"]
     doc["variants"] = {
-        f"point-{k}": {"set": {**start, **p["inputs"]}} for k, p in enumerate(cap_sweep["summary"]["points"])
+        f"point-{k}": {"set": {**start["set"], **p["inputs"]}, "annual_cost_usd": start["annual_cost_usd"]}
+        for k, p in enumerate(cap_sweep["summary"]["points"])
     }
     path = tmp_path / "points.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     run = execute_run(path, trials=TRIALS, seed=SEED, out=tmp_path / "run").summary["variants"]
     swept = cap_sweep["summary"]["variants"]
     assert run["baseline"] == swept["baseline"]
+    assert start["annual_cost_usd"] > 0  # the own cost is really carried
+    swept = copy.deepcopy(swept)  # shared by other tests
     for k, p in enumerate(cap_sweep["summary"]["points"]):
+        items = run[f"point-{k}"]["costs"].pop("control_costs_usd")
+        assert items.pop(f"variants.point-{k}") == start["annual_cost_usd"]
+        swept_items = swept[p["name"]]["costs"].pop("control_costs_usd")
+        assert swept_items.pop("variants.hot-cap") == start["annual_cost_usd"]
+        assert items == swept_items
         assert run[f"point-{k}"] == swept[p["name"]], p["name"]
 
 
@@ -132,18 +144,19 @@ def test_an_existing_folder_is_not_overwritten(cap_sweep):
 
 
 def test_table_has_cost_and_p95_columns_when_the_figures_carry_them(cap_sweep):
-    """Figures that later versions add (costs, p95 wait) become columns when present, and are absent otherwise."""
+    """Cost and p95-wait columns hold each point's figures, and are left out for figures that lack them."""
     summary = json.loads(json.dumps(cap_sweep["summary"]))
-    assert "control_cost_usd" not in table_rows(summary)[0]
-    for k, p in enumerate(summary["points"]):
-        v = summary["variants"][p["name"]]
-        v["costs"] = {"control_cost_usd": 100.0 * k, "expected_annual_loss_usd": v["expected_loss_usd"],
-                      "total_cost_of_risk_usd": 100.0 * k + v["expected_loss_usd"]}
-        v["operations"]["withdrawal_wait_p95_hours"] = 2.0 + k
     rows = table_rows(summary)
-    assert [r["control_cost_usd"] for r in rows] == [0.0, 100.0, 200.0, 300.0]
-    assert [r["withdrawal_wait_p95_hours"] for r in rows] == [2.0, 3.0, 4.0, 5.0]
-    assert rows[1]["total_cost_of_risk_usd"] == pytest.approx(100.0 + rows[1]["expected_loss_usd"])
+    for row, p in zip(rows, summary["points"], strict=True):
+        v = summary["variants"][p["name"]]
+        assert row["total_cost_of_risk_usd"] == v["costs"]["total_cost_of_risk_usd"]
+        assert row["total_cost_of_risk_usd"] == pytest.approx(row["control_cost_usd"] + row["expected_annual_loss_usd"])
+        assert row["withdrawal_delay_mean_hours_p95"] == v["operations"]["withdrawal_delay_mean_hours_p95"]
+    for p in summary["points"]:  # figures of an older version, without them
+        v = summary["variants"][p["name"]]
+        del v["costs"], v["operations"]["withdrawal_delay_mean_hours_p95"]
+    old = table_rows(summary)[0]
+    assert "control_cost_usd" not in old and "withdrawal_delay_mean_hours_p95" not in old
 
 
 def test_grid_is_cartesian_with_readable_names():
