@@ -287,7 +287,7 @@ def sweep(
 def _print_sweep(summary: dict[str, Any]) -> None:
     table = Table(title=f"{summary['scenario']} sweep: {summary['trials']} trials per point, seed {summary['seed']}")
     table.add_column("point", no_wrap=True)
-    for col in ("expected loss", "± 95% CI", "VaR 99", "wait (h)", "efficient"):
+    for col in ("expected loss", "± 95% CI", "VaR 99", "wait (h)", "total cost / yr", "efficient"):
         table.add_column(col, justify="right", no_wrap=True)
     efficient = set(summary["frontier"]["expected_loss_usd"])
     rows = [(summary["baseline"] + " (as written)", summary["variants"][summary["baseline"]], "")]
@@ -295,8 +295,10 @@ def _print_sweep(summary: dict[str, Any]) -> None:
              for p in summary["points"]]
     for name, v, flag in rows:
         low, high = v["expected_loss_ci95_usd"]
+        total = v.get("costs", {}).get("total_cost_of_risk_usd")
         table.add_row(name, usd(v["expected_loss_usd"]), usd((high - low) / 2), usd(v["var99_usd"]),
-                      f"{v['operations']['withdrawal_delay_mean_hours']:.3f}", flag)
+                      f"{v['operations']['withdrawal_delay_mean_hours']:.3f}",
+                      usd(total) if total is not None else "n/a", flag)
     out.print(table)
     out.print("Efficient on expected loss and customer waiting (least waiting first): "
               + "; ".join(summary["frontier"]["expected_loss_usd"]), markup=False, highlight=False, soft_wrap=True)

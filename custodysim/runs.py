@@ -300,12 +300,16 @@ def _replace(path: Path, text: str) -> None:
 def _resolved_yaml(loaded: LoadedScenario, ran: dict[str, Any]) -> str:
     """Return every variant that ran, fully resolved (defaults filled in), as YAML.
 
-    ``variants`` and ``uncertainty`` are left out: they say what to run, not what a variant is.
+    ``variants`` and ``uncertainty`` are left out: they say what to run, not what a variant is; so are
+    the library measures a variant does not switch on.
     """
-    docs = {
-        name: spec.model_dump(mode="json", by_alias=True, exclude={"variants", "uncertainty"})
-        for name, spec in loaded.specs().items() if name in ran
-    }
+    docs = {}
+    for name, spec in loaded.specs().items():
+        if name in ran:
+            doc = spec.model_dump(mode="json", by_alias=True, exclude={"variants", "uncertainty"})
+            measures = doc["controls"]["measures"]
+            doc["controls"]["measures"] = {k: v for k, v in measures.items() if v is not None}
+            docs[name] = doc
     header = (f"# Resolved scenario {loaded.name!r}: each variant as simulated, defaults filled in.\n"
               f"# Source sha256: {loaded.sha256}\n")
     return header + yaml.safe_dump(docs, sort_keys=False, allow_unicode=True)
