@@ -12,13 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from matplotlib.axes import Axes
-from matplotlib.ticker import FuncFormatter
-
-# The charts' shared settings and SVG clean-up, so that every chart of a report looks and renders alike.
-from custodysim.charts import chart_style, new_figure, svg_element, titled, usd_tick
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 WAIT = "withdrawal_delay_mean_hours"
 """The operational axis: the mean delay of a customer withdrawal, in hours (in ``figures["operations"]``)."""
@@ -100,6 +97,10 @@ def frontier_svg(variants: dict[str, dict[str, Any]], what: str = "variants") ->
         variants: figures by variant name, as in summary.json's ``variants``.
         what: what the points are, for the title (``variants`` or ``grid points``).
     """
+    # matplotlib is imported only when a chart is drawn: runs, sweeps and the CLI start without it. The
+    # charts' shared settings and SVG clean-up make every chart of a report look and render alike.
+    from custodysim.charts import chart_style, new_figure, svg_element, titled
+
     with chart_style():
         fig = new_figure(4.0)
         axes = fig.subplots(1, 2)
@@ -114,6 +115,10 @@ def frontier_svg(variants: dict[str, dict[str, Any]], what: str = "variants") ->
 
 def _panel(ax: Axes, points: list[FrontierPoint], title: str) -> None:
     """Draw one measure's points, the efficient staircase and the labels."""
+    from matplotlib.ticker import FuncFormatter
+
+    from custodysim.charts import usd_tick
+
     front = sorted((p for p in points if p.efficient), key=lambda p: (p.wait_hours, p.loss_usd))
     if len(front) > 1:
         ax.step([p.wait_hours for p in front], [p.loss_usd for p in front], where="post",
