@@ -437,11 +437,19 @@ class Treasury:
         inflow = d * dt
         self.deposited[asset] += inflow
         st.credited += inflow
-        tally.withdrawals_usd += w * dt * price
+        requested_usd = w * dt * price
+        tally.withdrawals_usd += requested_usd
+        lock = st.spec.legit_delay_days
+        if lock > 0:
+            # a time-lock on the wallet holds every customer withdrawal too, on top of any wait for funds;
+            # the funds are committed to the customer when requested, so the balance moves as without it
+            tally.wait_usd_days += requested_usd * lock
+            tally.delayed_withdrawals_usd += requested_usd
         if st.freezes and st.frozen_at(t0):
             # nothing is paid out: deposits accrue, every withdrawal waits
             tally.wait_usd_days += (st.queue * dt + w * dt * dt / 2) * price
-            tally.delayed_withdrawals_usd += w * dt * price
+            if lock <= 0:
+                tally.delayed_withdrawals_usd += requested_usd
             st.balance += inflow
             st.queue += w * dt
             return
@@ -452,7 +460,8 @@ class Treasury:
             # time spent with customers waiting (level below zero) and the area under the queue
             neg_time, area = _negative_part(x0, x1, dt)
             tally.wait_usd_days += area * price
-            tally.delayed_withdrawals_usd += w * neg_time * price
+            if lock <= 0:
+                tally.delayed_withdrawals_usd += w * neg_time * price
         if x1 >= 0:
             st.balance, st.queue = x1, 0.0
         else:

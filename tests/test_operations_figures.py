@@ -72,3 +72,17 @@ def test_vetoed_rewrites_count_as_blocked_legitimate_transfers():
     assert np.all(blocked[vetoed] >= 1)
     assert np.all(blocked[~vetoed] == 0)
     assert np.all(rows.numbers["signing_ceremonies"] == rows.numbers["transfers_signed"])  # no limit: 1 piece each
+
+
+@pytest.mark.parametrize("hours", [6.0, 24.0])
+def test_a_time_lock_on_the_hot_wallet_holds_every_customer_withdrawal(hours):
+    """A time-lock on a wallet with customer flows adds its hours to every withdrawal and delays them all."""
+    doc = _hot_and_vault(cap=100.0, low=30.0, signing_hours=48.0)  # no wait for funds
+    doc["variants"] = {"lock": {"set": {"wallets.hot.policy.delay": {"hours": hours, "enforced_by": "chain"}}}}
+    loaded = load(doc)
+    rows, cols = run_variants(loaded, 20, 1)
+    ops = {name: v["operations"] for name, v in summarise_run(loaded, rows, cols, 20, 1)["variants"].items()}
+    assert ops["baseline"]["withdrawal_delay_mean_hours"] == 0.0
+    assert ops["lock"]["withdrawal_delay_mean_hours"] == pytest.approx(hours)
+    assert ops["lock"]["withdrawals_delayed_share"] == pytest.approx(1.0)
+    assert ops["lock"]["transfers_signed_mean"] == ops["baseline"]["transfers_signed_mean"]  # balances as before
