@@ -15,8 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Stage = Literal["initial_access", "movement", "insider", "prevention", "detection", "response", "limitation",
-                "architecture"]
+Stage = Literal["initial_access", "movement", "insider", "prevention", "detection", "response", "limitation"]
 
 DEFAULT = "default"
 """The word that asks for the library's value where a scenario would give a number."""
@@ -78,7 +77,7 @@ class Entry:
 
     @property
     def is_technique(self) -> bool:
-        """Whether the entry is an attack technique (else a control or an architecture recipe)."""
+        """Whether the entry is an attack technique (else a control)."""
         return self.stage in ("initial_access", "movement", "insider")
 
 
@@ -305,13 +304,17 @@ ENTRIES: tuple[Entry, ...] = (
         "helps where detection plus response is faster (MODEL.md, truth 4).",
         "low", (_CONTROLS,)),
     Entry(
-        "wallet_splitting", "architecture",
-        "Funds spread over several wallets with separate keys and pipelines, so one theft reaches one part.",
-        "A change to the architecture, not a switch: write the wallets (a variant can add them, see "
-        "scenarios/dmm-2024.yaml, variant split-wallets).",
-        (),
-        "Caps the loss of one compromise to one wallet's balance; its worth depends on whether the parts "
-        "really share nothing (keys, interface, people).",
+        "wallet_splitting", "limitation",
+        "A large wallet's funds spread over several equal wallets, its routine transfers rotating between "
+        "them, so that one rewritten or stolen transfer reaches one part.",
+        "Each listed wallet becomes `parts` wallets (the first keeps its id, the others are <id>_2, <id>_3, "
+        "...) with equal balances and the same custody, pipeline and policy; each scheduled transfer out of "
+        "it rotates between the parts (every part every parts x every_days). Parts that share keys or a "
+        "signing interface are still each reachable: splitting caps what one transfer takes, and the alarm "
+        "after it freezes the rest.",
+        (Prior("parts", 5, 2, 10, "wallets the funds are split over"),),
+        "A design choice rather than an estimate: five parts is the bundled DMM variant. The loss of one "
+        "theft falls roughly as 1/parts; more parts mean more wallets to reconcile and more signing.",
         "low", (_CONTROLS, "Swambo et al., 'Custody protocols using Bitcoin vaults' (2020)")),
 )
 
@@ -353,7 +356,7 @@ def _range(p: Prior) -> str:
 STAGE_TITLES = {
     "initial_access": "Initial access", "insider": "Insider", "movement": "Movement",
     "prevention": "Controls: prevention", "detection": "Controls: detection", "response": "Controls: response",
-    "limitation": "Controls: limitation", "architecture": "Architecture",
+    "limitation": "Controls: limitation",
 }
 """Section titles, in the order the reference lists them (FAIR-CAM's prevention, detection, response)."""
 
@@ -380,7 +383,7 @@ def markdown() -> str:
 
 def describe(e: Entry) -> str:
     """Return one entry as plain text, for ``custodysim library NAME``."""
-    kind = "technique" if e.is_technique else ("recipe" if e.stage == "architecture" else "control")
+    kind = "technique" if e.is_technique else "control"
     lines = [f"{e.name} ({STAGE_TITLES[e.stage].lower()}, {kind})", "", e.summary, "",
              f"In the model: {e.in_the_model}", ""]
     if e.priors:

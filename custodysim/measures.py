@@ -21,6 +21,7 @@ from custodysim.schema import (
     Measures,
     OutflowMonitor,
     Scenario,
+    ScheduledTransfer,
     Wallet,
     Whitelist,
 )
@@ -85,10 +86,49 @@ def effective(s: Scenario) -> Scenario:
     if m.time_delay_with_cancellation is not None:
         td = m.time_delay_with_cancellation
         _add_rules(wallets, td.wallets, {"delay": Delay(hours=td.hours, enforced_by=td.enforced_by)})
+    transfers = s.operations.transfers
+    if m.wallet_splitting is not None:  # last: the parts copy the wallet as the other measures left it
+        split = m.wallet_splitting
+        for wid in split.wallets:
+            transfers = _split_wallet(wallets, outflow, transfers, wid, split.parts)
 
     controls = s.controls.model_copy(update={"detection": detection, "outflow_monitoring": outflow,
                                              "measures": Measures()})
-    return s.model_copy(update={"people": people, "access": access, "wallets": wallets, "controls": controls})
+    operations = s.operations.model_copy(update={"transfers": transfers})
+    return s.model_copy(update={"people": people, "access": access, "wallets": wallets, "controls": controls,
+                                "operations": operations})
+
+
+def part_ids(wallet: str, parts: int) -> list[str]:
+    """Return the ids of a split wallet's parts: the wallet's own, then ``<id>_2``, ``<id>_3``, ..."""
+    return [wallet] + [f"{wallet}_{k}" for k in range(2, parts + 1)]
+
+
+def _split_wallet(wallets: dict[str, Wallet], outflow: dict[str, OutflowMonitor],
+                  transfers: list[ScheduledTransfer], wid: str, parts: int) -> list[ScheduledTransfer]:
+    """Split wallet ``wid`` into ``parts`` equal wallets; return the transfers, rotated between the parts.
+
+    Each scheduled transfer out of the wallet becomes one per part, each made every ``parts`` periods and
+    offset by one period from the last, so the same transfers leave on the same days. Transfers into
+    the wallet and top-ups it funds go on using its first part; monitors watching it watch every part.
+    """
+    ids = part_ids(wid, parts)
+    w = wallets[wid]
+    share = w.balance / parts
+    for pid in ids:
+        wallets[pid] = w.model_copy(update={"balance": share})
+    for mid, mon in outflow.items():
+        if mon.wallets is not None and wid in mon.wallets:
+            outflow[mid] = mon.model_copy(update={"wallets": [*mon.wallets, *ids[1:]]})
+    out: list[ScheduledTransfer] = []
+    for t in transfers:
+        if t.from_wallet != wid:
+            out.append(t)
+            continue
+        out += [t.model_copy(update={"from_wallet": pid, "every_days": t.every_days * parts,
+                                     "first_day": t.first_day + k * t.every_days})
+                for k, pid in enumerate(ids)]
+    return out
 
 
 def _add_rules(wallets: dict[str, Wallet], ids: list[str], rules: dict[str, Enforced]) -> None:
@@ -181,6 +221,20 @@ def check_measures(s: Scenario) -> Iterator[tuple[PathT, str]]:
             if name in s.controls.outflow_monitoring:
                 yield ((*base, name), f"controls.outflow_monitoring already has a monitor called {name!r}; "
                        "rename that one or drop the measure")
+    if m.wallet_splitting is not None:
+        for i, wid in enumerate(m.wallet_splitting.wallets):
+            at: PathT = (*base, "wallet_splitting", "wallets", i)
+            w = s.wallets.get(wid)
+            if w is None:
+                yield at, f"no wallet with id {wid!r}"
+                continue
+            if w.flows is not None or w.topup is not None:
+                yield at, (f"wallet {wid!r} has customer flows or a top-up: split a wallet without them "
+                              "(a hot wallet's float is bounded by its cap instead)")
+            taken = [p for p in part_ids(wid, m.wallet_splitting.parts)[1:] if p in s.wallets or p in s.systems
+                     or p in s.people]
+            if taken:
+                yield at, f"the parts of {wid!r} would be called {', '.join(taken)}, which is taken; rename it"
     if m.independent_verification is not None:
         for pid, device in m.independent_verification.devices.items():
             where: PathT = (*base, "independent_verification", "devices", pid)
@@ -213,5 +267,5 @@ def _adds(pe: object, rule: str) -> bool:
     return bool(value) if rule == "whitelist" else value is not None
 
 
-__all__ = ["check_measures", "effective", "is_social_engineering", "signing_path", "trained_people",
+__all__ = ["check_measures", "effective", "is_social_engineering", "part_ids", "signing_path", "trained_people",
            "vendor_crossings"]

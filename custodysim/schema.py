@@ -488,6 +488,13 @@ class TimeDelayWithCancellation(Measure):
     hours: float = Field(_prior("time_delay_with_cancellation", "hours"), ge=0, le=24 * 365)
 
 
+class WalletSplitting(Measure):
+    """Each listed wallet split into ``parts`` equal wallets, its scheduled transfers rotating between them."""
+
+    wallets: list[Id] = Field(min_length=1)
+    parts: int = Field(_prior("wallet_splitting", "parts"), ge=2, le=100)
+
+
 class Measures(Spec):
     """Library controls switched on by name (``custodysim library`` lists them with their defaults)."""
 
@@ -501,6 +508,7 @@ class Measures(Spec):
     independent_verification: IndependentVerification | None = None
     independent_policy_engine: IndependentPolicyEngine | None = None
     time_delay_with_cancellation: TimeDelayWithCancellation | None = None
+    wallet_splitting: WalletSplitting | None = None
 
     def switched_on(self) -> dict[str, Measure]:
         """Return the measures present, by library name."""
@@ -609,5 +617,5 @@ __all__ = [
     "Measures", "Operations", "Organisation", "OutflowMonitor", "OutflowMonitoringMeasure", "Person",
     "PhishingResistantMfa", "Policy", "Response", "Scenario", "ScheduledTransfer", "SegregatedVendorAccess",
     "Settings", "Signer", "System", "Threat", "TimeDelayWithCancellation", "TopUp", "Variant", "Wallet",
-    "Whitelist", "field_names",
+    "WalletSplitting", "Whitelist", "field_names",
 ]

@@ -48,6 +48,7 @@ from custodysim.schema import (
     TopUp,
     Variant,
     Wallet,
+    WalletSplitting,
     Whitelist,
     field_names,
 )
@@ -59,7 +60,7 @@ DOCUMENTED: tuple[type[BaseModel], ...] = (
     Delay, Policy, Flows, TopUp, Wallet, ScheduledTransfer, Operations, AccessEdge, InitialAccess, Threat,
     Detection, OutflowMonitor, Response, Controls, Variant, Measures, Measure, AwarenessTraining, PhishingResistantMfa,
     DeviceBoundSessions, SegregatedVendorAccess, EndpointDetection, OutflowMonitoringMeasure, BalanceAlerts,
-    IndependentVerification, IndependentPolicyEngine, TimeDelayWithCancellation,
+    IndependentVerification, IndependentPolicyEngine, TimeDelayWithCancellation, WalletSplitting,
     Finance, Insurance,
     Fixed, Uniform, Exponential, LogNormal, Triangular,
 )

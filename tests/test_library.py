@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 from conftest import assert_same, build, load, losses
@@ -17,6 +18,7 @@ from custodysim.distributions import Distribution
 from custodysim.errors import ScenarioError
 from custodysim.loader import load_scenario_text
 from custodysim.measures import effective
+from custodysim.runner import run_variants
 from custodysim.schema import AccessEdge, Dist, InitialAccess, Measures, Probability
 
 
@@ -43,7 +45,8 @@ def test_measure_defaults_are_the_library_defaults():
     """A measure switched on with no parameters takes each default from the library entry of its name."""
     minimal = {"endpoint_detection": {"watches": ["x"]}, "independent_verification": {"devices": {"a": "b"}},
                "independent_policy_engine": {"enforced_by": "pe", "wallets": ["w"]},
-               "time_delay_with_cancellation": {"enforced_by": "pe", "wallets": ["w"]}}
+               "time_delay_with_cancellation": {"enforced_by": "pe", "wallets": ["w"]},
+               "wallet_splitting": {"wallets": ["w"]}}
     names = list(Measures.model_fields)
     on = Measures.model_validate({n: minimal.get(n, {}) for n in names}).switched_on()
     assert list(on) == names
@@ -235,3 +238,46 @@ def test_library_command_lists_shows_and_refuses():
     assert shown.exit_code == 0 and "Sources:" in shown.output and "p_success: 0.7" in shown.output
     wrong = runner.invoke(app, ["library", "session_cookie"])
     assert wrong.exit_code == 1 and "did you mean 'session_cookie_theft'" in wrong.output
+
+
+def test_wallet_splitting_measure_is_the_split_written_by_hand():
+    """wallet_splitting on DMM's main wallet gives, trial by trial and column by column, the split-wallets variant."""
+    from pathlib import Path
+
+    doc = yaml.safe_load((Path(__file__).resolve().parents[1] / "scenarios" / "dmm-2024.yaml").read_text())
+    doc["variants"] = {"by-hand": doc["variants"]["split-wallets"],
+                       "measure": {"set": {"controls.measures.wallet_splitting": {"wallets": ["main"]}}}}
+    rows = {r.name: r for r in run_variants(load_scenario_text(yaml.safe_dump(doc)), trials=600)[0]}
+    by_hand, measure = rows["by-hand"], rows["measure"]
+    assert by_hand.loss.sum() > 0
+    for column, values in by_hand.numbers.items():
+        np.testing.assert_array_equal(values, measure.numbers[column], err_msg=column)
+
+
+def test_wallet_splitting_keeps_the_funds_and_the_transfer_days(base):
+    """Splitting keeps the total balance and sends the same scheduled transfers on the same days."""
+    doc = build(base)
+    doc["controls"] = {"measures": {"wallet_splitting": {"wallets": ["vault"], "parts": 4,
+                                                         "annual_cost_usd": 1000}}}
+    spec = effective(load(doc).baseline)
+    parts = ["vault", "vault_2", "vault_3", "vault_4"]
+    assert [spec.wallets[p].balance for p in parts] == [250.0] * 4
+    days = sorted(t.first_day + k * t.every_days for t in spec.operations.transfers for k in range(100)
+                  if t.first_day + k * t.every_days < 100)
+    assert days == [float(d) for d in range(100)]  # 1 BTC a day, as before, from one part after another
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"wallets": {"vault_2": None}}, r"vault_2, which is taken"),
+    ({"flows": True}, r"has customer flows or a top-up"),
+])
+def test_wallet_splitting_refuses_what_it_cannot_split(base, change, message):
+    """Splitting a wallet with customer flows, or into a part id already taken, is an error at its path."""
+    doc = build(base)
+    if "wallets" in change:
+        doc["wallets"]["vault_2"] = dict(doc["wallets"]["vault"])
+    else:
+        doc["wallets"]["vault"]["flows"] = {"withdrawals_per_day": 1.0, "deposits_per_day": 1.0}
+    doc["controls"] = {"measures": {"wallet_splitting": {"wallets": ["vault"]}}}
+    with pytest.raises(ScenarioError, match=r"wallet_splitting\.wallets\[0\].*" + message):
+        load(doc)
