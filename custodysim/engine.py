@@ -276,15 +276,21 @@ class World:
         end = c.response_end
         if end <= now:
             return  # the response is over: the campaign holds nothing any more
-        c.later_alarms += 1
-        freeze_at = now + self.model.freeze_delay_hours.sample(
-            c.u(self.rnd, "response:freeze-later", c.later_alarms)) * HOUR
         self.sync()
-        for wid in wallets if hold else ():
-            self.treasury.freeze(wid, now, end)
-        for wid in wallets | self._reach(c, now):
-            self.treasury.freeze(wid, freeze_at, end)
-        self.wake_clock()
+        treasury = self.treasury
+        held = [wid for wid in (wallets if hold else ()) if not treasury.frozen_over(wid, now, end)]
+        for wid in held:
+            treasury.freeze(wid, now, end)
+        exposed = [wid for wid in wallets | self._reach(c, now) if not treasury.frozen_over(wid, now, end)]
+        if exposed:  # a freeze delay is drawn only for an alarm that has something left to freeze
+            c.later_alarms += 1
+            freeze_at = now + self.model.freeze_delay_hours.sample(
+                c.u(self.rnd, "response:freeze-later", c.later_alarms)) * HOUR
+            for wid in exposed:
+                if not treasury.frozen_over(wid, freeze_at, end):
+                    treasury.freeze(wid, freeze_at, end)
+        if held or exposed:
+            self.wake_clock()
 
     def wake_clock(self) -> None:
         """Tell a sleeping operations clock that the attacker changed the ledger: its next wake-up may move."""

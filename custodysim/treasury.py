@@ -255,6 +255,10 @@ class Treasury:
         """Whether a freeze of the wallet was in force at some time in [start, end]."""
         return any(a <= end and b > start for a, b in self.wallets[wallet].freezes)
 
+    def frozen_over(self, wallet: str, start: float, end: float) -> bool:
+        """Whether one freeze of the wallet already covers all of [start, end)."""
+        return any(a <= start and b >= end for a, b in self.wallets[wallet].freezes)
+
     def freeze(self, wallet: str, start: float, end: float) -> None:
         """Freeze the wallet's outflows over [start, end)."""
         if end > start:
