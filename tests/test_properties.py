@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from unittest import mock
 
 from conftest import BASE, load
@@ -97,7 +98,9 @@ def _run_checked(doc, trial):
     return world, {w.id: w.balance for w in model.wallets.values()}
 
 
-PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# STRESS_EXAMPLES=2000 explores far more scenarios (a stress run before changing the engine; minutes).
+PROPERTY = settings(max_examples=int(os.environ.get("STRESS_EXAMPLES", "60")), deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
 
 
 @PROPERTY
