@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -246,21 +246,20 @@ class World:
             c.stops.append(source)
         self.trace("alarm: {} on {}", source, c.label)
         self.first_alarm = min(self.first_alarm, now)
-        m = self.model
         if c.alarm_at <= now:
             self._answer_later_alarm(c, wallets, hold)
             return
         c.alarm_at = now
+        m = self.model
         freeze_at = now + m.freeze_delay_hours.sample(c.u(self.rnd, "response:freeze")) * HOUR
         revoke_at = now + m.revoke_delay_hours.sample(c.u(self.rnd, "response:revoke")) * HOUR
         c.revoked_at = min(c.revoked_at, revoke_at)
         c.rotated_at = revoke_at + m.key_rotation_hours.sample(c.u(self.rnd, "response:rotate")) * HOUR
         end = c.response_end = max(revoke_at, freeze_at, c.rotated_at)
         self.sync()
-        for wid in wallets if hold else ():
-            self.treasury.freeze(wid, now, end)
-        for wid in wallets | self._reach(c, now):
-            self.treasury.freeze(wid, freeze_at, end)
+        if hold:
+            self._freeze(wallets, now, end)
+        self._freeze(wallets | self._reach(c, now), freeze_at, end)
         self.trace("response: freeze in {:.1f} h, revoke in {:.1f} h",
                    (freeze_at - now) / HOUR, (revoke_at - now) / HOUR)
         self.wake_clock()
@@ -277,20 +276,22 @@ class World:
         if end <= now:
             return  # the response is over: the campaign holds nothing any more
         self.sync()
-        treasury = self.treasury
-        held = [wid for wid in (wallets if hold else ()) if not treasury.frozen_over(wid, now, end)]
-        for wid in held:
-            treasury.freeze(wid, now, end)
-        exposed = [wid for wid in wallets | self._reach(c, now) if not treasury.frozen_over(wid, now, end)]
+        held = hold and self._freeze(wallets, now, end)
+        exposed = [wid for wid in wallets | self._reach(c, now) if not self.treasury.frozen_over(wid, now, end)]
         if exposed:  # a freeze delay is drawn only for an alarm that has something left to freeze
             c.later_alarms += 1
             freeze_at = now + self.model.freeze_delay_hours.sample(
                 c.u(self.rnd, "response:freeze-later", c.later_alarms)) * HOUR
-            for wid in exposed:
-                if not treasury.frozen_over(wid, freeze_at, end):
-                    treasury.freeze(wid, freeze_at, end)
+            self._freeze(exposed, freeze_at, end)
         if held or exposed:
             self.wake_clock()
+
+    def _freeze(self, wallets: Iterable[str], start: float, end: float) -> bool:
+        """Freeze each of ``wallets`` over [start, end); return whether any freeze was new."""
+        added = False
+        for wid in wallets:
+            added |= self.treasury.freeze(wid, start, end)
+        return added
 
     def wake_clock(self) -> None:
         """Tell a sleeping operations clock that the attacker changed the ledger: its next wake-up may move."""

@@ -14,14 +14,17 @@ from collections.abc import Iterator
 from custodysim import library
 from custodysim.errors import PathT
 from custodysim.schema import (
+    CHAIN,
     Delay,
     Detection,
     Enforced,
+    IndependentPolicyEngine,
     Limit,
     Measures,
     OutflowMonitor,
     Scenario,
     ScheduledTransfer,
+    TimeDelayWithCancellation,
     Wallet,
     Whitelist,
 )
@@ -51,12 +54,12 @@ def effective(s: Scenario) -> Scenario:
             people[pid] = person.model_copy(update={"exposure": exposure})
     edge_factors = [(m.phishing_resistant_mfa, CREDENTIAL_TECHNIQUES),
                     (m.device_bound_sessions, SESSION_TECHNIQUES)]
-    for measure, techniques in edge_factors:
-        if measure is None:
+    for guard, techniques in edge_factors:
+        if guard is None:
             continue
         for i, e in enumerate(access):
-            if e.technique in techniques and (measure.systems is None or e.to in measure.systems):
-                access[i] = e.model_copy(update={"p_success": e.p_success * measure.factor})
+            if e.technique in techniques and (guard.systems is None or e.to in guard.systems):
+                access[i] = e.model_copy(update={"p_success": e.p_success * guard.factor})
     if m.segregated_vendor_access is not None:
         factor = m.segregated_vendor_access.factor
         for i in vendor_crossings(s):
@@ -73,19 +76,12 @@ def effective(s: Scenario) -> Scenario:
         for pid, device in v.devices.items():
             people[pid] = people[pid].model_copy(update={"verifies_on": device,
                                                          "verification_probability": v.probability})
-    if m.independent_policy_engine is not None:
-        pe = m.independent_policy_engine
-        rules = {
-            "whitelist": Whitelist(enforced_by=pe.enforced_by) if pe.whitelist else None,
-            "per_transfer_limit": (Limit(amount=pe.per_transfer_limit, enforced_by=pe.enforced_by)
-                                   if pe.per_transfer_limit is not None else None),
-            "daily_limit": (Limit(amount=pe.daily_limit, enforced_by=pe.enforced_by)
-                            if pe.daily_limit is not None else None),
-        }
-        _add_rules(wallets, pe.wallets, {k: v for k, v in rules.items() if v is not None})
-    if m.time_delay_with_cancellation is not None:
-        td = m.time_delay_with_cancellation
-        _add_rules(wallets, td.wallets, {"delay": Delay(hours=td.hours, enforced_by=td.enforced_by)})
+    for policy in (m.independent_policy_engine, m.time_delay_with_cancellation):
+        if policy is not None:
+            rules = policy_rules(policy)
+            for wid in policy.wallets:
+                w = wallets[wid]
+                wallets[wid] = w.model_copy(update={"policy": w.policy.model_copy(update=rules)})
     transfers = s.operations.transfers
     if m.wallet_splitting is not None:  # last: the parts copy the wallet as the other measures left it
         split = m.wallet_splitting
@@ -131,10 +127,18 @@ def _split_wallet(wallets: dict[str, Wallet], outflow: dict[str, OutflowMonitor]
     return out
 
 
-def _add_rules(wallets: dict[str, Wallet], ids: list[str], rules: dict[str, Enforced]) -> None:
-    for wid in ids:
-        w = wallets[wid]
-        wallets[wid] = w.model_copy(update={"policy": w.policy.model_copy(update=rules)})
+def policy_rules(measure: IndependentPolicyEngine | TimeDelayWithCancellation) -> dict[str, Enforced]:
+    """Return the policy rules a policy measure puts on each of its wallets, by ``Policy`` field."""
+    if isinstance(measure, TimeDelayWithCancellation):
+        return {"delay": Delay(hours=measure.hours, enforced_by=measure.enforced_by)}
+    rules: dict[str, Enforced] = {}
+    if measure.whitelist:
+        rules["whitelist"] = Whitelist(enforced_by=measure.enforced_by)
+    if measure.per_transfer_limit is not None:
+        rules["per_transfer_limit"] = Limit(amount=measure.per_transfer_limit, enforced_by=measure.enforced_by)
+    if measure.daily_limit is not None:
+        rules["daily_limit"] = Limit(amount=measure.daily_limit, enforced_by=measure.enforced_by)
+    return rules
 
 
 def is_social_engineering(technique: str) -> bool:
@@ -242,30 +246,23 @@ def check_measures(s: Scenario) -> Iterator[tuple[PathT, str]]:
                 yield where, f"no person with id {pid!r}"
             if device not in s.systems:
                 yield where, f"no system with id {device!r}"
-    for name, rules in (("independent_policy_engine", ("whitelist", "per_transfer_limit", "daily_limit")),
-                        ("time_delay_with_cancellation", ("delay",))):
+    for name in ("independent_policy_engine", "time_delay_with_cancellation"):
         measure = getattr(m, name)
         if measure is None:
             continue
-        if measure.enforced_by != "chain" and measure.enforced_by not in s.systems:
+        if measure.enforced_by != CHAIN and measure.enforced_by not in s.systems:
             yield (*base, name, "enforced_by"), f"no system with id {measure.enforced_by!r} (or 'chain')"
         for i, wid in enumerate(measure.wallets):
             w = s.wallets.get(wid)
             if w is None:
                 yield (*base, name, "wallets", i), f"no wallet with id {wid!r}"
                 continue
-            adds = [r for r in rules if name != "independent_policy_engine" or _adds(measure, r)]
-            taken = [r for r in adds if getattr(w.policy, r) is not None]
+            taken = [r for r in policy_rules(measure) if getattr(w.policy, r) is not None]
             if taken:
                 yield ((*base, name, "wallets", i),
                        f"wallet {wid!r} already has a {', '.join(taken)} rule; a wallet has one rule of each "
                        "kind: drop it there or leave the wallet out of the measure")
 
 
-def _adds(pe: object, rule: str) -> bool:
-    value = getattr(pe, rule)
-    return bool(value) if rule == "whitelist" else value is not None
-
-
-__all__ = ["check_measures", "effective", "is_social_engineering", "part_ids", "signing_path", "trained_people",
-           "vendor_crossings"]
+__all__ = ["check_measures", "effective", "is_social_engineering", "part_ids", "policy_rules", "signing_path",
+           "trained_people", "vendor_crossings"]

@@ -454,13 +454,11 @@ class OutflowMonitoringMeasure(Measure):
     min_amount_usd: Amount = 0.0
 
 
-class BalanceAlerts(Measure):
-    """Balance-drop alerts on the wallets listed (or all), for transfers above ``min_amount_usd``."""
+class BalanceAlerts(OutflowMonitoringMeasure):
+    """Balance-drop alerts on the wallets listed (or all): an outflow watch, slower but hard to miss."""
 
-    wallets: list[Id] | None = None
     probability: Probability = _prior("balance_alerts", "probability")
     delay_hours: Dist = _prior("balance_alerts", "delay_hours")
-    min_amount_usd: Amount = 0.0
 
 
 class IndependentVerification(Measure):

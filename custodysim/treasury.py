@@ -259,10 +259,12 @@ class Treasury:
         """Whether one freeze of the wallet already covers all of [start, end)."""
         return any(a <= start and b >= end for a, b in self.wallets[wallet].freezes)
 
-    def freeze(self, wallet: str, start: float, end: float) -> None:
-        """Freeze the wallet's outflows over [start, end)."""
-        if end > start:
-            self.wallets[wallet].freezes.append((start, end))
+    def freeze(self, wallet: str, start: float, end: float) -> bool:
+        """Freeze the wallet's outflows over [start, end); return False if a freeze already covers it."""
+        if end <= start or self.frozen_over(wallet, start, end):
+            return False
+        self.wallets[wallet].freezes.append((start, end))
+        return True
 
     # ------------------------------------------------------------------ time
     def advance(self, t: float) -> None:
