@@ -19,13 +19,13 @@ import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from custodysim import __version__
-from custodysim.economics import DAYS_PER_YEAR, annualised
+from custodysim.economics import DAYS_PER_YEAR, annualised, tail_figures
 from custodysim.errors import RunFolderError
 from custodysim.formatting import pct, usd
 from custodysim.outputs import default_run_dir, ensure_new, staged_folder, write_json
 from custodysim.rows import VariantRows
 from custodysim.runfolder import StoredRun, read_run
-from custodysim.stats import Z95, mean_ci, tail_figures
+from custodysim.stats import Z95, mean_ci
 
 PAIRED = "paired trial by trial (same scenario, seed and trials)"
 

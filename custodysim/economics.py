@@ -29,7 +29,6 @@ import numpy as np
 from custodysim.schema import Finance, Insurance, Scenario
 
 DAYS_PER_YEAR = 365.0
-_RULES = ("per_transfer_limit", "daily_limit", "whitelist", "delay")
 
 
 @dataclass(frozen=True)
@@ -66,8 +65,7 @@ def control_costs(spec: Scenario, own_cost_usd: float = 0.0, variant: str | None
     for name, measure in controls.measures.switched_on().items():
         items[f"controls.measures.{name}"] = measure.annual_cost_usd
     for wid, wallet in spec.wallets.items():
-        for rule in _RULES:
-            enforced = getattr(wallet.policy, rule)
+        for rule, enforced in wallet.policy:
             if enforced is not None:
                 items[f"wallets.{wid}.policy.{rule}"] = enforced.annual_cost_usd
     if variant is not None:
@@ -125,17 +123,32 @@ def upper_quantile(x: np.ndarray, q: float) -> float:
     return float(np.quantile(x, q, method="higher")) if len(x) else 0.0
 
 
-def cost_figures(loss: np.ndarray, ci95: tuple[float, float], horizon_days: float,
+def tail_figures(loss: np.ndarray) -> dict[str, float]:
+    """Return VaR 95/99/99.9 (upper quantiles of the loss), ES 99 (mean of the worst 1%), and max."""
+    if len(loss) == 0:
+        return {"var95_usd": 0.0, "var99_usd": 0.0, "var999_usd": 0.0, "es99_usd": 0.0, "max_loss_usd": 0.0}
+    ordered = np.sort(loss)
+    n = len(ordered)
+    tail = ordered[n - max(1, math.ceil(n * 0.01)):]
+    return {
+        "var95_usd": upper_quantile(ordered, 0.95),
+        "var99_usd": upper_quantile(ordered, 0.99),
+        "var999_usd": upper_quantile(ordered, 0.999),
+        "es99_usd": float(np.mean(tail)),
+        "max_loss_usd": float(ordered[-1]),
+    }
+
+
+def cost_figures(mean: float, ci95: tuple[float, float], horizon_days: float,
                  economics: VariantEconomics | None) -> dict[str, Any]:
     """Return the ``costs`` figures of one variant.
 
     Args:
-        loss: each trial's USD loss over the horizon.
-        ci95: the 95% CI of the mean loss over the horizon.
+        mean: the mean trial loss over the horizon, USD.
+        ci95: the 95% CI of that mean.
         horizon_days: the trial's horizon.
         economics: the variant's control costs (None when unknown: the control cost is then null).
     """
-    mean = float(np.mean(loss)) if len(loss) else 0.0
     annual = annualised(mean, horizon_days)
     low, high = (annualised(x, horizon_days) for x in ci95)
     cost = economics.control_cost_usd if economics is not None else None
@@ -175,21 +188,21 @@ def survival_figures(loss: np.ndarray, finance: Finance) -> dict[str, Any]:
     paid = insured_part(loss, insurance)
     kept = np.maximum(loss - paid, 0.0)
     n = len(kept)
-    tail = np.sort(kept)[n - max(1, math.ceil(n * 0.01)):] if n else kept
+    tail = tail_figures(kept)
     capital = finance.capital_usd
     return {
         "capital_usd": capital,
         "insurance": insurance.model_dump() if insurance is not None else None,
         "p_retained_loss_exceeds_capital": float(np.mean(kept > capital)) if capital is not None and n else None,
         "retained_expected_loss_usd": float(np.mean(kept)) if n else 0.0,
-        "retained_var99_usd": upper_quantile(kept, 0.99),
-        "retained_var999_usd": upper_quantile(kept, 0.999),
-        "retained_es99_usd": float(np.mean(tail)) if n else 0.0,
-        "retained_max_usd": float(np.max(kept, initial=0.0)),
+        "retained_var99_usd": tail["var99_usd"],
+        "retained_var999_usd": tail["var999_usd"],
+        "retained_es99_usd": tail["es99_usd"],
+        "retained_max_usd": tail["max_loss_usd"],
         "insurer_expected_payout_usd": float(np.mean(paid)) if n else 0.0,
         "p_insurance_pays": float(np.mean(paid > 0)) if n else 0.0,
         "p_insurance_exhausted": (float(np.mean(paid >= insurance.limit_usd)) if insurance is not None and n
                                   else None),
-        "capital_needed_1_in_100_usd": upper_quantile(kept, 0.99),
-        "capital_needed_1_in_1000_usd": upper_quantile(kept, 0.999),
+        "capital_needed_1_in_100_usd": tail["var99_usd"],
+        "capital_needed_1_in_1000_usd": tail["var999_usd"],
     }

@@ -29,7 +29,6 @@ class StopRule:
     Args:
         target: the half-width as a share of the expected loss, in (0, 1) (0.02 for 2%).
         max_trials: trials per variant at most; the run stops there even if not precise enough.
-        min_chunks: chunks to run before the rule is first checked.
 
     Raises:
         OptionError: a setting out of range.
@@ -37,7 +36,6 @@ class StopRule:
 
     target: float
     max_trials: int = DEFAULT_MAX_TRIALS
-    min_chunks: int = MIN_CHUNKS
 
     def __post_init__(self) -> None:
         if isinstance(self.target, bool) or not isinstance(self.target, (int, float)) \
@@ -46,8 +44,6 @@ class StopRule:
                               f"(0.02 for 2%), not {self.target}")
         if isinstance(self.max_trials, bool) or not isinstance(self.max_trials, int) or self.max_trials < 1:
             raise OptionError(f"--max-trials must be 1 or more, not {self.max_trials}")
-        if self.min_chunks < 1:
-            raise OptionError(f"min_chunks must be 1 or more, not {self.min_chunks}")
 
 
 def relative_half_width(loss: np.ndarray) -> float:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from custodysim.engine import PATH_TYPES
 
+LOSS_USD = 1
+"""The index of ``loss_usd`` among the numeric columns (after ``trial``)."""
 LATER_COLUMNS = ("signing_ceremonies", "transfers_blocked")
 """Numeric columns added after the first release: a run folder written before them lacks them, and
 reading it back fills them with NaN (figures computed from them are then null)."""
@@ -26,7 +29,7 @@ class Columns:
     assets: tuple[str, ...]
     wallets: tuple[str, ...]
 
-    @property
+    @cached_property
     def numeric(self) -> list[str]:
         """Return the names of the numeric columns, in order."""
         return [
@@ -160,7 +163,7 @@ class RowsBuilder:
 
     def loss(self) -> np.ndarray:
         """Return the USD loss of the trials added so far (a view)."""
-        return self._numbers[:self._n, self.columns.numeric.index("loss_usd")]
+        return self._numbers[:self._n, LOSS_USD]
 
     def _grow(self, capacity: int) -> None:
         numbers = np.empty((capacity, self._numbers.shape[1]), order="F")

@@ -31,15 +31,17 @@ from custodysim.engine import PATH_TYPES, TrialResult, World, simulate_trial
 from custodysim.executors import Executor, InProcess
 from custodysim.loader import LoadedScenario
 from custodysim.model import CompiledScenario, compile_scenario
-from custodysim.precision import PrecisionCheck, StopRule, relative_half_width
+from custodysim.precision import MIN_CHUNKS, PrecisionCheck, StopRule, relative_half_width
 from custodysim.randomness import TrialRandom
-from custodysim.rows import Chunk, Columns, RowsBuilder, VariantRows
+from custodysim.rows import LOSS_USD, Chunk, Columns, RowsBuilder, VariantRows
 from custodysim.schema import Scenario
 
 __all__ = ["CHUNK", "Chunk", "ChunkJob", "Columns", "Progress", "Simulated", "VariantRows", "chunks",
            "columns_for", "quiet_result", "row_of", "run_trials", "run_variants", "simulate", "simulate_chunk"]
 
 Plans = dict[int, list[Campaign]]
+Screen = tuple[np.ndarray, np.ndarray]
+"""A chunk's campaign counts and which trials need simulating (:func:`~custodysim.campaigns.screen_trials`)."""
 """Campaigns sampled for the trials of a chunk, by trial number, before any simulation changed them."""
 
 Progress = Callable[[str, int], None]
@@ -87,7 +89,8 @@ def quiet_result(model: CompiledScenario, seed: int) -> TrialResult:
 
 
 def run_trials(model: CompiledScenario, seed: int, first: int, count: int, cols: Columns,
-               quiet: TrialResult, plans: Plans | None = None) -> tuple[np.ndarray, list[list[str]]]:
+               quiet: TrialResult, plans: Plans | None = None,
+               screen: Screen | None = None) -> tuple[np.ndarray, list[list[str]]]:
     """Simulate trials ``first .. first+count-1`` of one variant; return their rows.
 
     Trials in which nobody gets a foothold (most of them, at realistic rates) are found for the whole
@@ -103,9 +106,11 @@ def run_trials(model: CompiledScenario, seed: int, first: int, count: int, cols:
         quiet: the variant's result with no campaign (see :func:`quiet_result`).
         plans: campaigns already sampled for these trials by a variant with the same attack surface
             (:attr:`~custodysim.model.CompiledScenario.attack_surface`); filled in as trials are sampled.
+        screen: these trials' screen (:func:`~custodysim.campaigns.screen_trials`), if such a variant
+            made it already: it reads the attack surface only.
     """
     trials = np.arange(first, first + count)
-    campaigns, needed = screen_trials(model, seed, trials)
+    campaigns, needed = screen if screen is not None else screen_trials(model, seed, trials)
     quiet_numbers, quiet_texts = row_of(0, quiet, cols)
     numbers = np.tile(np.array(quiet_numbers), (count, 1))
     numbers[:, 0] = trials
@@ -181,12 +186,16 @@ def compiled_variant(scenario_sha256: str, variant: str, seed: int, spec: Scenar
 
 def simulate_chunk(job: ChunkJob) -> dict[str, Chunk]:
     """Simulate one chunk of the job's variants (in whatever process runs it) and return their rows."""
-    plans: dict[object, Plans] = {}
+    # Variants with the same attack surface share the chunk's screen and sampled campaigns.
+    shared: dict[object, tuple[Screen, Plans]] = {}
     out: dict[str, Chunk] = {}
     for variant, spec in job.specs.items():
         model, quiet = compiled_variant(job.scenario_sha256, variant, job.seed, spec)
-        shared = plans.setdefault(model.attack_surface, {})
-        numbers, texts = run_trials(model, job.seed, job.first, job.count, job.columns, quiet, shared)
+        if model.attack_surface not in shared:
+            trials = np.arange(job.first, job.first + job.count)
+            shared[model.attack_surface] = (screen_trials(model, job.seed, trials), {})
+        screen, plans = shared[model.attack_surface]
+        numbers, texts = run_trials(model, job.seed, job.first, job.count, job.columns, quiet, plans, screen)
         out[variant] = Chunk.from_texts(numbers, texts)
     return out
 
@@ -292,13 +301,13 @@ class _Assembly:
                 chunk = done.pop((self.next, name))
                 self.builders[name].add(chunk)
                 if self.check is not None:
-                    self.check.add(name, chunk.numbers[:, 1])  # loss_usd
+                    self.check.add(name, chunk.numbers[:, LOSS_USD])
             self.trials += self.pieces[self.next][1]
             self.next += 1
             if self.check is None:
                 continue
             last = self.next == len(self.pieces)
-            if self.next >= self.check.rule.min_chunks or last:
+            if self.next >= MIN_CHUNKS or last:
                 achieved = self.check.met({n: b.loss() for n, b in self.builders.items()})
                 if achieved is not None:
                     self.achieved, self.stopped_by = achieved, "precision"

@@ -16,6 +16,8 @@ from custodysim.economics import (
     cost_difference,
     cost_figures,
     survival_figures,
+    tail_figures,
+    upper_quantile,
 )
 from custodysim.engine import PATH_TYPES
 from custodysim.rows import VariantRows
@@ -37,22 +39,6 @@ def mean_ci(x: np.ndarray) -> tuple[float, float, float]:
         return m, m, m
     half = ci_half_width(x)
     return m, m - half, m + half
-
-
-def tail_figures(loss: np.ndarray) -> dict[str, float]:
-    """Return VaR 95/99/99.9 (upper quantiles of the loss), ES 99 (mean of the worst 1%), and max."""
-    if len(loss) == 0:
-        return {"var95_usd": 0.0, "var99_usd": 0.0, "var999_usd": 0.0, "es99_usd": 0.0, "max_loss_usd": 0.0}
-    ordered = np.sort(loss)
-    n = len(ordered)
-    tail = ordered[n - max(1, math.ceil(n * 0.01)):]
-    return {
-        "var95_usd": float(np.quantile(ordered, 0.95, method="higher")),
-        "var99_usd": float(np.quantile(ordered, 0.99, method="higher")),
-        "var999_usd": float(np.quantile(ordered, 0.999, method="higher")),
-        "es99_usd": float(np.mean(tail)),
-        "max_loss_usd": float(ordered[-1]),
-    }
 
 
 def variant_figures(rows: VariantRows, assets: list[str], wallets: list[str],
@@ -85,15 +71,11 @@ def variant_figures(rows: VariantRows, assets: list[str], wallets: list[str],
             "transfers_signed_mean": float(np.mean(num["transfers_signed"])),
             "transfers_delayed_mean": float(np.mean(num["transfers_delayed"])),
             "transfer_delay_hours_mean": float(np.mean(num["transfer_delay_hours"])),
-            "withdrawal_delay_mean_hours_p95": _upper_quantile(num["withdrawal_delay_mean_hours"], 0.95),
+            "withdrawal_delay_mean_hours_p95": upper_quantile(num["withdrawal_delay_mean_hours"], 0.95),
             "transfers_blocked_mean": _mean_or_none(num["transfers_blocked"]),
             "signing_ceremonies_per_year": _per_year(_mean_or_none(num["signing_ceremonies"]), horizon_days),
         },
     }
-
-
-def _upper_quantile(x: np.ndarray, q: float) -> float:
-    return float(np.quantile(x, q, method="higher")) if len(x) else 0.0
 
 
 def _mean_or_none(x: np.ndarray) -> float | None:
@@ -150,7 +132,7 @@ def summarise(rows: list[VariantRows], baseline: str, assets: list[str], wallets
             figures.update(paired_difference(r, base))
         econ = known.get(r.name)
         low, high = figures["expected_loss_ci95_usd"]
-        figures["costs"] = cost_figures(r.loss, (low, high), horizon_days, econ)
+        figures["costs"] = cost_figures(figures["expected_loss_usd"], (low, high), horizon_days, econ)
         if econ is not None and econ.finance is not None:
             figures["survival"] = survival_figures(r.loss, econ.finance)
         out[r.name] = figures

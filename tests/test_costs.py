@@ -82,7 +82,7 @@ def test_summary_total_cost_of_risk_is_annual_loss_plus_control_cost():
 
 def test_annualising_scales_by_365_over_the_horizon():
     """A mean loss over a 73-day horizon is multiplied by 5 to give the expected annual loss."""
-    c = cost_figures(np.array([0.0, 10.0]), (1.0, 9.0), 73.0, variant_economics(load(BASE).baseline))
+    c = cost_figures(5.0, (1.0, 9.0), 73.0, variant_economics(load(BASE).baseline))
     assert c["expected_annual_loss_usd"] == 25.0
     assert c["expected_annual_loss_ci95_usd"] == [5.0, 45.0]
     assert c["control_cost_usd"] == 0.0
