@@ -37,13 +37,9 @@ def _item(what: str, value: str, where: str) -> KeyInput:
     return {"input": what, "value": value, "where": where}
 
 
-def _num(x: float) -> str:
-    return amount(x)
-
-
 def _span(x: float, unit: str) -> str:
     """Return a duration with its unit, singular for exactly 1: ``45 days``, ``1 hour``."""
-    text = _num(x)
+    text = amount(x)
     return f"{text} {unit}" if text != "1" else f"1 {unit[:-1]}"
 
 
@@ -51,22 +47,22 @@ def _threats(spec: Scenario) -> list[KeyInput]:
     out = []
     for name, t in spec.threats.items():
         where = f"threats.{name}"
-        out.append(_item(f"{name}: attacker campaigns per year", _num(t.campaigns_per_year),
+        out.append(_item(f"{name}: attacker campaigns per year", amount(t.campaigns_per_year),
                          f"{where}.campaigns_per_year"))
         if t.forced_campaign_days:
             out.append(_item(f"{name}: campaigns forced in every trial, on day",
-                             ", ".join(_num(d) for d in t.forced_campaign_days), f"{where}.forced_campaign_days"))
-        out.append(_item(f"{name}: skill (divides every access edge's time)", _num(t.skill), f"{where}.skill"))
+                             ", ".join(amount(d) for d in t.forced_campaign_days), f"{where}.forced_campaign_days"))
+        out.append(_item(f"{name}: skill (divides every access edge's time)", amount(t.skill), f"{where}.skill"))
         for access in t.initial_access:
             for target in access.targets:
                 person = spec.people.get(target)
                 exposure = person.exposure.get(access.technique, 0.0) if person is not None else 0.0
                 out.append(_item(f"{target} falls to {access.technique} ({name})",
-                                 f"{_num(exposure)} per campaign",
+                                 f"{amount(exposure)} per campaign",
                                  f"people.{target}.exposure.{access.technique}"))
     for name, p in spec.people.items():
         if p.insider_rate_per_year > 0:
-            out.append(_item(f"{name}: insider thefts per year", _num(p.insider_rate_per_year),
+            out.append(_item(f"{name}: insider thefts per year", amount(p.insider_rate_per_year),
                              f"people.{name}.insider_rate_per_year"))
     return out
 
@@ -76,7 +72,7 @@ def _wallets(spec: Scenario, top: int) -> list[KeyInput]:
               if w.asset in spec.assets]
     ranked = sorted(valued, key=lambda item: item[1], reverse=True)[:top]
     return [_item(f"{name}: {spec.wallets[name].tier} wallet balance",
-                  f"{_num(spec.wallets[name].balance)} {spec.wallets[name].asset} ({usd(value)})",
+                  f"{amount(spec.wallets[name].balance)} {spec.wallets[name].asset} ({usd(value)})",
                   f"wallets.{name}.balance")
             for name, value in ranked]
 
@@ -85,7 +81,7 @@ def _edges(spec: Scenario) -> list[KeyInput]:
     out = []
     for i, e in enumerate(spec.access):
         what = f"{e.from_node} → {e.to} ({e.technique})"
-        out.append(_item(f"{what}: success probability", _num(e.p_success), f"access[{i}].p_success"))
+        out.append(_item(f"{what}: success probability", amount(e.p_success), f"access[{i}].p_success"))
         out.append(_item(f"{what}: median time", _span(e.time_days.sample(0.5), "days"),
                          f"access[{i}].time_days"))
     return out
@@ -102,7 +98,7 @@ def _controls(spec: Scenario) -> list[KeyInput]:
     for name, m in c.outflow_monitoring.items():
         where = f"controls.outflow_monitoring.{name}"
         scope = ", ".join(m.wallets) if m.wallets else "all wallets"
-        out.append(_item(f"{name}: probability a theft transfer is noticed ({scope})", _num(m.probability),
+        out.append(_item(f"{name}: probability a theft transfer is noticed ({scope})", amount(m.probability),
                          f"{where}.probability"))
         out.append(_item(f"{name}: median delay before the alarm", _span(m.delay_hours.sample(0.5), "hours"),
                          f"{where}.delay_hours"))
@@ -124,6 +120,6 @@ def _measures(spec: Scenario) -> list[KeyInput]:
                 out.append(_item(f"{name} (library control): mean {label.replace('_', ' ')}",
                                  _span(value.mean(), unit), f"{where}.{field}"))
             elif isinstance(value, float) and field != "min_amount_usd":
-                out.append(_item(f"{name} (library control): {field.replace('_', ' ')}", _num(value),
+                out.append(_item(f"{name} (library control): {field.replace('_', ' ')}", amount(value),
                                  f"{where}.{field}"))
     return out
