@@ -15,34 +15,26 @@ the other. Combinations are simulated once each (with one or two controls some c
 
 from __future__ import annotations
 
-import csv
 import difflib
 import json
-import platform
 import shutil
-import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from custodysim import __version__
 from custodysim.errors import OptionError, Problem, ScenarioError
 from custodysim.executors import Executor, open_executor
 from custodysim.loader import LoadedScenario, derive, load_scenario
-from custodysim.outputs import default_run_dir, staged_folder, write_json
+from custodysim.outputs import default_run_dir, staged_folder, write_json, write_rows
 from custodysim.report import render_attribution_html, render_attribution_markdown
 from custodysim.rows import VariantRows
-from custodysim.runner import simulate
-from custodysim.runs import MAX_ROWS, SCENARIO_COPY, check_size, shareable_command
+from custodysim.runner import Progress, Simulated, simulate
+from custodysim.runs import SCENARIO_COPY, build_manifest, check_size, provenance, shareable_command
 from custodysim.sensitivity import DEFAULT, DEFAULT_NOTE, LIBRARY, UncertainInput, tornado, uncertain_inputs
 from custodysim.stats import mean_ci
-
-Progress = Callable[[str, int], None]
 
 
 @dataclass(frozen=True)
@@ -187,13 +179,12 @@ def attribute(loaded: LoadedScenario, controls: list[str] | None = None, trials:
     """
     plan = plan_attribution(loaded, controls)
     s = seed if seed is not None else loaded.baseline.settings.seed
-    result = simulate(plan.loaded, trials, s, None, progress, None, executor)
-    return summarise_attribution(plan, {r.name: r for r in result.rows}, result.trials, s)
+    return summarise_attribution(plan, simulate(plan.loaded, trials, s, None, progress, None, executor), s)
 
 
-def summarise_attribution(plan: AttributionPlan, rows: dict[str, VariantRows], trials: int,
-                          seed: int) -> dict[str, Any]:
+def summarise_attribution(plan: AttributionPlan, result: Simulated, seed: int) -> dict[str, Any]:
     """Return the attribution's figures from the simulated rows of every variant of ``plan``."""
+    rows = {r.name: r for r in result.rows}
     loaded = plan.loaded
     baseline = loaded.baseline.baseline_name
     base, full = rows[baseline], rows[plan.full]
@@ -213,7 +204,7 @@ def summarise_attribution(plan: AttributionPlan, rows: dict[str, VariantRows], t
     return {
         "scenario": loaded.name,
         "baseline": baseline,
-        "trials": trials,
+        "trials": result.trials,
         "seed": seed,
         "horizon_days": loaded.baseline.settings.horizon_days,
         "units": "USD per horizon (the first year of exposure when horizon_days is 365)",
@@ -256,8 +247,8 @@ FILES = ("attribution.csv", "tornado.csv", "summary.json", "report.md", "report.
 
 def execute_attribution(scenario: str | Path, controls: list[str] | None = None, trials: int | None = None,
                         seed: int | None = None, out: Path | None = None, replace: bool = False,
-                        workers: int = 1, progress: Progress | None = None, command: list[str] | None = None,
-                        max_rows: int = MAX_ROWS) -> AttributionOutcome:
+                        workers: int = 1, progress: Progress | None = None,
+                        command: list[str] | None = None) -> AttributionOutcome:
     """Load a scenario, simulate the attribution of its controls and write the attribution folder.
 
     The folder appears only when complete (see :func:`custodysim.outputs.staged_folder`); an interrupted
@@ -273,12 +264,11 @@ def execute_attribution(scenario: str | Path, controls: list[str] | None = None,
         workers: local worker processes (1 runs in this process); the figures do not depend on it.
         progress: called with (variant, trials) as chunks complete.
         command: the command line to record (default: this process's).
-        max_rows: the most trial rows (trials x combinations) held in memory.
 
     Raises:
         ScenarioError: the file is not a valid scenario, or the controls overlap or do not combine.
         OptionError: unknown controls or options out of range.
-        LimitError: the simulation would hold more than ``max_rows`` rows.
+        LimitError: the simulation would hold more than :data:`custodysim.runs.MAX_ROWS` rows.
         RunFolderError: ``out`` exists (and may not be replaced) or cannot be created.
     """
     started = time.perf_counter()
@@ -286,36 +276,22 @@ def execute_attribution(scenario: str | Path, controls: list[str] | None = None,
     plan = plan_attribution(loaded, controls)
     n = trials if trials is not None else loaded.baseline.settings.trials
     s = seed if seed is not None else loaded.baseline.settings.seed
-    check_size(n, len(plan.loaded.specs()), max_rows)
+    check_size(n, len(plan.loaded.specs()))
     folder = out if out is not None else default_run_dir(f"{loaded.name}-attribution")
     pool = open_executor(workers)
     try:
         with staged_folder(folder, replace, keep_unfinished=False) as staging:
             result = simulate(plan.loaded, n, s, None, progress, None, pool)
-            summary = summarise_attribution(plan, {r.name: r for r in result.rows}, result.trials, s)
-            manifest = {
-                "package": "custodysim",
-                "version": __version__,
-                "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "command": shareable_command(command if command is not None else ["custodysim", *sys.argv[1:]]),
-                "scenario_file": Path(scenario).name,
-                "scenario_sha256": loaded.sha256,
-                "seed": s,
-                "trials": result.trials,
-                "controls": plan.controls,
-                "combinations_simulated": len(result.rows),
-                "executor": pool.kind,
-                "workers": pool.workers,
-                "wall_time_seconds": round(time.perf_counter() - started, 3),
-                "python": platform.python_version(),
-                "files": list(FILES),
-            }
-            summary["provenance"] = {k: manifest[k] for k in ("version", "scenario_sha256", "seed", "trials",
-                                                               "created_utc")}
+            summary = summarise_attribution(plan, result, s)
+            manifest = build_manifest(shareable_command(command), Path(scenario).name, loaded.sha256, s,
+                                      result.trials, {"controls": plan.controls,
+                                                      "combinations_simulated": len(result.rows)},
+                                      pool, started, list(FILES))
+            summary["provenance"] = provenance(manifest)
             shutil.copyfile(scenario, staging / SCENARIO_COPY)
             write_json(staging / "summary.json", summary)
-            _write_csv(staging / "attribution.csv", attribution_table(summary), ATTRIBUTION_COLUMNS)
-            _write_csv(staging / "tornado.csv", tornado_table(summary), TORNADO_COLUMNS)
+            write_rows(staging / "attribution.csv", attribution_table(summary), ATTRIBUTION_COLUMNS)
+            write_rows(staging / "tornado.csv", tornado_table(summary), TORNADO_COLUMNS)
             (staging / "report.md").write_text(render_attribution_markdown(summary, manifest), encoding="utf-8")
             (staging / "report.html").write_text(render_attribution_html(summary, manifest), encoding="utf-8")
             write_json(staging / "manifest.json", manifest)
@@ -363,10 +339,3 @@ TORNADO_COLUMNS = ("rank", "input", "path", "source", "value", "low", "high", "b
                    "loss_at_high_usd", "diff_at_high_usd", "diff_at_high_ci95_low_usd",
                    "diff_at_high_ci95_high_usd", "swing_usd", "trials")
 
-
-def _write_csv(path: Path, rows: list[dict[str, Any]], header: tuple[str, ...]) -> None:
-    """Write tidy rows (floats as Python writes them: the shortest text that reads back the same)."""
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=header)
-        writer.writeheader()
-        writer.writerows({k: repr(v) if isinstance(v, float) else v for k, v in row.items()} for row in rows)

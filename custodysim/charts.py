@@ -57,12 +57,17 @@ def variant_colours(names: list[str], baseline: str) -> dict[str, str]:
     return {n: BASELINE_COLOUR if n == baseline else colours[n] for n in names}
 
 
-def usd_tick(x: float, _pos: object = None) -> str:
-    """Return a short USD axis label: ``$300M``, ``$1.5k``, ``$0``."""
+def short_number(x: float) -> str:
+    """Return a compact tick label: ``5M``, ``2.5k``, ``0.25``, ``48``."""
     for limit, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
         if abs(x) >= limit:
-            return f"${x / limit:,.3g}{suffix}"
-    return f"${x:,.3g}"
+            return f"{x / limit:.3g}{suffix}"
+    return f"{x:.3g}"
+
+
+def usd_tick(x: float, _pos: object = None) -> str:
+    """Return a short USD axis label: ``$300M``, ``$1.5k``, ``$0``."""
+    return "$" + short_number(x)
 
 
 def _pct_tick(p: float, _pos: object = None) -> str:

@@ -10,6 +10,8 @@ import difflib
 import json
 import signal
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -41,9 +43,55 @@ out = Console(width=None if sys.stdout.isatty() else 120, emoji=False)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 120, emoji=False)
 
 
+# Options that several commands share.
+Seed = Annotated[Optional[int], typer.Option(min=0, help="Master seed (default: the file's).")]  # noqa: UP045
+Workers = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option(help="Local worker processes (default: every CPU this process may use; 1: no pool)."),
+]
+
+
 def _fail(exc: CustodysimError) -> typer.Exit:
     err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
+
+
+def _workers(n: int | None) -> int:
+    """Return the worker processes asked for, by default every CPU this process may use."""
+    return n if n is not None else default_workers()
+
+
+@contextmanager
+def _guarded(what: str, stop: Callable[[], None] | None = None) -> Iterator[None]:
+    """Run a command's work with SIGTERM treated like Ctrl-C, and its errors turned into exit codes.
+
+    A domain error prints its message and exits with 1; an interruption exits with 130, saying that no
+    ``what`` folder was written (an interrupted run says where its completed chunks are kept).
+
+    Args:
+        what: what the command writes (``run``, ``sweep``), for the message.
+        stop: called before an error's message is printed, and again when the work ends (a progress bar
+            that the work starts itself).
+    """
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    except RunInterrupted as exc:
+        err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=130) from None
+    except CustodysimError as exc:
+        if stop is not None:
+            stop()
+        raise _fail(exc) from None
+    except KeyboardInterrupt:
+        if stop is not None:
+            stop()
+        err.print(f"interrupted: no {what} folder was written")
+        raise typer.Exit(code=130) from None
+    finally:
+        if stop is not None:
+            stop()
+        signal.signal(signal.SIGTERM, previous)
 
 
 @app.command()
@@ -64,7 +112,7 @@ def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file."
 def run(
     scenario: Annotated[Optional[Path], typer.Argument(help="Scenario YAML file.")] = None,  # noqa: UP045
     trials: Annotated[Optional[int], typer.Option(min=1, help="Trials per variant (default: the file's).")] = None,  # noqa: UP045
-    seed: Annotated[Optional[int], typer.Option(min=0, help="Master seed (default: the file's).")] = None,  # noqa: UP045
+    seed: Seed = None,
     out_dir: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option("--out", help="Run folder to create (default: results/<scenario>-<time>)."),
@@ -79,10 +127,7 @@ def run(
         typer.Option(help="Finish the interrupted run to this folder from its completed chunks."),
     ] = None,
     max_rows: Annotated[int, typer.Option(min=1, help="Most trial rows (trials x variants) in memory.")] = MAX_ROWS,
-    workers: Annotated[
-        Optional[int],  # noqa: UP045
-        typer.Option(help="Local worker processes (default: every CPU this process may use; 1: no pool)."),
-    ] = None,
+    workers: Workers = None,
     executor: Annotated[str, typer.Option(help="Where trials run: 'local' or 'dask' (with --scheduler).")] = "local",
     scheduler: Annotated[
         Optional[str],  # noqa: UP045
@@ -107,45 +152,32 @@ def run(
         err.print("--resume continues a run with its own settings; give no other option with it (but --workers, "
                   "--executor and --scheduler, which do not change its figures)")
         raise typer.Exit(code=1)
-    n_workers = workers if workers is not None else default_workers()
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        with _progress() as bar:
-            tasks: dict[str, Any] = {}
-            total = None
-            if scenario is not None:
-                loaded = load_scenario(scenario)
-                for warning in loaded.warnings:
-                    err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
-                total = trials if trials is not None else loaded.baseline.settings.trials
-                if precision is not None:
-                    total = None  # unknown: the run stops when precise enough
+    n_workers = _workers(workers)
+    with _guarded("run"), _progress() as bar:
+        tasks: dict[str, Any] = {}
+        total = None
+        if scenario is not None:
+            loaded = load_scenario(scenario)
+            for warning in loaded.warnings:
+                err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+            total = trials if trials is not None else loaded.baseline.settings.trials
+            if precision is not None:
+                total = None  # unknown: the run stops when precise enough
 
-            def advance(name: str, k: int) -> None:
-                if name not in tasks:
-                    tasks[name] = bar.add_task(name, total=total)
-                bar.advance(tasks[name], k)
-                bar.refresh()
+        def advance(name: str, k: int) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(name, total=total)
+            bar.advance(tasks[name], k)
+            bar.refresh()
 
-            if resume is not None:
-                outcome = resume_run(resume, progress=advance, workers=n_workers, executor=executor,
-                                     scheduler=scheduler)
-            else:
-                assert scenario is not None
-                outcome = execute_run(scenario, trials, seed, out_dir, variant, progress=advance,
-                                      command=["custodysim", *sys.argv[1:]], replace=replace, max_rows=max_rows,
-                                      workers=n_workers, executor=executor, scheduler=scheduler,
-                                      precision=precision, max_trials=max_trials)
-    except RunInterrupted as exc:
-        err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(code=130) from None
-    except CustodysimError as exc:
-        raise _fail(exc) from None
-    except KeyboardInterrupt:
-        err.print("interrupted: no run folder was written")
-        raise typer.Exit(code=130) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        if resume is not None:
+            outcome = resume_run(resume, progress=advance, workers=n_workers, executor=executor,
+                                 scheduler=scheduler)
+        else:
+            assert scenario is not None
+            outcome = execute_run(scenario, trials, seed, out_dir, variant, progress=advance, replace=replace,
+                                  max_rows=max_rows, workers=n_workers, executor=executor, scheduler=scheduler,
+                                  precision=precision, max_trials=max_trials)
     _print_summary(outcome.summary)
     out.print(f"\nwrote {outcome.folder}/ (report.html, report.md, summary.json, trials.csv, manifest.json)",
               markup=False, highlight=False, soft_wrap=True)
@@ -159,41 +191,27 @@ def attribution(
         typer.Option(help="Comma-separated variants to treat as controls (default: every variant)."),
     ] = None,
     trials: Annotated[Optional[int], typer.Option(min=1, help="Trials per combination (default: the file's).")] = None,  # noqa: UP045
-    seed: Annotated[Optional[int], typer.Option(min=0, help="Master seed (default: the file's).")] = None,  # noqa: UP045
+    seed: Seed = None,
     out_dir: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option("--out", help="Folder to create (default: results/<scenario>-attribution-<time>)."),
     ] = None,
     replace: Annotated[bool, typer.Option(help="Replace --out if it holds a previous complete run.")] = False,
-    workers: Annotated[
-        Optional[int],  # noqa: UP045
-        typer.Option(help="Local worker processes (default: every CPU this process may use; 1: no pool)."),
-    ] = None,
+    workers: Workers = None,
 ) -> None:
     """Say what each control (variant) is worth alone and in the full set, and what the loss is sensitive to."""
     names = [c.strip() for c in controls.split(",")] if controls is not None else None
     if names is not None and not all(names):
         err.print("--controls takes variant names separated by commas, e.g. --controls wl,verify")
         raise typer.Exit(code=1)
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        with _progress() as bar:
-            task = bar.add_task("attribution", total=None)
+    with _guarded("attribution"), _progress() as bar:
+        task = bar.add_task("attribution", total=None)
 
-            def advance(name: str, k: int) -> None:
-                bar.advance(task, k)
-                bar.refresh()
+        def advance(name: str, k: int) -> None:
+            bar.advance(task, k)
+            bar.refresh()
 
-            outcome = execute_attribution(scenario, names, trials, seed, out_dir, replace,
-                                          workers if workers is not None else default_workers(), advance,
-                                          ["custodysim", *sys.argv[1:]])
-    except CustodysimError as exc:
-        raise _fail(exc) from None
-    except KeyboardInterrupt:
-        err.print("interrupted: no attribution folder was written")
-        raise typer.Exit(code=130) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        outcome = execute_attribution(scenario, names, trials, seed, out_dir, replace, _workers(workers), advance)
     _print_attribution(outcome.summary)
     out.print(f"\nwrote {outcome.folder}/ (report.html, report.md, attribution.csv, tornado.csv, summary.json, "
               "manifest.json)", markup=False, highlight=False, soft_wrap=True)
@@ -237,7 +255,7 @@ def sweep(
                                    "(repeatable; the grid is every combination)."),
     ] = None,
     trials: Annotated[Optional[int], typer.Option(min=1, help="Trials per grid point (default: the file's).")] = None,  # noqa: UP045
-    seed: Annotated[Optional[int], typer.Option(min=0, help="Master seed (default: the file's).")] = None,  # noqa: UP045
+    seed: Seed = None,
     out_dir: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option("--out", help="Sweep folder to create (default: results/<scenario>-sweep-<time>)."),
@@ -248,13 +266,9 @@ def sweep(
     ] = None,
     replace: Annotated[bool, typer.Option(help="Replace --out if it holds a previous complete run or sweep.")] = False,
     max_rows: Annotated[int, typer.Option(min=1, help="Most trial rows (trials x points) in memory.")] = MAX_ROWS,
-    workers: Annotated[
-        Optional[int],  # noqa: UP045
-        typer.Option(help="Local worker processes (default: every CPU this process may use; 1: no pool)."),
-    ] = None,
+    workers: Workers = None,
 ) -> None:
     """Run a scenario over the grid of --set values on common random numbers; write a table, report and frontier."""
-    previous = signal.signal(signal.SIGTERM, _terminate)
     bar = _progress()  # started at the first chunk: a refused sweep prints its error alone
     tasks: list[Any] = []
 
@@ -265,20 +279,9 @@ def sweep(
         bar.advance(tasks[0], k)
         bar.refresh()
 
-    try:
+    with _guarded("sweep", stop=bar.stop):
         outcome = execute_sweep(scenario, sets or [], trials, seed, out_dir, from_variant, progress=advance,
-                                command=["custodysim", *sys.argv[1:]], replace=replace, max_rows=max_rows,
-                                workers=workers if workers is not None else default_workers())
-    except CustodysimError as exc:
-        bar.stop()
-        raise _fail(exc) from None
-    except KeyboardInterrupt:
-        bar.stop()
-        err.print("interrupted: no sweep folder was written")
-        raise typer.Exit(code=130) from None
-    finally:
-        bar.stop()
-        signal.signal(signal.SIGTERM, previous)
+                                replace=replace, max_rows=max_rows, workers=_workers(workers))
     _print_sweep(outcome.summary)
     out.print(f"\nwrote {outcome.folder}/ (report.html, report.md, sweep.csv, sweep.json, trials.csv, manifest.json)",
               markup=False, highlight=False, soft_wrap=True)
@@ -364,7 +367,7 @@ def trace(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
     trial: Annotated[int, typer.Option(min=0, help="Trial number (as in trials.csv).")],
     variant: Annotated[Optional[str], typer.Option(help="Variant (default: the baseline).")] = None,  # noqa: UP045
-    seed: Annotated[Optional[int], typer.Option(min=0, help="Master seed (default: the file's).")] = None,  # noqa: UP045
+    seed: Seed = None,
 ) -> None:
     """Tell one trial's story: who fell for what, each compromise, each signature, the loss."""
     try:

@@ -10,8 +10,9 @@ typed: ``cap=5000000,hours=24``.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -133,7 +134,7 @@ def grid(axes: list[Axis]) -> list[GridPoint]:
     A point is named by the axes with more than one value (``cap=100,hours=24``); when no axis has more
     than one value, by every axis.
     """
-    named = [a for a in axes if len(a.values) > 1] or axes
+    named = swept(axes)
     short = labels([a.path for a in axes])
     points = []
     for combo in itertools.product(*(range(len(a.values)) for a in axes)):
@@ -141,3 +142,26 @@ def grid(axes: list[Axis]) -> list[GridPoint]:
         name = ",".join(f"{short[a.path]}={a.texts[i]}" for a, i in zip(axes, combo, strict=True) if a in named)
         points.append(GridPoint(name, inputs))
     return points
+
+
+A = TypeVar("A", Axis, dict[str, Any])
+
+
+def varying(axes: Sequence[A]) -> list[A]:
+    """Return the axes that take more than one value (the ones worth a chart).
+
+    Args:
+        axes: :class:`Axis` objects, or the ``axes`` of sweep.json (each with its ``values``).
+    """
+    return [a for a in axes if len(a.values if isinstance(a, Axis) else a["values"]) > 1]
+
+
+def swept(axes: Sequence[A]) -> list[A]:
+    """Return the axes that name the grid points: those that take more than one value, or all if none does."""
+    return varying(axes) or list(axes)
+
+
+def point_figures(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Return the figures of each grid point of a sweep (sweep.json's content), by name, in grid order."""
+    variants = summary["variants"]
+    return {p["name"]: variants[p["name"]] for p in summary["points"]}

@@ -12,7 +12,7 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -120,6 +120,26 @@ def _clean(x: Any) -> Any:
     if isinstance(x, np.generic):
         return _clean(x.item())
     return x
+
+
+def write_rows(path: Path, rows: list[dict[str, Any]], fieldnames: Sequence[str]) -> None:
+    """Write tidy rows as CSV, one column per field name.
+
+    Numbers are written as Python writes them (``repr``: the shortest text that reads back to the same
+    float), a missing value (None) as an empty field, true and false in lower case.
+    """
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fieldnames)
+        writer.writeheader()
+        writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 BLOCK = 1000

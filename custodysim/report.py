@@ -37,14 +37,19 @@ def template_env(autoescape: bool = False) -> Environment:
 
 def render_markdown(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
     """Render report.md from a run's summary and manifest."""
-    return template_env().get_template("report.md.j2").render(s=summary, m=manifest, **frontier_context(summary))
+    frontier = frontier_context(summary["variants"])
+    return template_env().get_template("report.md.j2").render(s=summary, m=manifest, **frontier)
 
 
-def frontier_context(summary: dict[str, Any]) -> dict[str, Any]:
-    """Return what the frontier section of a run report needs: every variant's row and the efficient ones."""
-    variants = summary["variants"]
+def frontier_context(variants: dict[str, dict[str, Any]], unit: str = "variant") -> dict[str, Any]:
+    """Return what the frontier section of a report needs: every point's row and the efficient ones.
+
+    Args:
+        variants: figures by name: a run's variants, or a sweep's grid points.
+        unit: what one point is, for the text (``variant``, ``grid point``).
+    """
     return {
-        "unit": "variant",
+        "unit": unit,
         "frontier": frontier_rows(variants),
         "efficient_mean": efficient_names(variants, "expected_loss_usd"),
         "efficient_var": efficient_names(variants, "var99_usd"),
@@ -69,11 +74,12 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], rows: list[Va
     by_name = {r.name: r for r in rows}
     ordered = [by_name[n] for n in names if n in by_name]
     story_ids = {(st["variant"], st["trial"]): f"story-{st['variant']}-{st['trial']}" for st in stories}
+    order = ranked(summary)
     context = {
         "s": summary,
         "m": manifest,
-        "ranked": ranked(summary),
-        "others": [item for item in ranked(summary) if item[0] != baseline],
+        "ranked": order,
+        "others": [item for item in order if item[0] != baseline],
         "descriptions": summary.get("variant_descriptions", {}),
         "avoided_share": {n: _avoided_share(summary, n) for n in names if n != baseline},
         "best": best_sentence(summary),
@@ -100,7 +106,7 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], rows: list[Va
         "has_costs": all("costs" in v for v in summary["variants"].values()),
         "has_survival": any("survival" in v for v in summary["variants"].values()),
         "by_total_cost": by_total_cost(summary),
-        **frontier_context(summary),
+        **frontier_context(summary["variants"]),
     }
     return template_env(autoescape=True).get_template("report.html.j2").render(**context)
 

@@ -95,7 +95,7 @@ def execute_run(scenario: str | Path, trials: int | None = None, seed: int | Non
         out: the run folder to create (default: a new folder under ``results/``).
         variants: the variants to run besides the baseline (default: all).
         progress: called after each chunk of trials.
-        command: the command line recorded in the manifest.
+        command: the command line recorded in the manifest (default: this process's).
         replace: replace ``out`` if it holds a previous complete run (swapped only once the new one is done).
         max_rows: the most trial rows (trials x variants) the run may hold.
         workers: local worker processes (1: simulate in this process, with no pool).
@@ -129,7 +129,7 @@ def execute_run(scenario: str | Path, trials: int | None = None, seed: int | Non
         "seed": seed if seed is not None else loaded.baseline.settings.seed,
         "variants": variants,
         "replace": replace,
-        "command": shareable_command(command if command is not None else ["custodysim", *sys.argv[1:]]),
+        "command": shareable_command(command),
     }
     pool = open_executor(workers, executor, scheduler)  # an unreachable cluster fails before any file is made
     try:
@@ -218,26 +218,11 @@ def _complete(staging: Path, loaded: LoadedScenario, plan: dict[str, Any], progr
     result = simulate(loaded, plan["trials"], s, plan["variants"], progress, store, executor, stop)
     rows, cols, n = result.rows, result.columns, result.trials
     summary = summarise_run(loaded, rows, cols, n, s, result.precision)
-    manifest = {
-        "package": "custodysim",
-        "version": __version__,
-        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": plan["command"],
-        "scenario_file": plan["scenario_file"],
-        "scenario_sha256": loaded.sha256,
-        "seed": s,
-        "trials": n,
-        "variants": list(summary["variants"]),
-        "resumed": resumed,
-        "executor": executor.kind,
-        "workers": executor.workers,
-        "wall_time_seconds": round(time.perf_counter() - started, 3),
-        "python": platform.python_version(),
-        "files": ["summary.json", "trials.csv", "stories.json", SCENARIO_COPY, "scenario.resolved.yaml",
-                  "report.md", "report.html", "manifest.json"],
-    }
-    summary["provenance"] = {k: manifest[k] for k in ("version", "scenario_sha256", "seed", "trials",
-                                                       "created_utc")}
+    manifest = build_manifest(plan["command"], plan["scenario_file"], loaded.sha256, s, n,
+                              {"variants": list(summary["variants"]), "resumed": resumed}, executor, started,
+                              ["summary.json", "trials.csv", "stories.json", SCENARIO_COPY, "scenario.resolved.yaml",
+                               "report.md", "report.html", "manifest.json"])
+    summary["provenance"] = provenance(manifest)
     stories = [story.as_dict() for story in worst_stories(loaded, rows, s)]
     write_json(staging / "summary.json", summary)
     write_json(staging / "stories.json", stories)
@@ -252,10 +237,60 @@ def _complete(staging: Path, loaded: LoadedScenario, plan: dict[str, Any], progr
     return summary
 
 
-def shareable_command(argv: list[str]) -> list[str]:
-    """Return ``argv`` with absolute paths cut to their last part, so a shared run names no home folder."""
+def build_manifest(command: list[str], scenario_file: str, sha256: str, seed: int, trials: int,
+                   own: dict[str, Any], executor: Executor, started: float, files: list[str],
+                   kind: str | None = None) -> dict[str, Any]:
+    """Return manifest.json's content: what made an output folder, how, from what and when.
+
+    The keys are in a fixed order: package, version, ``kind`` (when given), created_utc, command,
+    scenario_file, scenario_sha256, seed, trials, then ``own`` (the output's own keys, in their order),
+    executor, workers, wall_time_seconds, python and files.
+
+    Args:
+        command: the command line, as recorded (see :func:`shareable_command`).
+        scenario_file: the scenario file's name.
+        sha256: the scenario file's sha256.
+        seed: the master seed.
+        trials: trials per variant (or per grid point, or combination).
+        own: the keys that only this kind of output has.
+        executor: where the trials ran.
+        started: when the work started (:func:`time.perf_counter`), for the wall time.
+        files: the folder's files.
+        kind: what the folder holds (``sweep``); None leaves the key out (as a run's and an attribution's
+            manifest do).
+    """
+    return {
+        "package": "custodysim",
+        "version": __version__,
+        **({"kind": kind} if kind is not None else {}),
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+        "scenario_file": scenario_file,
+        "scenario_sha256": sha256,
+        "seed": seed,
+        "trials": trials,
+        **own,
+        "executor": executor.kind,
+        "workers": executor.workers,
+        "wall_time_seconds": round(time.perf_counter() - started, 3),
+        "python": platform.python_version(),
+        "files": files,
+    }
+
+
+def provenance(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Return the part of a manifest a summary carries as its ``provenance``."""
+    return {k: manifest[k] for k in ("version", "scenario_sha256", "seed", "trials", "created_utc")}
+
+
+def shareable_command(argv: list[str] | None = None) -> list[str]:
+    """Return ``argv`` with absolute paths cut to their last part, so a shared run names no home folder.
+
+    Args:
+        argv: the command line (default: this process's, as ``custodysim ARGS``).
+    """
     out = []
-    for arg in argv:
+    for arg in argv if argv is not None else ["custodysim", *sys.argv[1:]]:
         flag, eq, value = arg.partition("=")
         if eq and os.path.isabs(value):
             out.append(f"{flag}={Path(value).name}")

@@ -63,8 +63,8 @@ def uncertain_inputs(spec: Scenario) -> list[UncertainInput]:
     Args:
         spec: the validated baseline (its ``uncertainty`` was checked at load).
     """
-    data = spec.model_dump(mode="json", by_alias=True)
     if spec.uncertainty:
+        data = spec.model_dump(mode="json", by_alias=True)
         labels = {dotted_path(item["where"]): item["input"] for item in key_inputs(spec)}
         return [UncertainInput(labels.get(path, path), path, value_at(data, path), low, high, SCENARIO)
                 for path, (low, high) in spec.uncertainty.items()]

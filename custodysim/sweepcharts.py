@@ -12,16 +12,12 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter
 
-from custodysim.charts import PALETTE, chart_style, new_figure, svg_element, titled, usd_tick
+from custodysim.charts import PALETTE, chart_style, new_figure, short_number, svg_element, titled, usd_tick
 from custodysim.formatting import usd
+from custodysim.grids import varying
 
 MAX_LINES = len(PALETTE)
 """Lines per chart: one per combination of the other swept values, at most one per colour."""
-
-
-def swept_axes(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """Return the axes of a sweep that take more than one value (the ones worth a chart)."""
-    return [a for a in summary["axes"] if len(a["values"]) > 1]
 
 
 def _numeric(values: list[Any]) -> bool:
@@ -35,9 +31,10 @@ def value_chart_svg(summary: dict[str, Any], index: int) -> str:
 
     Args:
         summary: sweep.json's content.
-        index: which of :func:`swept_axes` to put on the x axis.
+        index: which of the axes that take more than one value (:func:`custodysim.grids.varying`) to put on
+            the x axis.
     """
-    axes = swept_axes(summary)
+    axes = varying(summary["axes"])
     axis = axes[index]
     others = [a for a in axes if a is not axis]
     groups = _groups(summary, axis, others)
@@ -105,21 +102,13 @@ def _tick_texts(axis: dict[str, Any]) -> list[str]:
     return [short_number(float(x)) for x in axis["values"]] if _numeric(axis["values"]) else list(axis["texts"])
 
 
-def short_number(x: float) -> str:
-    """Return a compact tick label: ``5M``, ``2.5k``, ``0.25``, ``48``."""
-    for limit, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= limit:
-            return f"{x / limit:.3g}{suffix}"
-    return f"{x:.3g}"
-
-
 def heatmap_svg(summary: dict[str, Any]) -> str:
     """Return heat maps of expected loss and mean withdrawal delay over two swept paths, each cell labelled.
 
     Raises:
         ValueError: the sweep does not have exactly two paths with more than one value.
     """
-    axes = swept_axes(summary)
+    axes = varying(summary["axes"])
     if len(axes) != 2:
         raise ValueError("a heat map needs exactly two swept paths with more than one value")
     rows_axis, cols_axis = axes

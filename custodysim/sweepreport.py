@@ -6,32 +6,24 @@ from typing import Any
 
 from markupsafe import Markup
 
-from custodysim.frontier import efficient_names, frontier_rows
+from custodysim.grids import point_figures, swept, varying
 
 # The reports' shared Jinja environment (filters usd, pct, amount), so that both read the same.
-from custodysim.report import template_env, utc_stamp
+from custodysim.report import frontier_context, template_env, utc_stamp
 
 
 def _context(summary: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
     """Return what both sweep templates need: the points' figures, the frontier rows and the columns shown."""
     variants = summary["variants"]
-    names = [p["name"] for p in summary["points"]]
-    grid = {n: variants[n] for n in names}
-    ops = [k for k in ("withdrawal_wait_p95_hours",) if any(k in grid[n]["operations"] for n in names)]
-    costs = any("costs" in grid[n] for n in names)
+    grid = point_figures(summary)
     return {
         "s": summary,
         "m": manifest,
         "points": [(p, variants[p["name"]]) for p in summary["points"]],
         "base": variants[summary["baseline"]],
-        "frontier": frontier_rows(grid),
-        "efficient_mean": efficient_names(grid, "expected_loss_usd"),
-        "efficient_var": efficient_names(grid, "var99_usd"),
-        "unit": "grid point",
-        "swept_paths": [a["path"] for a in summary["axes"] if len(a["values"]) > 1]
-        or [a["path"] for a in summary["axes"]],
-        "extra_ops": ops,
-        "costs": costs,
+        **frontier_context(grid, "grid point"),
+        "swept_paths": [a["path"] for a in swept(summary["axes"])],
+        "costs": any("costs" in v for v in grid.values()),
         "created": utc_stamp(manifest.get("created_utc", "")),
     }
 
@@ -49,12 +41,11 @@ def render_sweep_html(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
     """
     from custodysim import frontier, sweepcharts  # matplotlib is imported only when an HTML report is made
 
-    swept = sweepcharts.swept_axes(summary)
-    names = [p["name"] for p in summary["points"]]
+    charted = varying(summary["axes"])
     charts = {
-        "values": [(a, Markup(sweepcharts.value_chart_svg(summary, k))) for k, a in enumerate(swept)],
-        "heat": Markup(sweepcharts.heatmap_svg(summary)) if len(swept) == 2 else None,
-        "frontier": Markup(frontier.frontier_svg({n: summary["variants"][n] for n in names}, "grid points")),
+        "values": [(a, Markup(sweepcharts.value_chart_svg(summary, k))) for k, a in enumerate(charted)],
+        "heat": Markup(sweepcharts.heatmap_svg(summary)) if len(charted) == 2 else None,
+        "frontier": Markup(frontier.frontier_svg(point_figures(summary), "grid points")),
     }
     template = template_env(autoescape=True).get_template("sweep.html.j2")
     return template.render(charts=charts, **_context(summary, manifest))

@@ -9,25 +9,20 @@ that an interrupted sweep leaves nothing that looks complete.
 
 from __future__ import annotations
 
-import csv
-import platform
-import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from custodysim import __version__
 from custodysim.economics import variant_economics
 from custodysim.errors import OptionError, ScenarioError
 from custodysim.executors import open_executor
-from custodysim.frontier import MEASURES, efficient_names, frontier
-from custodysim.grids import MAX_POINTS, Axis, GridPoint, grid, labels, parse_axes
+from custodysim.frontier import MEASURES, efficient_names
+from custodysim.grids import Axis, GridPoint, grid, labels, parse_axes, point_figures
 from custodysim.loader import LoadedScenario, derive, load_scenario
-from custodysim.outputs import default_run_dir, staged_folder, write_json, write_trials_csv
+from custodysim.outputs import default_run_dir, staged_folder, write_json, write_rows, write_trials_csv
 from custodysim.runner import Progress, Simulated, simulate
-from custodysim.runs import MAX_ROWS, SCENARIO_COPY, check_size, shareable_command
+from custodysim.runs import MAX_ROWS, SCENARIO_COPY, build_manifest, check_size, provenance, shareable_command
 from custodysim.stats import summarise
 from custodysim.sweepreport import render_sweep_html, render_sweep_markdown
 
@@ -103,7 +98,7 @@ def _sweep_problems(exc: ScenarioError, axes: list[Axis], from_variant: str | No
 def execute_sweep(scenario: str | Path, sets: list[str], trials: int | None = None, seed: int | None = None,
                   out: Path | None = None, from_variant: str | None = None, progress: Progress | None = None,
                   command: list[str] | None = None, replace: bool = False, max_rows: int = MAX_ROWS,
-                  workers: int = 1, max_points: int = MAX_POINTS) -> SweepOutcome:
+                  workers: int = 1) -> SweepOutcome:
     """Run a scenario over the grid of ``--set`` overrides and write a complete sweep folder.
 
     Args:
@@ -114,21 +109,21 @@ def execute_sweep(scenario: str | Path, sets: list[str], trials: int | None = No
         out: the sweep folder to create (default: a new folder under ``results/``).
         from_variant: a variant of the file whose ``set`` every point starts from.
         progress: called after each chunk of trials.
-        command: the command line recorded in the manifest.
+        command: the command line recorded in the manifest (default: this process's).
         replace: replace ``out`` if it holds a previous complete run or sweep.
         max_rows: the most trial rows (trials x (points + baseline)) the sweep may hold.
         workers: local worker processes (1: simulate in this process).
-        max_points: the most grid points.
 
     Raises:
         ScenarioError: the file is not a valid scenario, or ``from_variant`` is not one of its variants.
-        OptionError: a malformed ``--set``, an invalid override, or too many points.
+        OptionError: a malformed ``--set``, an invalid override, or more than
+            :data:`custodysim.grids.MAX_POINTS` points.
         LimitError: too many trial rows.
         RunFolderError: ``out`` exists already (and may not be replaced) or cannot be created.
     """
     started = time.perf_counter()
     loaded = load_scenario(scenario)
-    axes = parse_axes(sets, max_points)
+    axes = parse_axes(sets)
     derived, points = sweep_scenario(loaded, axes, from_variant)
     n = trials if trials is not None else loaded.baseline.settings.trials
     s = seed if seed is not None else loaded.baseline.settings.seed
@@ -141,31 +136,14 @@ def execute_sweep(scenario: str | Path, sets: list[str], trials: int | None = No
             (staging / SCENARIO_COPY).write_bytes(Path(scenario).read_bytes())
             result = simulate(derived, n, s, None, progress, None, pool)
             summary = sweep_summary(derived, axes, points, result, s, from_variant)
-            manifest = {
-                "package": "custodysim",
-                "version": __version__,
-                "kind": "sweep",
-                "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "command": shareable_command(command if command is not None else ["custodysim", *sys.argv[1:]]),
-                "scenario_file": Path(scenario).name,
-                "scenario_sha256": loaded.sha256,
-                "seed": s,
-                "trials": n,
-                "sets": list(sets),
-                "from_variant": from_variant,
-                "points": len(points),
-                "executor": pool.kind,
-                "workers": pool.workers,
-                "wall_time_seconds": 0.0,
-                "python": platform.python_version(),
-                "files": FILES,
-            }
-            summary["provenance"] = {k: manifest[k] for k in ("version", "scenario_sha256", "seed", "trials",
-                                                               "created_utc")}
+            manifest = build_manifest(shareable_command(command), Path(scenario).name, loaded.sha256, s, n,
+                                      {"sets": list(sets), "from_variant": from_variant, "points": len(points)},
+                                      pool, started, FILES, kind="sweep")
+            summary["provenance"] = provenance(manifest)
             write_json(staging / "sweep.json", summary)
             write_table(staging / "sweep.csv", summary)
             write_trials_csv(staging / "trials.csv", result.rows, result.columns)
-            manifest["wall_time_seconds"] = round(time.perf_counter() - started, 3)
+            manifest["wall_time_seconds"] = round(time.perf_counter() - started, 3)  # with the tables written
             (staging / "report.md").write_text(render_sweep_markdown(summary, manifest), encoding="utf-8")
             (staging / "report.html").write_text(render_sweep_html(summary, manifest), encoding="utf-8")
             write_json(staging / "manifest.json", manifest)  # written last: its presence marks completeness
@@ -200,8 +178,7 @@ def sweep_summary(loaded: LoadedScenario, axes: list[Axis], points: list[GridPoi
     figures = summarise(result.rows, baseline, list(result.columns.assets), list(result.columns.wallets),
                         horizon, economics)
     short = labels([a.path for a in axes])
-    grid_figures = {p.name: figures[p.name] for p in points}
-    return {
+    summary: dict[str, Any] = {
         "kind": "sweep",
         "scenario": loaded.name,
         "description": loaded.baseline.description.strip(),
@@ -215,25 +192,27 @@ def sweep_summary(loaded: LoadedScenario, axes: list[Axis], points: list[GridPoi
                  for a in axes],
         "points": [{"name": p.name, "inputs": p.overrides()} for p in points],
         "variants": figures,
-        "frontier": {measure: efficient_names(grid_figures, measure) for measure in MEASURES},
     }
+    grid_figures = point_figures(summary)
+    summary["frontier"] = {measure: efficient_names(grid_figures, measure) for measure in MEASURES}
+    return summary
 
 
 def table_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """Return the tidy sweep table: one row per grid point with its inputs, figures and frontier flags.
 
+    The flags say whether a point is in the frontier stored in ``summary["frontier"]``.
+
     Operational and cost figures that later versions add (:data:`OPTIONAL_OPERATIONS`, :data:`COSTS`)
     get a column when any point carries them.
     """
-    variants = summary["variants"]
-    names = [p["name"] for p in summary["points"]]
-    grid_figures = {n: variants[n] for n in names}
-    flags = {m: {p.name: p.efficient for p in frontier(grid_figures, m)} for m in MEASURES}
-    extra_ops = [k for k in OPTIONAL_OPERATIONS if any(k in grid_figures[n]["operations"] for n in names)]
-    costs = [k for k in COSTS if any(k in grid_figures[n].get("costs", {}) for n in names)]
+    grid_figures = point_figures(summary)
+    efficient = {m: set(summary["frontier"][m]) for m in MEASURES}
+    extra_ops = [k for k in OPTIONAL_OPERATIONS if any(k in v["operations"] for v in grid_figures.values())]
+    costs = [k for k in COSTS if any(k in v.get("costs", {}) for v in grid_figures.values())]
     rows = []
     for point in summary["points"]:
-        v = variants[point["name"]]
+        v = grid_figures[point["name"]]
         ops = v["operations"]
         row: dict[str, Any] = {"point": point["name"], **point["inputs"]}
         row.update({
@@ -253,8 +232,8 @@ def table_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
             "transfers_delayed_mean": ops["transfers_delayed_mean"],
             "transfer_delay_hours_mean": ops["transfer_delay_hours_mean"],
             **{k: v.get("costs", {}).get(k) for k in costs},
-            "efficient_expected_loss": flags["expected_loss_usd"][point["name"]],
-            "efficient_var99": flags["var99_usd"][point["name"]],
+            "efficient_expected_loss": point["name"] in efficient["expected_loss_usd"],
+            "efficient_var99": point["name"] in efficient["var99_usd"],
         })
         rows.append(row)
     return rows
@@ -263,16 +242,4 @@ def table_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
 def write_table(path: Path, summary: dict[str, Any]) -> None:
     """Write the tidy sweep table as CSV (numbers as Python writes them, a missing figure empty)."""
     rows = table_rows(summary)
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: _cell(v) for k, v in row.items()})
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value) if isinstance(value, float) else str(value)
+    write_rows(path, rows, list(rows[0]))
