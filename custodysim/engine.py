@@ -323,7 +323,7 @@ def simulate_trial(model: CompiledScenario, seed: int, trial: int, quiet: TrialR
     """Simulate one trial of ``model``.
 
     Given the variant's ``quiet`` result (operations with no attacker), trials whose campaigns never
-    touch a wallet skip the SimPy world: see :func:`harmless_result`. ``campaigns`` are the trial's
+    touch a wallet skip the SimPy world: see :func:`replay_harmless`. ``campaigns`` are the trial's
     campaigns if already sampled (fresh, by a variant with the same attack surface).
     """
     rnd = TrialRandom(seed, trial)
@@ -332,21 +332,52 @@ def simulate_trial(model: CompiledScenario, seed: int, trial: int, quiet: TrialR
     if quiet is not None and not tell:
         if not campaigns:
             return quiet
-        result = harmless_result(model, rnd, campaigns, quiet)
-        if result is not None:
-            return result
+        harmless = replay_harmless(model, rnd, [c.fresh() for c in campaigns])
+        if harmless is not None:
+            return harmless.result(quiet)
     return World(model, rnd, campaigns, tell=tell).run()
+
+
+@dataclass(frozen=True)
+class Harmless:
+    """What a trial whose campaigns never reach a wallet reports besides the quiet operations.
+
+    It depends only on the campaigns and on what :func:`replay_harmless` reads of the variant
+    (:attr:`~custodysim.model.CompiledScenario.harmless_surface`), so variants that share those share it.
+    """
+
+    campaigns: int
+    footholds: int
+    stops: tuple[str, ...]
+    first_access: float
+    first_alarm: float
+
+    def result(self, quiet: TrialResult) -> TrialResult:
+        """Return the trial's result in a variant whose quiet result is ``quiet``."""
+        return TrialResult(
+            loss_by_asset=quiet.loss_by_asset, loss_usd=0.0, loss_usd_by_path=quiet.loss_usd_by_path,
+            loss_usd_by_wallet=quiet.loss_usd_by_wallet, campaigns=self.campaigns, footholds=self.footholds,
+            stops=list(self.stops), t_first_access=self.first_access, t_first_theft=math.inf,
+            t_first_alarm=self.first_alarm, ops=quiet.ops,
+        )
 
 
 def harmless_result(model: CompiledScenario, rnd: TrialRandom, campaigns: list[Campaign],
                     quiet: TrialResult) -> TrialResult | None:
-    """Return the result of a trial whose campaigns never reach a key store, a pipeline or a request account.
+    """Return :func:`replay_harmless`'s result in the variant whose quiet result is ``quiet`` (None if declined)."""
+    harmless = replay_harmless(model, rnd, campaigns)
+    return harmless.result(quiet) if harmless is not None else None
+
+
+def replay_harmless(model: CompiledScenario, rnd: TrialRandom, campaigns: list[Campaign]) -> Harmless | None:
+    """Replay a trial whose campaigns never reach a key store, a pipeline or a request account.
 
     Such campaigns cannot act on any wallet: operations run as in the quiet trial, an alarm freezes
     nothing, and each campaign only spreads until its first alarm's revocation. That is replayed here
     without SimPy, event for event as :class:`World` would run it. Returns None if the trial is not of
     this kind, or if an alarm falls at the same instant as another event of its campaign (SimPy's event
-    order then decides, so the caller runs the full world).
+    order then decides, so the caller runs the full world). The campaigns are changed (what they took,
+    their alarms): give it fresh ones (:meth:`Campaign.fresh`), and fresh ones again to the world.
     """
     capable = model.capability_nodes
     for c in campaigns:
@@ -388,8 +419,4 @@ def harmless_result(model: CompiledScenario, rnd: TrialRandom, campaigns: list[C
             step = next(steps, None)
         footholds += len(c.held)
         stops += c.stops
-    return TrialResult(
-        loss_by_asset=quiet.loss_by_asset, loss_usd=0.0, loss_usd_by_path=quiet.loss_usd_by_path,
-        loss_usd_by_wallet=quiet.loss_usd_by_wallet, campaigns=len(campaigns), footholds=footholds, stops=stops,
-        t_first_access=first_access, t_first_theft=math.inf, t_first_alarm=first_alarm, ops=quiet.ops,
-    )
+    return Harmless(len(campaigns), footholds, tuple(stops), first_access, first_alarm)

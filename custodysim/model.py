@@ -184,6 +184,14 @@ class CompiledScenario:
                 tuple(sorted(self.devices.items())), tuple(sorted(self.insiders.items())))
 
     @cached_property
+    def harmless_surface(self) -> tuple[object, ...]:
+        """Return everything :func:`~custodysim.engine.replay_harmless` reads besides the campaigns.
+
+        Variants with equal attack surfaces and equal harmless surfaces replay a harmless trial alike.
+        """
+        return (self.horizon, self.capability_nodes, tuple(sorted(self.detectors.items())), self.revoke_delay_hours)
+
+    @cached_property
     def quiet(self) -> QuietTimeline:
         """Return the operations of this variant when no attacker touches them (computed once)."""
         from custodysim.treasury import QuietTimeline  # the ledger builds on this module

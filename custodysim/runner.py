@@ -27,7 +27,7 @@ import numpy as np
 
 from custodysim.campaigns import Campaign, sample_campaigns, screen_trials
 from custodysim.checkpoints import ChunkStore
-from custodysim.engine import PATH_TYPES, TrialResult, World, simulate_trial
+from custodysim.engine import PATH_TYPES, Harmless, TrialResult, World, replay_harmless
 from custodysim.executors import Executor, InProcess
 from custodysim.loader import LoadedScenario
 from custodysim.model import CompiledScenario, compile_scenario
@@ -40,9 +40,11 @@ __all__ = ["CHUNK", "Chunk", "ChunkJob", "Columns", "Progress", "Simulated", "Va
            "columns_for", "quiet_result", "row_of", "run_trials", "run_variants", "simulate", "simulate_chunk"]
 
 Plans = dict[int, list[Campaign]]
+"""Campaigns sampled for the trials of a chunk, by trial number, before any simulation changed them."""
 Screen = tuple[np.ndarray, np.ndarray]
 """A chunk's campaign counts and which trials need simulating (:func:`~custodysim.campaigns.screen_trials`)."""
-"""Campaigns sampled for the trials of a chunk, by trial number, before any simulation changed them."""
+Replays = dict[int, Harmless | None]
+"""Harmless replays of the trials of a chunk, by trial number (None: the trial needs the full world)."""
 
 Progress = Callable[[str, int], None]
 """Called with (variant, trials just finished)."""
@@ -89,13 +91,15 @@ def quiet_result(model: CompiledScenario, seed: int) -> TrialResult:
 
 
 def run_trials(model: CompiledScenario, seed: int, first: int, count: int, cols: Columns,
-               quiet: TrialResult, plans: Plans | None = None,
-               screen: Screen | None = None) -> tuple[np.ndarray, list[list[str]]]:
+               quiet: TrialResult, plans: Plans | None = None, screen: Screen | None = None,
+               replays: Replays | None = None) -> tuple[np.ndarray, list[list[str]]]:
     """Simulate trials ``first .. first+count-1`` of one variant; return their rows.
 
     Trials in which nobody gets a foothold (most of them, at realistic rates) are found for the whole
     chunk at once (:func:`~custodysim.campaigns.screen_trials`): their rows are the quiet row with their
-    campaign count. Only the others are simulated one by one.
+    campaign count. Trials whose campaigns never reach a wallet are replayed without SimPy
+    (:func:`~custodysim.engine.replay_harmless`): their rows are the quiet row with the replay's figures.
+    Only the others are simulated.
 
     Args:
         model: the variant.
@@ -108,6 +112,9 @@ def run_trials(model: CompiledScenario, seed: int, first: int, count: int, cols:
             (:attr:`~custodysim.model.CompiledScenario.attack_surface`); filled in as trials are sampled.
         screen: these trials' screen (:func:`~custodysim.campaigns.screen_trials`), if such a variant
             made it already: it reads the attack surface only.
+        replays: the harmless replays of these trials (None where declined) by variants with the same
+            attack surface and the same :attr:`~custodysim.model.CompiledScenario.harmless_surface`;
+            filled in as trials are replayed.
     """
     trials = np.arange(first, first + count)
     campaigns, needed = screen if screen is not None else screen_trials(model, seed, trials)
@@ -118,13 +125,30 @@ def run_trials(model: CompiledScenario, seed: int, first: int, count: int, cols:
     outcome = Columns.text.index("outcome")
     no_foothold = [*quiet_texts[:outcome], "no_foothold", *quiet_texts[outcome + 1:]]
     texts = [no_foothold if k else quiet_texts for k in campaigns.tolist()]  # shared: rows are replaced, not changed
+    harmless_columns = [cols.numeric.index(c) for c in ("footholds", "t_first_access_days", "t_first_alarm_days")]
+    replays = {} if replays is None else replays
     for i in np.flatnonzero(needed).tolist():
         trial = first + i
-        sampled = _campaigns(model, seed, trial, plans)
-        row, text = row_of(trial, simulate_trial(model, seed, trial, quiet, campaigns=sampled), cols)
-        numbers[i] = row
-        texts[i] = text
+        if trial in replays:
+            harmless = replays[trial]
+        else:
+            harmless = replays[trial] = replay_harmless(model, TrialRandom(seed, trial),
+                                                        _campaigns(model, seed, trial, plans))
+        if harmless is not None:
+            numbers[i, harmless_columns] = (harmless.footholds, _nan(harmless.first_access),
+                                            _nan(harmless.first_alarm))
+            texts[i] = harmless_texts(harmless, quiet_texts)
+            continue
+        result = World(model, TrialRandom(seed, trial), _campaigns(model, seed, trial, plans)).run()
+        numbers[i], texts[i] = row_of(trial, result, cols)
     return numbers, texts
+
+
+def harmless_texts(harmless: Harmless, quiet_texts: list[str]) -> list[str]:
+    """Return the text row of a harmless trial (see :func:`row_of`) in a variant whose quiet row is ``quiet_texts``."""
+    outcome = "stopped" if harmless.stops else "no_theft" if harmless.footholds else "no_foothold"
+    path_type, _, wallets, _, path = quiet_texts
+    return [path_type, outcome, wallets, ";".join(dict.fromkeys(harmless.stops)), path]
 
 
 def _campaigns(model: CompiledScenario, seed: int, trial: int, plans: Plans | None) -> list[Campaign]:
@@ -186,16 +210,18 @@ def compiled_variant(scenario_sha256: str, variant: str, seed: int, spec: Scenar
 
 def simulate_chunk(job: ChunkJob) -> dict[str, Chunk]:
     """Simulate one chunk of the job's variants (in whatever process runs it) and return their rows."""
-    # Variants with the same attack surface share the chunk's screen and sampled campaigns.
-    shared: dict[object, tuple[Screen, Plans]] = {}
+    # Variants with the same attack surface share the chunk's screen and sampled campaigns, and those
+    # that also share a harmless surface share the harmless replays.
+    shared: dict[object, tuple[Screen, Plans, dict[object, Replays]]] = {}
     out: dict[str, Chunk] = {}
     for variant, spec in job.specs.items():
         model, quiet = compiled_variant(job.scenario_sha256, variant, job.seed, spec)
         if model.attack_surface not in shared:
             trials = np.arange(job.first, job.first + job.count)
-            shared[model.attack_surface] = (screen_trials(model, job.seed, trials), {})
-        screen, plans = shared[model.attack_surface]
-        numbers, texts = run_trials(model, job.seed, job.first, job.count, job.columns, quiet, plans, screen)
+            shared[model.attack_surface] = (screen_trials(model, job.seed, trials), {}, {})
+        screen, plans, replays = shared[model.attack_surface]
+        numbers, texts = run_trials(model, job.seed, job.first, job.count, job.columns, quiet, plans, screen,
+                                    replays.setdefault(model.harmless_surface, {}))
         out[variant] = Chunk.from_texts(numbers, texts)
     return out
 
