@@ -101,7 +101,7 @@ class World:
         if self._treasury is None:
             ops = self.model.quiet.final.tally  # nothing ever touched operations
         else:
-            self._treasury.advance(self.model.horizon)
+            self._finish_operations()
             ops = self._treasury.tally
         # The worst campaign's path is reported; among campaigns that lost the same (to 9 significant
         # digits, so that float rounding never decides), the first.
@@ -115,6 +115,25 @@ class World:
             t_first_access=self.first_access, t_first_theft=self.first_theft, t_first_alarm=self.first_alarm,
             ops=ops, attack_path=path, story=self.story,
         )
+
+    def _finish_operations(self) -> None:
+        """Run operations from the attacker's last move to the horizon.
+
+        Up to the last revocation of a campaign that could rewrite transfers, and the last edge of a
+        freeze, the ledger runs event by event; from there on nobody intercepts a transfer (a revoked
+        campaign lets every one pass) and nothing is frozen, so the listeners go and the ledger may
+        settle whole series of transfers at once (:meth:`Treasury.finish`).
+        """
+        ledger = self.treasury
+        horizon = self.model.horizon
+        revoked = {wid: max(c.revoked_at for c in cs) for wid, cs in self.tamperers.items()}
+        calm = max([ledger.now, ledger.last_freeze_edge(), *(t for t in revoked.values() if t < horizon)])
+        if calm < horizon:
+            ledger.advance(calm)
+            for wid, t in revoked.items():
+                if t <= calm:
+                    ledger.listeners.pop(wid, None)
+        ledger.finish(horizon)
 
     def sync(self) -> None:
         """Bring operations up to the current simulation time."""

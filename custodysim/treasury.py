@@ -33,6 +33,7 @@ from custodysim.model import CompiledScenario, WalletModel
 HOUR = 1.0 / 24.0
 RETRY_DAYS = 1.0
 MAX_PIECES = 10**9  # a count of limit-sized transfers, bounded for absurdly small limits
+_MARGIN = 1e-9  # what a wallet must keep, relative to its balance, to be sure it pays every transfer in full
 
 
 class _Event(Enum):
@@ -185,6 +186,10 @@ class Treasury:
         """Return the first time >= ``t`` at which the wallet's outflows are not frozen."""
         return self.wallets[wallet].released_at(t)
 
+    def last_freeze_edge(self) -> float:
+        """Return when the last freeze known so far ends (-infinity if there is none)."""
+        return max((b for st in self.wallets.values() for _, b in st.freezes), default=-math.inf)
+
     def in_flight(self, asset: str) -> float:
         """Return the funds of ``asset`` signed and on their way between wallets or out."""
         total = sum(x.amount for x in self._landings if x.asset == asset)
@@ -280,6 +285,85 @@ class Treasury:
             self._advance(t)
         finally:
             self._advancing = False
+
+    def finish(self, t: float) -> None:
+        """Run operations up to ``t``, once nobody but operations will act on the ledger any more.
+
+        The same as :meth:`advance`, in fewer steps: the recurring transfers out of a wallet that surely
+        pays them all in full are made at once (:meth:`_settle_scheduled`), and the event loop runs only
+        what is left.
+        """
+        if not self._advancing:
+            self._settle_scheduled(t)
+        self.advance(t)
+
+    def _settle_scheduled(self, t: float) -> None:
+        """Make the recurring transfers due up to ``t`` out of every wallet that surely pays them all in full.
+
+        A transfer out of a wallet without customer flows, unwatched (no listener) and not frozen from now
+        on is made when due, and sends its amount while the wallet holds it; nothing else about it depends
+        on the other events. Where the wallet holds enough for every such transfer due up to ``t`` and
+        for the most its hot wallets can ask of it in top-ups (:meth:`_most_topped_up`), its transfers are
+        made here with the event loop's own arithmetic: the same amounts, tallies and landings, only not
+        interleaved with the flows (so sums differ from the event loop's in their last digits at most).
+        What the wallet holds afterwards still covers every top-up, which therefore sends what it would have.
+        """
+        now = self.now
+        transfers = self.model.transfers
+        asked: dict[str, float] = {}
+        for i, tr in enumerate(transfers):
+            due = _occurrences(self._next_scheduled[i], tr.every_days, t)
+            asked[tr.source] = asked.get(tr.source, 0.0) + tr.amount * due
+        for source, total in asked.items():
+            st = self.wallets[source]
+            if total <= 0 or st.spec.flows is not None or source in self.listeners \
+                    or st.spec.legit_transfer_limit <= 0 or any(b > now for _, b in st.freezes):
+                continue
+            topped = self._most_topped_up(source, t)
+            if topped is None or st.balance - total - topped <= _MARGIN * max(st.balance, 1.0):
+                continue  # it might run short: the event loop decides, in time order
+            for i, tr in enumerate(transfers):
+                if tr.source == source:
+                    self._make_scheduled(i, t)
+
+    def _most_topped_up(self, source: str, t: float) -> float | None:
+        """Return at least what the hot wallets topped up from ``source`` ask of it from now to ``t``.
+
+        A top-up asks for (cap - level) and the level falls at most at the net withdrawal rate, so the
+        first asks at most (cap - level now) plus the fall until it, and each later one (the previous one
+        having filled the wallet to its cap) the fall since the one before. None where a freeze still to
+        come makes the bound unsafe to rely on.
+        """
+        most = 0.0
+        for st in self._flowing:
+            top = st.spec.topup
+            if top is None or top.source != source:
+                continue
+            if any(b > self.now for _, b in st.freezes):
+                return None
+            withdrawals, deposits, _, cap = st.spec.flow_rates
+            most += max(0.0, cap - (st.balance - st.queue)) + max(0.0, withdrawals - deposits) * (t - self.now)
+        return most
+
+    def _make_scheduled(self, i: int, t: float) -> None:
+        """Make every occurrence of recurring transfer ``i`` due up to ``t`` (see :meth:`_settle_scheduled`)."""
+        tr = self.model.transfers[i]
+        src = self.wallets[tr.source]
+        spec = src.spec
+        pieces = _pieces(tr.amount, spec.legit_transfer_limit)
+        delay = spec.legit_delay_days
+        after = tr.signing_hours * HOUR + delay
+        due = self._next_scheduled[i]
+        while due <= t:
+            amount = tr.amount if tr.amount < src.balance else src.balance
+            self._tally_signed(pieces, delay)
+            src.balance -= amount
+            if tr.dest is None:
+                self.sent_out[spec.asset] += amount
+            else:
+                self._landings.append(_Landing(due + after, tr.dest, amount, spec.asset))
+            due += tr.every_days
+        self._next_scheduled[i] = due
 
     def _advance(self, t: float) -> None:
         next_event, flow = self._next_event, self._flow
@@ -519,8 +603,7 @@ class Treasury:
         limit = spec.legit_transfer_limit
         if limit <= 0:
             return None  # a zero limit lets nothing out, legitimate or not
-        ratio = amount / limit
-        pieces = 1 if ratio <= 1 else MAX_PIECES if ratio >= MAX_PIECES else math.ceil(ratio)
+        pieces = _pieces(amount, limit)
         listener = self.listeners.get(source)
         outcome = _PASS
         if listener is not None:
@@ -529,17 +612,22 @@ class Treasury:
                 self.tally.transfers_blocked += 1
                 return None
         delay = spec.legit_delay_days
-        self.tally.ceremonies += 1
-        self.tally.transfers_signed += pieces
-        if delay > 0:
-            self.tally.transfers_delayed += pieces
-            self.tally.transfer_delay_days += delay * pieces
+        self._tally_signed(pieces, delay)
         due = self.now + signing_days + delay
         if outcome is _HIJACKED:
             # the destination expects funds that will never come; it notices when they are due
             return _Landing(due, dest, 0.0, spec.asset)
         src.balance -= amount
         return _Landing(due, dest, amount, spec.asset)
+
+    def _tally_signed(self, pieces: int, delay: float) -> None:
+        """Count a signing ceremony of ``pieces`` transfers, each time-locked for ``delay`` days."""
+        tally = self.tally
+        tally.ceremonies += 1
+        tally.transfers_signed += pieces
+        if delay > 0:
+            tally.transfers_delayed += pieces
+            tally.transfer_delay_days += delay * pieces
 
     def _credit(self, wallet: str, amount: float) -> None:
         st = self.wallets[wallet]
@@ -601,6 +689,23 @@ class QuietTimeline:
     def at(self, t: float) -> Treasury:
         """Return a copy of the quiet ledger after its last event at or before ``t``."""
         return self._states[bisect_right(self._times, t) - 1].copy()
+
+
+def _pieces(amount: float, limit: float) -> int:
+    """Return how many transfers of at most ``limit`` (> 0) carry ``amount`` (they are signed in one ceremony)."""
+    ratio = amount / limit
+    return 1 if ratio <= 1 else MAX_PIECES if ratio >= MAX_PIECES else math.ceil(ratio)
+
+
+def _occurrences(due: float, period: float, t: float) -> int:
+    """Return how many of due, due + period, ... (each added to the one before) are at or before ``t``."""
+    count = 0
+    while due <= t:
+        if due + period == due:
+            return MAX_PIECES  # a period lost in rounding: never settled at once
+        count += 1
+        due += period
+    return count
 
 
 def _next_ask(wallet: _WalletState, due: float, period: float, end: float, inclusive: bool) -> float:
