@@ -96,7 +96,8 @@ class World:
     def run(self) -> TrialResult:
         """Simulate the trial to the horizon and return its result."""
         for c in self.campaigns:
-            self.env.process(run_campaign(self.env, self, c))
+            if c.plan or c.insider is not None:  # a campaign that fooled nobody does nothing
+                self.env.process(run_campaign(self.env, self, c))
         self.env.run(until=self.model.horizon)
         if self._treasury is None:
             ops = self.model.quiet.final.tally  # nothing ever touched operations
@@ -105,7 +106,8 @@ class World:
             ops = self._treasury.tally
         # The worst campaign's path is reported; among campaigns that lost the same (to 9 significant
         # digits, so that float rounding never decides), the first.
-        worst = max(self.campaigns, key=lambda c: float(f"{c.loss_usd:.9g}"), default=None)
+        worst = self.campaigns[0] if len(self.campaigns) == 1 else \
+            max(self.campaigns, key=lambda c: float(f"{c.loss_usd:.9g}"), default=None)
         path = [f"{node}@{t:.1f}d" for node, t in worst.held.items()] if worst and worst.loss_usd > 0 else []
         return TrialResult(
             loss_by_asset=self.loss, loss_usd=sum(self.loss_by_path.values()),

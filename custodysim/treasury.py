@@ -304,8 +304,8 @@ class Treasury:
         on is made when due, and sends its amount while the wallet holds it; nothing else about it depends
         on the other events. Where the wallet holds enough for every such transfer due up to ``t`` and
         for the most its hot wallets can ask of it in top-ups (:meth:`_most_topped_up`), its transfers are
-        made here with the event loop's own arithmetic: the same amounts, tallies and landings, only not
-        interleaved with the flows (so sums differ from the event loop's in their last digits at most).
+        made here: the same amounts, tallies and landings as in the event loop, only added up at once and
+        not interleaved with the flows (so sums may differ from the event loop's in their last digits).
         What the wallet holds afterwards still covers every top-up, which therefore sends what it would have.
         """
         now = self.now
@@ -346,22 +346,23 @@ class Treasury:
         return most
 
     def _make_scheduled(self, i: int, t: float) -> None:
-        """Make every occurrence of recurring transfer ``i`` due up to ``t`` (see :meth:`_settle_scheduled`)."""
+        """Make every occurrence of recurring transfer ``i`` due up to ``t`` (see :meth:`_settle_scheduled`).
+
+        Each sends the transfer's full amount: the tallies and the wallets take them all at once.
+        """
         tr = self.model.transfers[i]
-        src = self.wallets[tr.source]
-        spec = src.spec
-        pieces = _pieces(tr.amount, spec.legit_transfer_limit)
-        delay = spec.legit_delay_days
-        after = tr.signing_hours * HOUR + delay
+        spec = self.wallets[tr.source].spec
         due = self._next_scheduled[i]
-        while due <= t:
-            amount = tr.amount if tr.amount < src.balance else src.balance
-            self._tally_signed(pieces, delay)
-            src.balance -= amount
-            if tr.dest is None:
-                self.sent_out[spec.asset] += amount
-            else:
-                self._landings.append(_Landing(due + after, tr.dest, amount, spec.asset))
+        count = _occurrences(due, tr.every_days, t)
+        pieces = _pieces(tr.amount, spec.legit_transfer_limit)
+        self._tally_signed(pieces, spec.legit_delay_days, count)
+        self.wallets[tr.source].balance -= tr.amount * count
+        if tr.dest is None:
+            self.sent_out[spec.asset] += tr.amount * count
+        after = tr.signing_hours * HOUR + spec.legit_delay_days
+        for _ in range(count):
+            if tr.dest is not None:
+                self._landings.append(_Landing(due + after, tr.dest, tr.amount, spec.asset))
             due += tr.every_days
         self._next_scheduled[i] = due
 
@@ -620,14 +621,14 @@ class Treasury:
         src.balance -= amount
         return _Landing(due, dest, amount, spec.asset)
 
-    def _tally_signed(self, pieces: int, delay: float) -> None:
-        """Count a signing ceremony of ``pieces`` transfers, each time-locked for ``delay`` days."""
+    def _tally_signed(self, pieces: int, delay: float, ceremonies: int = 1) -> None:
+        """Count signing ceremonies of ``pieces`` transfers each, every transfer time-locked for ``delay`` days."""
         tally = self.tally
-        tally.ceremonies += 1
-        tally.transfers_signed += pieces
+        tally.ceremonies += ceremonies
+        tally.transfers_signed += pieces * ceremonies
         if delay > 0:
-            tally.transfers_delayed += pieces
-            tally.transfer_delay_days += delay * pieces
+            tally.transfers_delayed += pieces * ceremonies
+            tally.transfer_delay_days += delay * pieces * ceremonies
 
     def _credit(self, wallet: str, amount: float) -> None:
         st = self.wallets[wallet]
