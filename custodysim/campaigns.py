@@ -29,7 +29,7 @@ class Step:
     via: str
 
 
-@dataclass
+@dataclass(slots=True, eq=False)
 class Campaign:
     """One attacker campaign (or one insider's act) inside a trial: its plan and its state."""
 

@@ -277,10 +277,12 @@ class World:
         c.revoked_at = min(c.revoked_at, revoke_at)
         c.rotated_at = revoke_at + m.key_rotation_hours.sample(c.u(self.rnd, "response:rotate")) * HOUR
         end = c.response_end = max(revoke_at, freeze_at, c.rotated_at)
-        self.sync()
-        if hold:
-            self._freeze(wallets, now, end)
-        self._freeze(wallets | self._reach(c, now), freeze_at, end)
+        targets = wallets | self._reach(c, now)
+        if targets:  # with nothing to freeze, operations are not touched (they stay the quiet ones)
+            self.sync()
+            if hold:
+                self._freeze(wallets, now, end)
+            self._freeze(targets, freeze_at, end)
         self.trace("response: freeze in {:.1f} h, revoke in {:.1f} h",
                    (freeze_at - now) / HOUR, (revoke_at - now) / HOUR)
         self.wake_clock()
@@ -294,11 +296,12 @@ class World:
         """
         now = self.env.now
         end = c.response_end
-        if end <= now:
-            return  # the response is over: the campaign holds nothing any more
+        targets = wallets | self._reach(c, now)
+        if end <= now or not targets:
+            return  # the response is over (the campaign holds nothing any more), or nothing to freeze
         self.sync()
         held = hold and self._freeze(wallets, now, end)
-        exposed = [wid for wid in wallets | self._reach(c, now) if not self.treasury.frozen_over(wid, now, end)]
+        exposed = [wid for wid in targets if not self.treasury.frozen_over(wid, now, end)]
         if exposed:  # a freeze delay is drawn only for an alarm that has something left to freeze
             c.later_alarms += 1
             freeze_at = now + self.model.freeze_delay_hours.sample(

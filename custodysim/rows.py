@@ -87,13 +87,23 @@ class Chunk:
 
     @classmethod
     def from_texts(cls, numbers: np.ndarray, texts: Sequence[Sequence[str]]) -> Chunk:
-        """Return the chunk of ``numbers`` and the text rows ``texts`` (as :func:`run_trials` gives them)."""
+        """Return the chunk of ``numbers`` and the text rows ``texts`` (as :func:`run_trials` gives them).
+
+        Most rows are one of a few shared row objects (the quiet row, the row of a trial without a
+        foothold), so each distinct row object is encoded once; the categories keep first-seen order.
+        """
         width = len(Columns.text)
-        columns = [TextColumn.encode([t[j] for t in texts]) for j in range(width)]
-        codes = np.empty((len(texts), width), dtype=np.int32)
-        for j, col in enumerate(columns):
-            codes[:, j] = col.codes
-        return cls(numbers, codes, tuple(col.categories for col in columns))
+        distinct: dict[int, int] = {}  # id of a row object -> its position among the distinct rows
+        which = [distinct.setdefault(id(t), len(distinct)) for t in texts]
+        rows = list({id(t): t for t in texts}.values())  # the distinct row objects, in the same order
+        codes_of_row = np.empty((len(rows), width), dtype=np.int32)
+        categories: list[tuple[str, ...]] = []
+        for j in range(width):
+            index: dict[str, int] = {}
+            codes_of_row[:, j] = [index.setdefault(row[j], len(index)) for row in rows]
+            categories.append(tuple(index))
+        codes = codes_of_row[np.array(which, dtype=np.intp)] if rows else np.empty((0, width), dtype=np.int32)
+        return cls(numbers, codes, tuple(categories))
 
     def __len__(self) -> int:
         return int(self.numbers.shape[0])
