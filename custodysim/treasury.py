@@ -310,10 +310,10 @@ class Treasury:
         """
         now = self.now
         transfers = self.model.transfers
+        counts = [_occurrences(due, tr.every_days, t) for due, tr in zip(self._next_scheduled, transfers, strict=True)]
         asked: dict[str, float] = {}
-        for i, tr in enumerate(transfers):
-            due = _occurrences(self._next_scheduled[i], tr.every_days, t)
-            asked[tr.source] = asked.get(tr.source, 0.0) + tr.amount * due
+        for tr, count in zip(transfers, counts, strict=True):
+            asked[tr.source] = asked.get(tr.source, 0.0) + tr.amount * count
         for source, total in asked.items():
             st = self.wallets[source]
             if total <= 0 or st.spec.flows is not None or source in self.listeners \
@@ -324,7 +324,7 @@ class Treasury:
                 continue  # it might run short: the event loop decides, in time order
             for i, tr in enumerate(transfers):
                 if tr.source == source:
-                    self._make_scheduled(i, t)
+                    self._make_scheduled(i, counts[i])
 
     def _most_topped_up(self, source: str, t: float) -> float | None:
         """Return at least what the hot wallets topped up from ``source`` ask of it from now to ``t``.
@@ -345,15 +345,14 @@ class Treasury:
             most += max(0.0, cap - (st.balance - st.queue)) + max(0.0, withdrawals - deposits) * (t - self.now)
         return most
 
-    def _make_scheduled(self, i: int, t: float) -> None:
-        """Make every occurrence of recurring transfer ``i`` due up to ``t`` (see :meth:`_settle_scheduled`).
+    def _make_scheduled(self, i: int, count: int) -> None:
+        """Make the next ``count`` occurrences of recurring transfer ``i`` (see :meth:`_settle_scheduled`).
 
         Each sends the transfer's full amount: the tallies and the wallets take them all at once.
         """
         tr = self.model.transfers[i]
         spec = self.wallets[tr.source].spec
         due = self._next_scheduled[i]
-        count = _occurrences(due, tr.every_days, t)
         pieces = _pieces(tr.amount, spec.legit_transfer_limit)
         self._tally_signed(pieces, spec.legit_delay_days, count)
         self.wallets[tr.source].balance -= tr.amount * count
