@@ -94,17 +94,22 @@ class _WalletState:
     freezes: list[tuple[float, float]] = field(default_factory=list)
     credited: float = 0.0  # everything that flowed in: deposits, top-ups, transfers, sweeps
     retry_at: float = 0.0  # after a top-up request that sent nothing, when to ask again
+    frozen_until: float = -math.inf  # when the last freeze ends: from then on the wallet is never frozen
 
     def copy(self) -> _WalletState:
         return _WalletState(self.spec, self.balance, self.queue, self.topup, list(self.freezes), self.credited,
-                            self.retry_at)
+                            self.retry_at, self.frozen_until)
+
+    def freeze(self, start: float, end: float) -> None:
+        self.freezes.append((start, end))
+        self.frozen_until = max(self.frozen_until, end)
 
     def frozen_at(self, t: float) -> bool:
-        return bool(self.freezes) and any(a <= t < b for a, b in self.freezes)
+        return t < self.frozen_until and any(a <= t < b for a, b in self.freezes)
 
     def released_at(self, t: float) -> float:
         """Return the first time >= t at which the wallet is not frozen."""
-        moved = bool(self.freezes)
+        moved = t < self.frozen_until
         while moved:
             moved = False
             for a, b in self.freezes:
@@ -188,7 +193,7 @@ class Treasury:
 
     def last_freeze_edge(self) -> float:
         """Return when the last freeze known so far ends (-infinity if there is none)."""
-        return max((b for st in self.wallets.values() for _, b in st.freezes), default=-math.inf)
+        return max(st.frozen_until for st in self.wallets.values())
 
     def in_flight(self, asset: str) -> float:
         """Return the funds of ``asset`` signed and on their way between wallets or out."""
@@ -268,7 +273,7 @@ class Treasury:
         """Freeze the wallet's outflows over [start, end); return False if a freeze already covers it."""
         if end <= start or self.frozen_over(wallet, start, end):
             return False
-        self.wallets[wallet].freezes.append((start, end))
+        self.wallets[wallet].freeze(start, end)
         return True
 
     # ------------------------------------------------------------------ time
@@ -317,7 +322,7 @@ class Treasury:
         for source, total in asked.items():
             st = self.wallets[source]
             if total <= 0 or st.spec.flows is not None or source in self.listeners \
-                    or st.spec.legit_transfer_limit <= 0 or any(b > now for _, b in st.freezes):
+                    or st.spec.legit_transfer_limit <= 0 or st.frozen_until > now:
                 continue
             topped = self._most_topped_up(source, t)
             if topped is None or st.balance - total - topped <= _MARGIN * max(st.balance, 1.0):
@@ -339,7 +344,7 @@ class Treasury:
             top = st.spec.topup
             if top is None or top.source != source:
                 continue
-            if any(b > self.now for _, b in st.freezes):
+            if st.frozen_until > self.now:
                 return None
             withdrawals, deposits, _, cap = st.spec.flow_rates
             most += max(0.0, cap - (st.balance - st.queue)) + max(0.0, withdrawals - deposits) * (t - self.now)
@@ -404,7 +409,7 @@ class Treasury:
         best: tuple[float, _Event, Any] = _NO_EVENT
         now = self.now
         frozen = False
-        if st.freezes:
+        if st.frozen_until > now:  # else every edge is past
             frozen = st.frozen_at(now)
             for a, b in st.freezes:  # dynamics change at a freeze's edges
                 for edge in (a, b):
@@ -429,7 +434,7 @@ class Treasury:
         if st.retry_at > when:
             when = st.retry_at
         source = self.wallets[top.source]
-        if source.freezes:
+        if source.frozen_until > when:
             when = source.released_at(when)
         return (when, _REQUEST, st) if when < best[0] else best
 
@@ -437,7 +442,7 @@ class Treasury:
         """Return when scheduled transfer ``i`` is next made: its due time, postponed past any freeze."""
         src = self.wallets[self.model.transfers[i].source]
         due = self._next_scheduled[i]
-        return src.released_at(due) if src.freezes else due
+        return src.released_at(due) if src.frozen_until > due else due
 
     def _from_empty(self, kind: _Event, arg: Any) -> bool:
         """Whether the event asks an empty wallet for funds (a transfer or a top-up request out of it)."""
@@ -490,8 +495,8 @@ class Treasury:
         for st in self._flowing:
             if st.topup is not None:
                 end = min(end, st.topup.time)
-            for a, b in st.freezes:
-                end = min([end, *(edge for edge in (a, b) if edge > self.now)])
+            if st.frozen_until > self.now:
+                end = min([end, *(edge for a, b in st.freezes for edge in (a, b) if edge > self.now)])
             if st.topup is None and st.spec.topup is not None and self.wallets[st.spec.topup.source].balance > 0:
                 when, kind, _ = self._flowing_event(st)
                 if kind is _REQUEST:
@@ -535,7 +540,7 @@ class Treasury:
             # the funds are committed to the customer when requested, so the balance moves as without it
             tally.wait_usd_days += requested_usd * lock
             tally.delayed_withdrawals_usd += requested_usd
-        if st.freezes and st.frozen_at(t0):
+        if st.frozen_at(t0):
             # nothing is paid out: deposits accrue, every withdrawal waits
             tally.wait_usd_days += (st.queue * dt + w * dt * dt / 2) * price
             if lock <= 0:
