@@ -396,10 +396,15 @@ class Treasury:
             cand = self._flowing_event(st)
             if cand[0] < best[0]:
                 best = cand
-        for i in range(len(self.model.transfers)):
-            due = self._transfer_due(i)
-            if due < best[0]:
-                best = (due, _SCHEDULED, i)
+        dues = self._next_scheduled
+        for i in range(len(dues)):
+            due = dues[i]
+            if due < best[0]:  # a freeze only postpones it (see _transfer_due)
+                src = self.wallets[self.model.transfers[i].source]
+                if src.frozen_until > due:
+                    due = src.released_at(due)
+                if due < best[0]:
+                    best = (due, _SCHEDULED, i)
         for landing in self._landings:
             if landing.time < best[0]:
                 best = (landing.time, _LANDING, landing)
