@@ -16,8 +16,8 @@ from custodysim.stats import Z95, ci_half_width
 
 DEFAULT_MAX_TRIALS = 1_000_000
 """Trials per variant at most, when a run stops on precision."""
-MIN_CHUNKS = 2
-"""Chunks run before the rule is first checked: a few hundred trials can look precise by luck."""
+MIN_TRIALS = 2000
+"""Trials per variant run before the rule is first checked: a few hundred can look precise by luck."""
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from custodysim.engine import PATH_TYPES, Harmless, TrialResult, World, replay_h
 from custodysim.executors import Executor, InProcess
 from custodysim.loader import LoadedScenario
 from custodysim.model import CompiledScenario, compile_scenario
-from custodysim.precision import MIN_CHUNKS, PrecisionCheck, StopRule, relative_half_width
+from custodysim.precision import MIN_TRIALS, PrecisionCheck, StopRule, relative_half_width
 from custodysim.randomness import TrialRandom
 from custodysim.rows import LOSS_USD, Chunk, Columns, RowsBuilder, VariantRows
 from custodysim.schema import Scenario
@@ -50,6 +50,8 @@ Progress = Callable[[str, int], None]
 """Called with (variant, trials just finished)."""
 
 CHUNK = 1000
+FINE_TAIL = 4
+"""How many pieces' worth of trials at the end of a run are cut into quarter pieces (see :func:`chunks`)."""
 
 
 def columns_for(models: dict[str, CompiledScenario]) -> Columns:
@@ -163,9 +165,19 @@ def _campaigns(model: CompiledScenario, seed: int, trial: int, plans: Plans | No
 
 
 def chunks(trials: int, size: int = CHUNK) -> Iterator[tuple[int, int]]:
-    """Yield (first trial, count) pieces covering ``trials``."""
-    for first in range(0, trials, size):
-        yield first, min(size, trials - first)
+    """Yield (first trial, count) pieces covering ``trials``: pieces of ``size``, the last few finer.
+
+    The last :data:`FINE_TAIL` pieces' worth of trials come in quarter pieces, so that the workers of a
+    parallel run run out of work at nearly the same time (whoever takes the last whole piece would
+    otherwise keep the others waiting for most of one). The pieces depend on ``trials`` only, and a
+    trial's numbers not even on that.
+    """
+    coarse = max(0, trials - FINE_TAIL * size) // size * size
+    fine = max(1, size // 4)
+    for first in range(0, coarse, size):
+        yield first, size
+    for first in range(coarse, trials, fine):
+        yield first, min(fine, trials - first)
 
 
 @dataclass(frozen=True)
@@ -333,7 +345,7 @@ class _Assembly:
             if self.check is None:
                 continue
             last = self.next == len(self.pieces)
-            if self.next >= MIN_CHUNKS or last:
+            if self.trials >= MIN_TRIALS or last:
                 achieved = self.check.met({n: b.loss() for n, b in self.builders.items()})
                 if achieved is not None:
                     self.achieved, self.stopped_by = achieved, "precision"

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from custodysim.checkpoints import ChunkStore
@@ -22,11 +24,22 @@ from custodysim.outputs import write_trials_csv
 from custodysim.precision import StopRule, relative_half_width
 from custodysim.rows import Chunk, Columns, TextColumn, rows_from_arrays
 from custodysim.runfolder import read_trials_csv
-from custodysim.runner import CHUNK, simulate
+from custodysim.runner import CHUNK, FINE_TAIL, chunks, simulate
 from custodysim.runs import execute_run, resume_run
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 DMM = SCENARIOS / "dmm-2024.yaml"
+
+
+@given(trials=st.integers(0, 30_000))
+def test_chunks_cover_the_trials_in_order_and_end_fine(trials):
+    """Chunks cover every trial once, in order; the last FINE_TAIL chunks' worth come in quarter chunks."""
+    pieces = list(chunks(trials))
+    assert [first for first, _ in pieces] == [sum(k for _, k in pieces[:i]) for i in range(len(pieces))]
+    assert sum(k for _, k in pieces) == trials and all(k > 0 for _, k in pieces)
+    tail = [k for first, k in pieces if first >= trials - FINE_TAIL * CHUNK]
+    assert all(k <= CHUNK // 4 for k in tail)
+    assert all(k == CHUNK for first, k in pieces if first < trials - FINE_TAIL * CHUNK - CHUNK)
 
 
 def _interrupt_after(chunks: int) -> Callable[[str, int], None]:
