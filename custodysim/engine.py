@@ -356,7 +356,7 @@ def simulate_trial(model: CompiledScenario, seed: int, trial: int, quiet: TrialR
     if quiet is not None and not tell:
         if not campaigns:
             return quiet
-        harmless = replay_harmless(model, rnd, [c.fresh() for c in campaigns])
+        harmless = replay_harmless(model, rnd, campaigns)
         if harmless is not None:
             return harmless.result(quiet)
     return World(model, rnd, campaigns, tell=tell).run()
@@ -400,13 +400,14 @@ def replay_harmless(model: CompiledScenario, rnd: TrialRandom, campaigns: list[C
     nothing, and each campaign only spreads until its first alarm's revocation. That is replayed here
     without SimPy, event for event as :class:`World` would run it. Returns None if the trial is not of
     this kind, or if an alarm falls at the same instant as another event of its campaign (SimPy's event
-    order then decides, so the caller runs the full world). The campaigns are changed (what they took,
-    their alarms): give it fresh ones (:meth:`Campaign.fresh`), and fresh ones again to the world.
+    order then decides, so the caller runs the full world). The campaigns given are left as they are: the
+    replay runs on fresh copies of them (:meth:`Campaign.fresh`).
     """
     capable = model.capability_nodes
     for c in campaigns:
         if c.insider is not None or any(step.node in capable for step in c.plan):
             return None
+    campaigns = [c.fresh() for c in campaigns]
     horizon = model.horizon
     first_access = first_alarm = math.inf
     stops: list[str] = []

@@ -135,13 +135,14 @@ def run_trials(model: CompiledScenario, seed: int, first: int, count: int, cols:
             harmless = replays[trial]
         else:
             harmless = replays[trial] = replay_harmless(model, TrialRandom(seed, trial),
-                                                        _campaigns(model, seed, trial, plans))
+                                                        _sampled(model, seed, trial, plans))
         if harmless is not None:
             numbers[i, harmless_columns] = (harmless.footholds, _nan(harmless.first_access),
                                             _nan(harmless.first_alarm))
             texts[i] = harmless_texts(harmless, quiet_texts)
             continue
-        result = World(model, TrialRandom(seed, trial), _campaigns(model, seed, trial, plans)).run()
+        fresh = [c.fresh() for c in _sampled(model, seed, trial, plans)]  # the world changes its campaigns
+        result = World(model, TrialRandom(seed, trial), fresh).run()
         numbers[i], texts[i] = row_of(trial, result, cols)
     return numbers, texts
 
@@ -153,15 +154,14 @@ def harmless_texts(harmless: Harmless, quiet_texts: list[str]) -> list[str]:
     return [path_type, outcome, wallets, ";".join(dict.fromkeys(harmless.stops)), path]
 
 
-def _campaigns(model: CompiledScenario, seed: int, trial: int, plans: Plans | None) -> list[Campaign]:
-    """Return the trial's campaigns, fresh: sampled here (and kept in ``plans``), or copied from ``plans``."""
+def _sampled(model: CompiledScenario, seed: int, trial: int, plans: Plans | None) -> list[Campaign]:
+    """Return the trial's campaigns as sampled (do not change them): from ``plans``, or sampled and kept there."""
     kept = plans.get(trial) if plans is not None else None
     if kept is None:
         kept = sample_campaigns(model, TrialRandom(seed, trial))
-        if plans is None:
-            return kept
-        plans[trial] = kept
-    return [c.fresh() for c in kept]
+        if plans is not None:
+            plans[trial] = kept
+    return kept
 
 
 def chunks(trials: int, size: int = CHUNK) -> Iterator[tuple[int, int]]:
