@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,13 +53,18 @@ class TrialResult:
     @property
     def outcome(self) -> str:
         """Return loss, stopped, no_theft (in but took nothing), no_foothold or no_campaign."""
-        if self.loss_usd > 0:
-            return "loss"
-        if self.stops:
-            return "stopped"
-        if self.footholds:
-            return "no_theft"
-        return "no_foothold" if self.campaigns else "no_campaign"
+        return outcome(self.loss_usd, self.stops, self.footholds, self.campaigns)
+
+
+def outcome(loss_usd: float, stops: Sequence[str], footholds: int, campaigns: int) -> str:
+    """Return a trial's outcome: loss, stopped, no_theft (in but took nothing), no_foothold or no_campaign."""
+    if loss_usd > 0:
+        return "loss"
+    if stops:
+        return "stopped"
+    if footholds:
+        return "no_theft"
+    return "no_foothold" if campaigns else "no_campaign"
 
 
 class World:
@@ -384,13 +389,6 @@ class Harmless:
             stops=list(self.stops), t_first_access=self.first_access, t_first_theft=math.inf,
             t_first_alarm=self.first_alarm, ops=quiet.ops,
         )
-
-
-def harmless_result(model: CompiledScenario, rnd: TrialRandom, campaigns: list[Campaign],
-                    quiet: TrialResult) -> TrialResult | None:
-    """Return :func:`replay_harmless`'s result in the variant whose quiet result is ``quiet`` (None if declined)."""
-    harmless = replay_harmless(model, rnd, campaigns)
-    return harmless.result(quiet) if harmless is not None else None
 
 
 def replay_harmless(model: CompiledScenario, rnd: TrialRandom, campaigns: list[Campaign]) -> Harmless | None:

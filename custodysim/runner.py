@@ -18,7 +18,7 @@ them) are the same whatever the executor and the number of workers.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +27,7 @@ import numpy as np
 
 from custodysim.campaigns import Campaign, sample_campaigns, screen_trials
 from custodysim.checkpoints import ChunkStore
-from custodysim.engine import PATH_TYPES, Harmless, TrialResult, World, replay_harmless
+from custodysim.engine import PATH_TYPES, Harmless, TrialResult, World, outcome, replay_harmless
 from custodysim.executors import Executor, InProcess
 from custodysim.loader import LoadedScenario
 from custodysim.model import CompiledScenario, compile_scenario
@@ -78,9 +78,14 @@ def row_of(trial: int, r: TrialResult, cols: Columns) -> tuple[list[float], list
     ]
     texts = [
         r.path_type, r.outcome, ";".join(sorted(r.loss_usd_by_wallet)),
-        ";".join(dict.fromkeys(r.stops)), " > ".join(r.attack_path),
+        _stops_text(r.stops), " > ".join(r.attack_path),
     ]
     return numbers, texts
+
+
+def _stops_text(stops: Sequence[str]) -> str:
+    """Return the ``stopped_by`` text: what stopped the campaigns, each once, in the order they did."""
+    return ";".join(dict.fromkeys(stops))
 
 
 def _nan(t: float) -> float:
@@ -149,9 +154,9 @@ def run_trials(model: CompiledScenario, seed: int, first: int, count: int, cols:
 
 def harmless_texts(harmless: Harmless, quiet_texts: list[str]) -> list[str]:
     """Return the text row of a harmless trial (see :func:`row_of`) in a variant whose quiet row is ``quiet_texts``."""
-    outcome = "stopped" if harmless.stops else "no_theft" if harmless.footholds else "no_foothold"
-    path_type, _, wallets, _, path = quiet_texts
-    return [path_type, outcome, wallets, ";".join(dict.fromkeys(harmless.stops)), path]
+    path_type, _, wallets, _, path = quiet_texts  # no loss: no path type, wallet or attack path
+    return [path_type, outcome(0.0, harmless.stops, harmless.footholds, harmless.campaigns), wallets,
+            _stops_text(harmless.stops), path]
 
 
 def _sampled(model: CompiledScenario, seed: int, trial: int, plans: Plans | None) -> list[Campaign]:

@@ -24,7 +24,7 @@ from test_properties import PROPERTY, scenarios
 
 from custodysim.campaigns import sample_campaigns, screen_trials
 from custodysim.distributions import poisson_quantile, poisson_quantiles
-from custodysim.engine import TrialResult, World, harmless_result, simulate_trial
+from custodysim.engine import TrialResult, World, replay_harmless, simulate_trial
 from custodysim.loader import load_scenario
 from custodysim.model import CompiledScenario, compile_scenario
 from custodysim.randomness import TrialRandom, uniform, uniform_array
@@ -121,13 +121,12 @@ def test_screened_chunk_equals_trial_by_trial_rows(path):
 def test_harmless_replay_declines_trials_that_reach_a_wallet():
     """The SimPy-free replay refuses every trial in which a campaign takes a key store, pipeline or requester."""
     model = compile_scenario(load_scenario(BUNDLED[0]).baseline)
-    quiet = quiet_result(model, 1)
     declined = 0
     for trial in range(400):
         rnd = TrialRandom(1, trial)
         campaigns = sample_campaigns(model, rnd)
         reaches = any(step.node in model.capability_nodes for c in campaigns for step in c.plan)
-        result = harmless_result(model, rnd, campaigns, quiet) if campaigns else None
+        result = replay_harmless(model, rnd, campaigns) if campaigns else None
         assert (result is None) == (reaches or not campaigns)
         declined += reaches
     assert declined > 20  # the scenario does reach its wallets in a good share of trials
