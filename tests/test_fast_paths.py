@@ -174,3 +174,19 @@ def test_ledger_copy_is_independent():
     twin.advance(200.0)
     twin.freeze("hot", 150.0, 151.0)
     assert ledger.now == 100.0 and ledger.wallets["hot"].freezes == [(100.0, 101.0)]
+
+
+def test_an_alarm_before_any_wallet_is_reached_leaves_operations_untouched():
+    """A campaign caught before it holds a key, a pipeline or a request account never copies the ledger."""
+    model = compile_scenario(load_scenario(BUNDLED[0]).baseline)
+    untouched = 0
+    for trial in range(600):
+        rnd = TrialRandom(2, trial)
+        world = World(model, rnd, sample_campaigns(model, rnd))
+        result = world.run()
+        reached = any(node in model.capability_nodes for c in world.campaigns for node in c.held)
+        if not reached and result.stops:
+            assert world._treasury is None
+            assert result.ops == model.quiet.final.tally
+            untouched += 1
+    assert untouched > 10  # the scenario's endpoint detection catches campaigns early in a good share of trials

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from unittest import mock
 
 import pytest
 from conftest import BASE, load
@@ -97,3 +98,53 @@ def test_top_up_survives_an_alarm_raised_while_it_is_intercepted():
     t = world.treasury
     assert t.total("BTC") + t.withdrawn["BTC"] + t.sent_out["BTC"] + t.stolen["BTC"] == pytest.approx(11.0)
     assert result.loss_by_asset["BTC"] == pytest.approx(11.0)  # both wallets, every coin accounted for
+
+
+def _with_transfers(vault_balance: float) -> Treasury:
+    """A hot wallet topped up from a vault that also pays a weekly transfer out and a fortnightly one in-house."""
+    doc = copy.deepcopy(BASE)
+    doc["wallets"] = {
+        "hot": {"asset": "BTC", "tier": "hot", "balance": 100.0,
+                "custody": {"scheme": "single", "signers": [{"id": "h", "key_store": "hot_server"}]},
+                "flows": {"withdrawals_per_day": 10.0, "deposits_per_day": 8.0},
+                "topup": {"source": "vault", "cap": 100.0, "low_water": 30.0, "signing_hours": 6.0}},
+        "vault": {"asset": "BTC", "tier": "warm", "balance": vault_balance,
+                  "custody": {"scheme": "single", "signers": [{"id": "v", "holder": "alice", "key_store": "vault_hsm"}]}},
+        "cold": {"asset": "BTC", "tier": "cold", "balance": 0.0,
+                 "custody": {"scheme": "single", "signers": [{"id": "c", "holder": "alice", "key_store": "vault_hsm"}]}},
+    }
+    doc["operations"] = {"transfers": [
+        {"from": "vault", "to": "external", "amount": 7.0, "every_days": 7, "first_day": 3},
+        {"from": "vault", "to": "cold", "amount": 5.0, "every_days": 14, "first_day": 1, "signing_hours": 30},
+    ]}
+    return Treasury(compile_scenario(load(doc).baseline))
+
+
+@pytest.mark.parametrize("vault_balance", [1e6, 900.0, 300.0])
+def test_finish_equals_the_event_loop(vault_balance):
+    """Settling recurring transfers at once after the attack gives what the event loop gives, rich or short."""
+    fast, slow = _with_transfers(vault_balance), _with_transfers(vault_balance)
+    fast.advance(40.0)
+    slow.advance(40.0)
+    fast.finish(365.0)
+    slow.advance(365.0)
+    for field in ("withdrawals_usd", "delayed_withdrawals_usd", "wait_usd_days", "transfer_delay_days"):
+        assert getattr(fast.tally, field) == pytest.approx(getattr(slow.tally, field), rel=1e-9, abs=1e-9)
+    for field in ("transfers_signed", "transfers_delayed", "ceremonies", "transfers_blocked"):
+        assert getattr(fast.tally, field) == getattr(slow.tally, field)
+    for wallet in ("hot", "vault", "cold"):
+        assert fast.balance(wallet) == pytest.approx(slow.balance(wallet), rel=1e-9, abs=1e-9)
+    assert fast.total("BTC") == pytest.approx(slow.total("BTC"), rel=1e-12)
+
+
+def test_finish_settles_only_a_wallet_that_surely_pays():
+    """A rich vault's transfers are settled at once; one that could run short goes through the event loop."""
+    made = {}
+    for vault_balance in (1e6, 300.0):
+        ledger = _with_transfers(vault_balance)
+        ledger.advance(40.0)
+        with mock.patch.object(Treasury, "_scheduled", autospec=True, side_effect=Treasury._scheduled) as loop:
+            ledger.finish(365.0)
+        made[vault_balance] = loop.call_count
+    assert made[1e6] == 0  # every occurrence settled at once
+    assert made[300.0] > 0  # one by one, in time order, until the vault runs dry
