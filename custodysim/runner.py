@@ -132,8 +132,11 @@ def run_trials(model: CompiledScenario, seed: int, first: int, count: int, cols:
     outcome = Columns.text.index("outcome")
     no_foothold = [*quiet_texts[:outcome], "no_foothold", *quiet_texts[outcome + 1:]]
     texts = [no_foothold if k else quiet_texts for k in campaigns.tolist()]  # shared: rows are replaced, not changed
-    harmless_columns = [cols.numeric.index(c) for c in ("footholds", "t_first_access_days", "t_first_alarm_days")]
     replays = {} if replays is None else replays
+    harmless_at: list[int] = []
+    harmless_figures: list[tuple[float, float, float]] = []
+    world_at: list[int] = []
+    world_rows: list[list[float]] = []
     for i in np.flatnonzero(needed).tolist():
         trial = first + i
         if trial in replays:
@@ -142,13 +145,20 @@ def run_trials(model: CompiledScenario, seed: int, first: int, count: int, cols:
             harmless = replays[trial] = replay_harmless(model, TrialRandom(seed, trial),
                                                         _sampled(model, seed, trial, plans))
         if harmless is not None:
-            numbers[i, harmless_columns] = (harmless.footholds, _nan(harmless.first_access),
-                                            _nan(harmless.first_alarm))
+            harmless_at.append(i)
+            harmless_figures.append((harmless.footholds, _nan(harmless.first_access), _nan(harmless.first_alarm)))
             texts[i] = harmless_texts(harmless, quiet_texts)
             continue
         fresh = [c.fresh() for c in _sampled(model, seed, trial, plans)]  # the world changes its campaigns
         result = World(model, TrialRandom(seed, trial), fresh).run()
-        numbers[i], texts[i] = row_of(trial, result, cols)
+        row, texts[i] = row_of(trial, result, cols)
+        world_at.append(i)
+        world_rows.append(row)
+    if harmless_at:  # rows are filled in at once: numpy is slow one element at a time
+        columns = [cols.numeric.index(c) for c in ("footholds", "t_first_access_days", "t_first_alarm_days")]
+        numbers[np.ix_(harmless_at, columns)] = harmless_figures
+    if world_at:
+        numbers[world_at] = world_rows
     return numbers, texts
 
 
