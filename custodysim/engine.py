@@ -392,19 +392,19 @@ class Harmless:
 
 
 def replay_harmless(model: CompiledScenario, rnd: TrialRandom, campaigns: list[Campaign]) -> Harmless | None:
-    """Replay a trial whose campaigns never reach a key store, a pipeline or a request account.
+    """Replay a trial whose campaigns reach no key store, pipeline or request account before they are revoked.
 
     Such campaigns cannot act on any wallet: operations run as in the quiet trial, an alarm freezes
     nothing, and each campaign only spreads until its first alarm's revocation. That is replayed here
-    without SimPy, event for event as :class:`World` would run it. Returns None if the trial is not of
-    this kind, or if an alarm falls at the same instant as another event of its campaign (SimPy's event
-    order then decides, so the caller runs the full world). The campaigns given are left as they are: the
-    replay runs on fresh copies of them (:meth:`Campaign.fresh`).
+    without SimPy, event for event as :class:`World` would run it. Returns None as soon as a campaign
+    would take a node that acts on a wallet (or an insider acts), or if an alarm falls at the same instant
+    as another event of its campaign (SimPy's event order then decides): the caller then runs the full
+    world. The campaigns given are left as they are: the replay runs on fresh copies of them
+    (:meth:`Campaign.fresh`).
     """
     capable = model.capability_nodes
-    for c in campaigns:
-        if c.insider is not None or any(step.node in capable for step in c.plan):
-            return None
+    if any(c.insider is not None for c in campaigns):
+        return None
     campaigns = [c.fresh() for c in campaigns]
     horizon = model.horizon
     first_access = first_alarm = math.inf
@@ -434,6 +434,8 @@ def replay_harmless(model: CompiledScenario, rnd: TrialRandom, campaigns: list[C
             if step.time >= c.revoked_at:
                 step = None  # the campaign is over; alarms already raised still ring
                 continue
+            if step.node in capable:
+                return None  # it reaches a wallet: the world decides
             c.held[step.node] = step.time
             first_access = min(first_access, step.time)
             best, by = first_detection(model, rnd, c, step.node, step.time)
