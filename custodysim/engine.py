@@ -282,15 +282,15 @@ class World:
         c.revoked_at = min(c.revoked_at, revoke_at)
         c.rotated_at = revoke_at + m.key_rotation_hours.sample(c.u(self.rnd, "response:rotate")) * HOUR
         end = c.response_end = max(revoke_at, freeze_at, c.rotated_at)
+        self.trace("response: freeze in {:.1f} h, revoke in {:.1f} h",
+                   (freeze_at - now) / HOUR, (revoke_at - now) / HOUR)
         targets = wallets | self._reach(c, now)
         if targets:  # with nothing to freeze, operations are not touched (they stay the quiet ones)
             self.sync()
             if hold:
                 self._freeze(wallets, now, end)
             self._freeze(targets, freeze_at, end)
-        self.trace("response: freeze in {:.1f} h, revoke in {:.1f} h",
-                   (freeze_at - now) / HOUR, (revoke_at - now) / HOUR)
-        self.wake_clock()
+            self.wake_clock()
 
     def _answer_later_alarm(self, c: Campaign, wallets: set[str], hold: bool) -> None:
         """An alarm while the campaign's response is under way freezes what the first one could not.

@@ -324,9 +324,12 @@ class Treasury:
             if total <= 0 or st.spec.flows is not None or source in self.listeners \
                     or st.spec.legit_transfer_limit <= 0 or st.frozen_until > now:
                 continue
-            topped = self._most_topped_up(source, t)
-            if topped is None or st.balance - total - topped <= _MARGIN * max(st.balance, 1.0):
+            margin = _MARGIN * max(st.balance, 1.0)
+            if st.balance - total <= margin:
                 continue  # it might run short: the event loop decides, in time order
+            topped = self._most_topped_up(source, t)
+            if topped is None or st.balance - total - topped <= margin:
+                continue
             for i, tr in enumerate(transfers):
                 if tr.source == source:
                     self._make_scheduled(i, counts[i])
