@@ -64,17 +64,27 @@ def _mix_array(z: np.ndarray) -> np.ndarray:
 
 
 class TrialRandom:
-    """The named streams of one trial; a thin, allocation-free view over :func:`uniform`."""
+    """The named streams of one trial: :func:`uniform` at (trial, name, index), each draw computed once.
 
-    __slots__ = ("_keys", "seed", "trial")
+    A draw depends on its address only, so one instance can serve every variant of the trial: the
+    variants of a chunk share it, and a draw made for one (a campaign's detection time, its response
+    delays) is looked up, not recomputed, for the others.
+    """
+
+    __slots__ = ("_draws", "_keys", "seed", "trial")
 
     def __init__(self, seed: int, trial: int) -> None:
         self.seed = seed
         self.trial = trial
         self._keys: dict[str, int] = {}
+        self._draws: dict[tuple[str, int], float] = {}
 
     def uniform(self, name: str, index: int = 0) -> float:
         """Return the draw ``index`` of stream ``name`` for this trial, in [0, 1)."""
+        address = (name, index)
+        drawn = self._draws.get(address)
+        if drawn is not None:
+            return drawn
         # _mix, written out twice: these are the hottest lines of a run
         base = self._keys.get(name)
         if base is None:
@@ -85,4 +95,5 @@ class TrialRandom:
         z = (base + (index + 1) * _INDEX_STEP) & _MASK
         z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
         z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
-        return ((z ^ (z >> 31)) >> 11) * _TO_UNIT
+        drawn = self._draws[address] = ((z ^ (z >> 31)) >> 11) * _TO_UNIT
+        return drawn

@@ -99,7 +99,8 @@ def quiet_result(model: CompiledScenario, seed: int) -> TrialResult:
 
 def run_trials(model: CompiledScenario, seed: int, first: int, count: int, cols: Columns,
                quiet: TrialResult, plans: Plans | None = None, screen: Screen | None = None,
-               replays: Replays | None = None) -> tuple[np.ndarray, list[list[str]]]:
+               replays: Replays | None = None,
+               randoms: dict[int, TrialRandom] | None = None) -> tuple[np.ndarray, list[list[str]]]:
     """Simulate trials ``first .. first+count-1`` of one variant; return their rows.
 
     Trials in which nobody gets a foothold (most of them, at realistic rates) are found for the whole
@@ -122,6 +123,8 @@ def run_trials(model: CompiledScenario, seed: int, first: int, count: int, cols:
         replays: the harmless replays of these trials (None where declined) by variants with the same
             attack surface and the same :attr:`~custodysim.model.CompiledScenario.harmless_surface`;
             filled in as trials are replayed.
+        randoms: the trials' random streams, by trial number, shared with the chunk's other variants so
+            that each draw is computed once; filled in as trials need them.
     """
     trials = np.arange(first, first + count)
     campaigns, needed = screen if screen is not None else screen_trials(model, seed, trials)
@@ -133,24 +136,25 @@ def run_trials(model: CompiledScenario, seed: int, first: int, count: int, cols:
     no_foothold = [*quiet_texts[:outcome], "no_foothold", *quiet_texts[outcome + 1:]]
     texts = [no_foothold if k else quiet_texts for k in campaigns.tolist()]  # shared: rows are replaced, not changed
     replays = {} if replays is None else replays
+    randoms = {} if randoms is None else randoms
     harmless_at: list[int] = []
     harmless_figures: list[tuple[float, float, float]] = []
     world_at: list[int] = []
     world_rows: list[list[float]] = []
     for i in np.flatnonzero(needed).tolist():
         trial = first + i
+        rnd = randoms.get(trial) or randoms.setdefault(trial, TrialRandom(seed, trial))
         if trial in replays:
             harmless = replays[trial]
         else:
-            harmless = replays[trial] = replay_harmless(model, TrialRandom(seed, trial),
-                                                        _sampled(model, seed, trial, plans))
+            harmless = replays[trial] = replay_harmless(model, rnd, _sampled(model, rnd, plans))
         if harmless is not None:
             harmless_at.append(i)
             harmless_figures.append((harmless.footholds, _nan(harmless.first_access), _nan(harmless.first_alarm)))
             texts[i] = harmless_texts(harmless, quiet_texts)
             continue
-        fresh = [c.fresh() for c in _sampled(model, seed, trial, plans)]  # the world changes its campaigns
-        result = World(model, TrialRandom(seed, trial), fresh).run()
+        fresh = [c.fresh() for c in _sampled(model, rnd, plans)]  # the world changes its campaigns
+        result = World(model, rnd, fresh).run()
         row, texts[i] = row_of(trial, result, cols)
         world_at.append(i)
         world_rows.append(row)
@@ -169,13 +173,13 @@ def harmless_texts(harmless: Harmless, quiet_texts: list[str]) -> list[str]:
             _stops_text(harmless.stops), path]
 
 
-def _sampled(model: CompiledScenario, seed: int, trial: int, plans: Plans | None) -> list[Campaign]:
+def _sampled(model: CompiledScenario, rnd: TrialRandom, plans: Plans | None) -> list[Campaign]:
     """Return the trial's campaigns as sampled (do not change them): from ``plans``, or sampled and kept there."""
-    kept = plans.get(trial) if plans is not None else None
+    kept = plans.get(rnd.trial) if plans is not None else None
     if kept is None:
-        kept = sample_campaigns(model, TrialRandom(seed, trial))
+        kept = sample_campaigns(model, rnd)
         if plans is not None:
-            plans[trial] = kept
+            plans[rnd.trial] = kept
     return kept
 
 
@@ -240,6 +244,7 @@ def simulate_chunk(job: ChunkJob) -> dict[str, Chunk]:
     # Variants with the same attack surface share the chunk's screen and sampled campaigns, and those
     # that also share a harmless surface share the harmless replays.
     shared: dict[object, tuple[Screen, Plans, dict[object, Replays]]] = {}
+    randoms: dict[int, TrialRandom] = {}  # every variant draws the same numbers at the same addresses
     out: dict[str, Chunk] = {}
     for variant, spec in job.specs.items():
         model, quiet = compiled_variant(job.scenario_sha256, variant, job.seed, spec)
@@ -248,7 +253,7 @@ def simulate_chunk(job: ChunkJob) -> dict[str, Chunk]:
             shared[model.attack_surface] = (screen_trials(model, job.seed, trials), {}, {})
         screen, plans, replays = shared[model.attack_surface]
         numbers, texts = run_trials(model, job.seed, job.first, job.count, job.columns, quiet, plans, screen,
-                                    replays.setdefault(model.harmless_surface, {}))
+                                    replays.setdefault(model.harmless_surface, {}), randoms)
         out[variant] = Chunk.from_texts(numbers, texts)
     return out
 
