@@ -8,6 +8,7 @@ same trial's delay stretched, not a fresh draw.
 from __future__ import annotations
 
 import math
+from functools import cached_property
 from statistics import NormalDist
 from typing import Annotated, Literal, Union
 
@@ -90,9 +91,9 @@ class LogNormal(_Dist):
             raise ValueError("p90 must be greater than median")
         return self
 
-    @property
+    @cached_property
     def sigma(self) -> float:
-        """Return the log-scale standard deviation implied by median and p90."""
+        """Return the log-scale standard deviation implied by median and p90 (computed once)."""
         return math.log(self.p90 / self.median) / _Z90
 
     def sample(self, u: float) -> float:  # noqa: D102
