@@ -34,6 +34,7 @@ HOUR = 1.0 / 24.0
 RETRY_DAYS = 1.0
 MAX_PIECES = 10**9  # a count of limit-sized transfers, bounded for absurdly small limits
 _MARGIN = 1e-9  # what a wallet must keep, relative to its balance, to be sure it pays every transfer in full
+_DUST = 1e-9  # an excess over a cap smaller than this share of it is float rounding, not funds to sweep
 
 
 class _Event(Enum):
@@ -520,7 +521,7 @@ class Treasury:
                 continue
             withdrawals, deposits, _, cap = other.spec.flow_rates
             level = other.balance - other.queue
-            if max(level, level + (deposits - withdrawals) * (end - self.now)) > cap:
+            if _above_cap(max(level, level + (deposits - withdrawals) * (end - self.now)), cap):
                 return False  # its level is or will be above its cap: a sweep may fund the source first
         return True
 
@@ -570,7 +571,7 @@ class Treasury:
         else:
             st.balance, st.queue = 0.0, -x1
         self.withdrawn[asset] += w * dt - (st.queue - queue)
-        if x1 > cap:
+        if _above_cap(x1, cap):
             self._sweep(st)
 
     # ------------------------------------------------------------------ legitimate transfers
@@ -653,10 +654,14 @@ class Treasury:
             self._sweep(st)
 
     def _sweep(self, st: _WalletState) -> None:
-        """Sweep what a flowing wallet holds above its cap to its ``sweep_to`` wallet, at once."""
+        """Sweep what a flowing wallet holds above its cap to its ``sweep_to`` wallet, at once.
+
+        An excess within float rounding of the cap (:func:`_above_cap`) is no excess: sweeping a
+        1e-14 BTC residue would make an empty wallet pay out dust and count a signing ceremony for it.
+        """
         cap = st.spec.flow_rates[3]
         excess = st.balance - st.queue - cap
-        if excess > 0 and st.spec.sweep_to is not None:
+        if _above_cap(st.balance - st.queue, cap) and st.spec.sweep_to is not None:
             target = self.wallets[st.spec.sweep_to]
             st.balance = st.queue + cap  # a positive level means no customer waits: the queue is 0
             target.balance += excess
@@ -702,6 +707,11 @@ class QuietTimeline:
     def at(self, t: float) -> Treasury:
         """Return a copy of the quiet ledger after its last event at or before ``t``."""
         return self._states[bisect_right(self._times, t) - 1].copy()
+
+
+def _above_cap(level: float, cap: float) -> bool:
+    """Whether a hot wallet's level is above its cap by more than float rounding (a billionth of the cap)."""
+    return level - cap > _DUST * cap
 
 
 def _pieces(amount: float, limit: float) -> int:
