@@ -357,6 +357,21 @@ def test_chunk_store_keeps_codes_and_categories(tmp_path):
     assert store.load("v", 0, 3, (3, 5)) is None  # another shape: simulated again
 
 
+def test_chunk_store_does_not_load_a_damaged_chunk(tmp_path):
+    """A chunk file cut short, with a byte altered, with bytes added, or of another format loads as None."""
+    store = ChunkStore(tmp_path)
+    store.save("v", 0, Chunk.from_texts(np.arange(6.0).reshape(2, 3), [["a"] * 5, ["b"] * 5]))
+    path = next(store.folder.iterdir())
+    whole = path.read_bytes()
+    altered = bytearray(whole)
+    altered[len(whole) // 2] ^= 1
+    for damaged in (b"", whole[:len(whole) // 2], whole[:-1], bytes(altered), whole + b"\0", b"PK" + whole[2:]):
+        path.write_bytes(damaged)
+        assert store.load("v", 0, 2, (3, 5)) is None
+    path.write_bytes(whole)
+    assert store.load("v", 0, 2, (3, 5)) is not None
+
+
 # --- paired vs unpaired ---------------------------------------------------------------------------------------
 
 def test_narrowing_says_how_much_pairing_buys():
