@@ -7,7 +7,6 @@ every file is complete, so a crash or Ctrl-C leaves no folder that looks like a 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import os
@@ -21,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from custodysim.errors import RunFolderError
-from custodysim.rows import Columns, VariantRows
 
 RESULTS_DIR = Path("results")
 
@@ -140,61 +138,3 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return repr(value) if isinstance(value, float) else str(value)
-
-
-BLOCK = 1000
-"""Rows formatted and written at a time: the file is never built whole in memory."""
-
-
-def write_trials_csv(path: Path, rows: list[VariantRows], cols: Columns) -> None:
-    """Write every variant's trial rows to one tidy CSV (one row per variant and trial).
-
-    Numbers are written as Python writes them (``repr``: the shortest text that reads back to the same
-    float; counts as integers; a missing time as an empty field). Rows are formatted a block at a time,
-    each distinct value of a column once per block: most trials of a scenario share most of their values
-    (every trial without a campaign differs from the others only in its number).
-    """
-    header = ["variant", *cols.numeric, *Columns.text]
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        fh.write(",".join(map(_csv_field, header)) + _EOL)
-        for r in rows:
-            prefix = _csv_field(r.name) + ","
-            texts = [(r.categorical(c).codes, np.array([_csv_field(x) for x in r.categorical(c).categories],
-                                                       dtype=object)) for c in Columns.text]
-            numbers = [(c, r.numbers[c]) for c in cols.numeric]
-            for start in range(0, len(r), BLOCK):
-                end = min(start + BLOCK, len(r))
-                fields = [_formatted(c, values[start:end]) for c, values in numbers]
-                fields += [labels[codes[start:end]].tolist() for codes, labels in texts]
-                fh.write(_EOL.join(prefix + ",".join(cells) for cells in zip(*fields, strict=True)) + _EOL)
-
-
-_EOL = "\r\n"  # as the csv module writes rows
-# Counts, written as integers.
-_INTEGER_COLUMNS = {"trial", "campaigns", "footholds", "transfers_signed", "transfers_delayed", "signing_ceremonies",
-                    "transfers_blocked"}
-
-
-def _formatted(column: str, values: np.ndarray) -> list[str]:
-    """Return the text of each value of a block of one numeric column, formatting each distinct value once."""
-    if column == "trial":
-        return [str(t) for t in values.astype(np.int64).tolist()]
-    # By bit pattern: NaN equals NaN, and -0.0 stays apart from 0.0 ("-0.0" is what repr writes).
-    distinct, where = np.unique(values.view(np.int64), return_inverse=True)
-    labels = np.array([_fmt_number(column, v) for v in distinct.view(np.float64).tolist()], dtype=object)
-    return list(labels[where.reshape(-1)].tolist())
-
-
-def _fmt_number(column: str, value: float) -> str:
-    if math.isnan(value):
-        return ""
-    if column in _INTEGER_COLUMNS:
-        return str(int(value))
-    return repr(float(value))
-
-
-def _csv_field(text: str) -> str:
-    """Return ``text`` as the csv module writes one field (quoted only when it must be)."""
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator=_EOL).writerow([text, ""])  # the terminator decides what is quoted
-    return buffer.getvalue()[:-len("," + _EOL)]

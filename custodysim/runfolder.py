@@ -13,10 +13,11 @@ import numpy as np
 
 from custodysim.engine import PATH_TYPES
 from custodysim.errors import RunFolderError
-from custodysim.outputs import BLOCK
 from custodysim.rows import LATER_COLUMNS, Chunk, Columns, RowsBuilder, VariantRows
 
 REQUIRED = ("manifest.json", "summary.json", "trials.csv")
+BLOCK = 1000
+"""Rows of trials.csv parsed into arrays at a time: a long file is never held as millions of Python lists."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def _check_rows(folder: Path, rows: list[VariantRows], trials: object, baseline:
 
 
 def read_trials_csv(path: Path) -> tuple[list[VariantRows], Columns]:
-    """Read the tidy rows written by :func:`custodysim.outputs.write_trials_csv`.
+    """Read the tidy rows written by :func:`custodysim.trialscsv.write_trials_csv`.
 
     The file is read a block of rows at a time into each variant's arrays (text as categories), so a
     run of millions of rows is not held as millions of Python lists.

@@ -22,13 +22,14 @@ from custodysim.economics import DAYS_PER_YEAR, scenario_economics
 from custodysim.errors import LimitError, OptionError, RunFolderError, RunInterrupted
 from custodysim.executors import Executor, open_executor
 from custodysim.loader import LoadedScenario, load_scenario, load_scenario_text
-from custodysim.outputs import default_run_dir, json_text, partial_dir, staged_folder, write_json, write_trials_csv
+from custodysim.outputs import default_run_dir, json_text, partial_dir, staged_folder, write_json
 from custodysim.precision import DEFAULT_MAX_TRIALS, StopRule
 from custodysim.report import render_html, render_markdown
 from custodysim.runfolder import StoredRun, read_run
 from custodysim.runner import Columns, Progress, VariantRows, simulate
 from custodysim.stats import summarise
 from custodysim.stories import worst_stories
+from custodysim.trialscsv import write_trials_csv
 
 MAX_ROWS = 20_000_000
 """Default limit on trial rows (trials x variants) in one run."""

@@ -20,11 +20,12 @@ from custodysim.executors import open_executor
 from custodysim.frontier import MEASURES, efficient_names
 from custodysim.grids import Axis, GridPoint, grid, labels, parse_axes, point_figures
 from custodysim.loader import LoadedScenario, derive, load_scenario
-from custodysim.outputs import default_run_dir, staged_folder, write_json, write_rows, write_trials_csv
+from custodysim.outputs import default_run_dir, staged_folder, write_json, write_rows
 from custodysim.runner import Progress, Simulated, simulate
 from custodysim.runs import MAX_ROWS, SCENARIO_COPY, build_manifest, check_size, provenance, shareable_command
 from custodysim.stats import summarise
 from custodysim.sweepreport import render_sweep_html, render_sweep_markdown
+from custodysim.trialscsv import write_trials_csv
 
 FILES = ["sweep.csv", "sweep.json", "trials.csv", SCENARIO_COPY, "report.md", "report.html", "manifest.json"]
 """The files of a sweep folder; manifest.json is written last and marks it complete."""

@@ -26,7 +26,7 @@ def _wait_for_chunks(out: Path, n: int, proc: subprocess.Popen[str]) -> None:
     chunks = out.parent / f".{out.name}.partial" / "chunks"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if chunks.is_dir() and len(list(chunks.glob("*.npz"))) >= n:
+        if chunks.is_dir() and len(list(chunks.glob("*.chunk"))) >= n:
             return
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)

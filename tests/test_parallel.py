@@ -15,17 +15,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from custodysim import trialscsv
 from custodysim.checkpoints import ChunkStore
 from custodysim.cli import app
 from custodysim.errors import ExecutorError, OptionError, RunInterrupted
 from custodysim.formatting import narrowing
 from custodysim.loader import load_scenario
-from custodysim.outputs import write_trials_csv
 from custodysim.precision import StopRule, relative_half_width
 from custodysim.rows import Chunk, Columns, TextColumn, rows_from_arrays
 from custodysim.runfolder import read_trials_csv
 from custodysim.runner import CHUNK, FINE_TAIL, chunks, simulate
 from custodysim.runs import execute_run, resume_run
+from custodysim.trialscsv import write_trials_csv
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 DMM = SCENARIOS / "dmm-2024.yaml"
@@ -281,6 +282,13 @@ def _odd_rows() -> tuple[list, Columns]:
                 numbers[:, j] = rng.integers(0, 5, size=2300) if c != "trial" else np.arange(2300)
         texts = [[ODD_TEXTS[(i * (j + 1)) % len(ODD_TEXTS)] for j in range(len(Columns.text))] for i in range(2300)]
         rows.append(rows_from_arrays(name, cols, numbers, texts))
+    # Like a run: most rows the same but for the trial number, the others the baseline's.
+    quiet = rng.random(2300) < 0.9
+    numbers = np.column_stack([rows[0].numbers[c] for c in cols.numeric])
+    numbers[quiet, 1:] = numbers[0, 1:]
+    texts = [[ODD_TEXTS[0 if quiet[i] else (i * (j + 1)) % len(ODD_TEXTS)] for j in range(len(Columns.text))]
+             for i in range(2300)]
+    rows.append(rows_from_arrays("quiet", cols, numbers, texts))
     return rows, cols
 
 
@@ -299,8 +307,16 @@ def test_text_columns_round_trip_through_trials_csv(tmp_path):
             assert b.categorical(c).codes.dtype == np.int32 and len(b.categorical(c).categories) <= len(ODD_TEXTS)
 
 
-def test_trials_csv_is_what_the_csv_module_writes(tmp_path):
-    """The fast writer's bytes equal the csv module's, row by row with repr numbers (the format readers rely on)."""
+@pytest.mark.parametrize(("block", "spread"), [(trialscsv.WRITE_BLOCK, trialscsv._SPREAD), (700, trialscsv._SPREAD),
+                                               (700, np.uint64(0))], ids=["one-block", "blocks", "colliding-hashes"])
+def test_trials_csv_is_what_the_csv_module_writes(tmp_path, monkeypatch, block, spread):
+    """The fast writer's bytes equal the csv module's, row by row with repr numbers (the format readers rely on).
+
+    Also in blocks of 700 rows (the last one short), and when every row's hash collides (so rows that
+    share a hash are still told apart by their values).
+    """
+    monkeypatch.setattr(trialscsv, "WRITE_BLOCK", block)
+    monkeypatch.setattr(trialscsv, "_SPREAD", spread)
     rows, cols = _odd_rows()
     write_trials_csv(tmp_path / "trials.csv", rows, cols)
     expected = io.StringIO()
@@ -352,6 +368,21 @@ def test_chunk_store_keeps_codes_and_categories(tmp_path):
     np.testing.assert_array_equal(back.codes, chunk.codes)
     assert back.categories == chunk.categories
     assert store.load("v", 0, 3, (3, 5)) is None  # another shape: simulated again
+
+
+def test_chunk_store_does_not_load_a_damaged_chunk(tmp_path):
+    """A chunk file cut short, with a byte altered, with bytes added, or of another format loads as None."""
+    store = ChunkStore(tmp_path)
+    store.save("v", 0, Chunk.from_texts(np.arange(6.0).reshape(2, 3), [["a"] * 5, ["b"] * 5]))
+    path = next(store.folder.iterdir())
+    whole = path.read_bytes()
+    altered = bytearray(whole)
+    altered[len(whole) // 2] ^= 1
+    for damaged in (b"", whole[:len(whole) // 2], whole[:-1], bytes(altered), whole + b"\0", b"PK" + whole[2:]):
+        path.write_bytes(damaged)
+        assert store.load("v", 0, 2, (3, 5)) is None
+    path.write_bytes(whole)
+    assert store.load("v", 0, 2, (3, 5)) is not None
 
 
 # --- paired vs unpaired ---------------------------------------------------------------------------------------
