@@ -12,18 +12,24 @@ from custodysim.model import compile_scenario
 from custodysim.treasury import Treasury
 
 
-def _treasury(withdrawals: float, deposits: float, cap: float, low: float, signing_hours: float) -> Treasury:
+def _doc(withdrawals: float, deposits: float, cap: float, low: float, signing_hours: float,
+         vault: float = 1e9) -> dict:
+    """A scenario of a hot wallet with customer flows, topped up from a vault holding ``vault``."""
     doc = copy.deepcopy(BASE)
     doc["wallets"] = {
         "hot": {"asset": "BTC", "tier": "hot", "balance": cap,
                 "custody": {"scheme": "single", "signers": [{"id": "h", "key_store": "hot_server"}]},
                 "flows": {"withdrawals_per_day": withdrawals, "deposits_per_day": deposits},
                 "topup": {"source": "vault", "cap": cap, "low_water": low, "signing_hours": signing_hours}},
-        "vault": {"asset": "BTC", "tier": "warm", "balance": 1e9,
+        "vault": {"asset": "BTC", "tier": "warm", "balance": vault,
                   "custody": {"scheme": "single", "signers": [{"id": "v", "holder": "alice", "key_store": "vault_hsm"}]}},
     }
     doc["operations"] = {"transfers": []}
-    return Treasury(compile_scenario(load(doc).baseline))
+    return doc
+
+
+def _treasury(withdrawals: float, deposits: float, cap: float, low: float, signing_hours: float) -> Treasury:
+    return Treasury(compile_scenario(load(_doc(withdrawals, deposits, cap, low, signing_hours)).baseline))
 
 
 def test_no_waiting_when_low_water_covers_the_signing_time():
@@ -102,17 +108,10 @@ def test_top_up_survives_an_alarm_raised_while_it_is_intercepted():
 
 def _with_transfers(vault_balance: float) -> Treasury:
     """A hot wallet topped up from a vault that also pays a weekly transfer out and a fortnightly one in-house."""
-    doc = copy.deepcopy(BASE)
-    doc["wallets"] = {
-        "hot": {"asset": "BTC", "tier": "hot", "balance": 100.0,
-                "custody": {"scheme": "single", "signers": [{"id": "h", "key_store": "hot_server"}]},
-                "flows": {"withdrawals_per_day": 10.0, "deposits_per_day": 8.0},
-                "topup": {"source": "vault", "cap": 100.0, "low_water": 30.0, "signing_hours": 6.0}},
-        "vault": {"asset": "BTC", "tier": "warm", "balance": vault_balance,
-                  "custody": {"scheme": "single", "signers": [{"id": "v", "holder": "alice", "key_store": "vault_hsm"}]}},
-        "cold": {"asset": "BTC", "tier": "cold", "balance": 0.0,
-                 "custody": {"scheme": "single", "signers": [{"id": "c", "holder": "alice", "key_store": "vault_hsm"}]}},
-    }
+    doc = _doc(10.0, 8.0, cap=100.0, low=30.0, signing_hours=6.0, vault=vault_balance)
+    doc["wallets"]["cold"] = {
+        "asset": "BTC", "tier": "cold", "balance": 0.0,
+        "custody": {"scheme": "single", "signers": [{"id": "c", "holder": "alice", "key_store": "vault_hsm"}]}}
     doc["operations"] = {"transfers": [
         {"from": "vault", "to": "external", "amount": 7.0, "every_days": 7, "first_day": 3},
         {"from": "vault", "to": "cold", "amount": 5.0, "every_days": 14, "first_day": 1, "signing_hours": 30},
