@@ -132,8 +132,8 @@ def run_trials(model: CompiledScenario, seed: int, first: int, count: int, cols:
     numbers = np.tile(np.array(quiet_numbers), (count, 1))
     numbers[:, 0] = trials
     numbers[:, cols.numeric.index("campaigns")] = campaigns
-    outcome = Columns.text.index("outcome")
-    no_foothold = [*quiet_texts[:outcome], "no_foothold", *quiet_texts[outcome + 1:]]
+    at = Columns.text.index("outcome")
+    no_foothold = [*quiet_texts[:at], "no_foothold", *quiet_texts[at + 1:]]
     texts = [no_foothold if k else quiet_texts for k in campaigns.tolist()]  # shared: rows are replaced, not changed
     replays = {} if replays is None else replays
     randoms = {} if randoms is None else randoms
@@ -143,7 +143,9 @@ def run_trials(model: CompiledScenario, seed: int, first: int, count: int, cols:
     world_rows: list[list[float]] = []
     for i in np.flatnonzero(needed).tolist():
         trial = first + i
-        rnd = randoms.get(trial) or randoms.setdefault(trial, TrialRandom(seed, trial))
+        rnd = randoms.get(trial)
+        if rnd is None:
+            rnd = randoms[trial] = TrialRandom(seed, trial)
         if trial in replays:
             harmless = replays[trial]
         else:
