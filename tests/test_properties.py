@@ -58,7 +58,7 @@ def scenarios(draw):
         if draw(st.booleans()):
             doc["people"][h].update(verifies_on=f"dev_{h}", verification_probability=draw(prob))
     doc["operations"] = {"transfers": [
-        {"from": "vault", "to": draw(st.sampled_from(["cold", "external"])), "amount": draw(amount),
+        {"from": "vault", "to": draw(st.sampled_from(["cold", "external", "hot"])), "amount": draw(amount),
          "every_days": draw(st.floats(min_value=0.5, max_value=60))},
     ]}
     doc["access"] = [
