@@ -202,13 +202,17 @@ class World:
             return
         self.trace("{} can now rewrite transfers out of {}", c.label, wid)
         listeners.append(c)
+        self.sync()  # the clock reckons the next transfer from the ledger as it is now
         if len(listeners) == 1:
-            self.sync()
             self.treasury.listeners[wid] = lambda transfer: self._intercept(wid, transfer)
         if self._clock is None:
             self._clock = self.env.process(self._operations_clock())
+        else:
+            self.wake_clock()  # it sleeps until a time reckoned without this campaign
 
     def _intercept(self, wid: str, transfer: LegitTransfer) -> Intercept:
+        if transfer.time >= self.model.horizon:
+            return Intercept.PASS  # the attacker acts inside the horizon only, as SimPy stops before it
         wallet = self.model.wallets[wid]
         for c in self.tamperers[wid]:
             if any(c.holds(comp, transfer.time) for comp in wallet.pipeline):

@@ -496,7 +496,11 @@ class Treasury:
         return moved
 
     def _next_live_time(self) -> float:
-        """Return the time of the next event that is not a request out of an empty wallet."""
+        """Return the time of the next event that is not a request out of an empty wallet.
+
+        A hot wallet whose level rises to its cap starts sweeping into its ``sweep_to`` wallet then: if
+        that wallet is empty, the time counts as an event (requests out of it may send again).
+        """
         end = min((x.time for x in self._landings), default=math.inf)
         for i, tr in enumerate(self.model.transfers):
             if self.wallets[tr.source].balance > 0:
@@ -510,6 +514,11 @@ class Treasury:
                 when, kind, _ = self._flowing_event(st)
                 if kind is _REQUEST:
                     end = min(end, when)
+            if st.spec.sweep_to is not None and self.wallets[st.spec.sweep_to].balance <= 0:
+                withdrawals, deposits, _, cap = st.spec.flow_rates
+                level = st.balance - st.queue
+                if deposits > withdrawals and level < cap:
+                    end = min(end, self.now + (cap - level) / (deposits - withdrawals))
         return end
 
     def _stays_empty(self, source: _WalletState, end: float) -> bool:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 from conftest import assert_same, build, losses, signers
 
+from custodysim.engine import simulate_trial
 from custodysim.errors import ScenarioError
 from custodysim.loader import load_scenario_text
+from custodysim.model import compile_scenario
+from custodysim.runner import quiet_result
 
 
 def test_threshold_does_not_help_when_all_signers_share_a_compromised_view(base):
@@ -195,3 +199,19 @@ def test_a_theft_seen_during_an_earlier_response_freezes_its_wallet(base):
     # before the next day's limit: without that freeze the drain would go on for the 9 days to revocation.
     assert (rows.numbers["t_first_alarm_days"] == 0.5).all()
     assert (rows.numbers["loss_BTC"] == 10.0).all()
+
+
+def test_no_theft_at_the_horizon_itself():
+    """A legitimate transfer due exactly at the horizon is not rewritten: only thefts inside the year count."""
+    doc = yaml.safe_load((Path(__file__).resolve().parent.parent / "scenarios" / "dmm-2024.yaml").read_text())
+    doc.pop("variants")
+    doc["operations"]["transfers"] = [{"from": "main", "to": "external", "amount": 10, "every_days": 5,
+                                       "first_day": 0}]  # one falls on day 365
+    doc["controls"]["detection"] = {}
+    doc["controls"]["outflow_monitoring"]["dmm_outflow_watch"]["probability"] = 0.0  # never revoked
+    doc["threats"]["tradertraitor"]["campaigns_per_year"] = 5
+    model = compile_scenario(load_scenario_text(yaml.safe_dump(doc), source="horizon.yaml").baseline)
+    quiet = quiet_result(model, 1)
+    thefts = [simulate_trial(model, 1, trial, quiet).t_first_theft for trial in range(40)]
+    assert all(t < model.horizon or math.isinf(t) for t in thefts)
+    assert sum(math.isfinite(t) for t in thefts) > 10  # thefts do happen inside the year
