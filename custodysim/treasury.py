@@ -316,9 +316,9 @@ class Treasury:
         """
         now = self.now
         transfers = self.model.transfers
-        counts = [_occurrences(due, tr.every_days, t) for due, tr in zip(self._next_scheduled, transfers, strict=True)]
+        series = [_occurrences(due, tr.every_days, t) for due, tr in zip(self._next_scheduled, transfers, strict=True)]
         asked: dict[str, float] = {}
-        for tr, count in zip(transfers, counts, strict=True):
+        for tr, (count, _) in zip(transfers, series, strict=True):
             asked[tr.source] = asked.get(tr.source, 0.0) + tr.amount * count
         for source, total in asked.items():
             st = self.wallets[source]
@@ -333,7 +333,7 @@ class Treasury:
                 continue
             for i, tr in enumerate(transfers):
                 if tr.source == source:
-                    self._make_scheduled(i, counts[i])
+                    self._make_scheduled(i, *series[i])
 
     def _most_topped_up(self, source: str, t: float) -> float | None:
         """Return at least what the hot wallets topped up from ``source`` ask of it from now to ``t``.
@@ -354,25 +354,26 @@ class Treasury:
             most += max(0.0, cap - (st.balance - st.queue)) + max(0.0, withdrawals - deposits) * (t - self.now)
         return most
 
-    def _make_scheduled(self, i: int, count: int) -> None:
-        """Make the next ``count`` occurrences of recurring transfer ``i`` (see :meth:`_settle_scheduled`).
+    def _make_scheduled(self, i: int, count: int, next_due: float) -> None:
+        """Make the next ``count`` occurrences of recurring transfer ``i``, the next then due at ``next_due``.
 
-        Each sends the transfer's full amount: the tallies and the wallets take them all at once.
+        Each sends the transfer's full amount (see :meth:`_settle_scheduled`): the tallies and the wallets
+        take them all at once; a transfer between the exchange's wallets still lands, each when due.
         """
         tr = self.model.transfers[i]
         spec = self.wallets[tr.source].spec
-        due = self._next_scheduled[i]
         pieces = _pieces(tr.amount, spec.legit_transfer_limit)
         self._tally_signed(pieces, spec.legit_delay_days, count)
         self.wallets[tr.source].balance -= tr.amount * count
         if tr.dest is None:
             self.sent_out[spec.asset] += tr.amount * count
-        after = tr.signing_hours * HOUR + spec.legit_delay_days
-        for _ in range(count):
-            if tr.dest is not None:
+        else:
+            after = tr.signing_hours * HOUR + spec.legit_delay_days
+            due = self._next_scheduled[i]
+            for _ in range(count):
                 self._landings.append(_Landing(due + after, tr.dest, tr.amount, spec.asset))
-            due += tr.every_days
-        self._next_scheduled[i] = due
+                due += tr.every_days
+        self._next_scheduled[i] = next_due
 
     def _advance(self, t: float) -> None:
         next_event, flow = self._next_event, self._flow
@@ -404,9 +405,7 @@ class Treasury:
         for i in range(len(dues)):
             due = dues[i]
             if due < best[0]:  # a freeze only postpones it (see _transfer_due)
-                src = self.wallets[self.model.transfers[i].source]
-                if src.frozen_until > due:
-                    due = src.released_at(due)
+                due = self.wallets[self.model.transfers[i].source].released_at(due)
                 if due < best[0]:
                     best = (due, _SCHEDULED, i)
         for landing in self._landings:
@@ -443,15 +442,14 @@ class Treasury:
         if st.retry_at > when:
             when = st.retry_at
         source = self.wallets[top.source]
-        if source.frozen_until > when:
-            when = source.released_at(when)
+        when = source.released_at(when)
         return (when, _REQUEST, st) if when < best[0] else best
 
     def _transfer_due(self, i: int) -> float:
         """Return when scheduled transfer ``i`` is next made: its due time, postponed past any freeze."""
         src = self.wallets[self.model.transfers[i].source]
         due = self._next_scheduled[i]
-        return src.released_at(due) if src.frozen_until > due else due
+        return src.released_at(due)
 
     def _from_empty(self, kind: _Event, arg: Any) -> bool:
         """Whether the event asks an empty wallet for funds (a transfer or a top-up request out of it)."""
@@ -729,15 +727,19 @@ def _pieces(amount: float, limit: float) -> int:
     return 1 if ratio <= 1 else MAX_PIECES if ratio >= MAX_PIECES else math.ceil(ratio)
 
 
-def _occurrences(due: float, period: float, t: float) -> int:
-    """Return how many of due, due + period, ... (each added to the one before) are at or before ``t``."""
+def _occurrences(due: float, period: float, t: float) -> tuple[int, float]:
+    """Return how many of due, due + period, ... are at or before ``t``, and the first after it.
+
+    Each is the one before plus ``period``, added as the event loop adds them (so the count agrees with
+    the loop's, rounding included).
+    """
     count = 0
     while due <= t:
         if due + period == due:
-            return MAX_PIECES  # a period lost in rounding: never settled at once
+            return MAX_PIECES, math.inf  # a period lost in rounding: never settled at once
         count += 1
         due += period
-    return count
+    return count, due
 
 
 def _next_ask(wallet: _WalletState, due: float, period: float, end: float, inclusive: bool) -> float:
@@ -747,7 +749,7 @@ def _next_ask(wallet: _WalletState, due: float, period: float, end: float, inclu
     is repeated ``period`` later. With ``inclusive``, an asking at ``end`` itself is done too.
     """
     while True:
-        at = wallet.released_at(due) if wallet.freezes else due
+        at = wallet.released_at(due)
         if at > end or (at == end and not inclusive):
             return due
         # Between freezes the askings fall every period: count them at once rather than one by one.
