@@ -18,6 +18,7 @@ them) are the same whatever the executor and the number of workers.
 from __future__ import annotations
 
 import math
+import pickle
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -37,7 +38,8 @@ from custodysim.rows import LOSS_USD, Chunk, Columns, RowsBuilder, VariantRows
 from custodysim.schema import Scenario
 
 __all__ = ["CHUNK", "Chunk", "ChunkJob", "Columns", "Progress", "Simulated", "VariantRows", "chunks",
-           "columns_for", "quiet_result", "row_of", "run_trials", "run_variants", "simulate", "simulate_chunk"]
+           "columns_for", "pack_specs", "quiet_result", "row_of", "run_trials", "run_variants", "simulate",
+           "simulate_chunk"]
 
 Plans = dict[int, list[Campaign]]
 """Campaigns sampled for the trials of a chunk, by trial number, before any simulation changed them."""
@@ -205,12 +207,16 @@ def chunks(trials: int, size: int = CHUNK) -> Iterator[tuple[int, int]]:
 class ChunkJob:
     """One task: trials ``first .. first+count-1`` of some variants, with all a worker needs to run them.
 
-    It carries the variants' validated specs (a few kilobytes each), not their compiled models: a worker
-    compiles each variant once and keeps it (see :func:`simulate_chunk`).
+    It carries the run's validated specs (a few kilobytes a variant), not their compiled models: a worker
+    compiles each variant once and keeps it (see :func:`simulate_chunk`). The specs travel pickled once
+    for the whole run (:func:`pack_specs`), and a worker unpacks them only for a variant it has not
+    compiled yet, so that later tasks cost neither side a pickling.
     """
 
-    specs: dict[str, Scenario]
-    """The variants to simulate (those the checkpoint store does not have yet), by name."""
+    variants: tuple[str, ...]
+    """The variants to simulate (those the checkpoint store does not have yet)."""
+    specs: bytes
+    """Every variant's spec, by name, as :func:`pack_specs` packed them."""
     scenario_sha256: str
     seed: int
     first: int
@@ -241,15 +247,25 @@ def compiled_variant(scenario_sha256: str, variant: str, seed: int, spec: Scenar
     return compiled
 
 
+def pack_specs(specs: dict[str, Scenario]) -> bytes:
+    """Return the variants' specs, by name, packed for :class:`ChunkJob` (once per run)."""
+    return pickle.dumps(specs, protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def simulate_chunk(job: ChunkJob) -> dict[str, Chunk]:
     """Simulate one chunk of the job's variants (in whatever process runs it) and return their rows."""
     # Variants with the same attack surface share the chunk's screen and sampled campaigns, and those
     # that also share a harmless surface share the harmless replays.
     shared: dict[object, tuple[Screen, Plans, dict[object, Replays]]] = {}
     randoms: dict[int, TrialRandom] = {}  # every variant draws the same numbers at the same addresses
+    specs: dict[str, Scenario] | None = None  # unpacked only for a variant this process has not compiled
     out: dict[str, Chunk] = {}
-    for variant, spec in job.specs.items():
-        model, quiet = compiled_variant(job.scenario_sha256, variant, job.seed, spec)
+    for variant in job.variants:
+        compiled = _COMPILED.get((job.scenario_sha256, variant, job.seed))
+        if compiled is None:
+            specs = specs if specs is not None else pickle.loads(job.specs)  # bytes this run packed
+            compiled = compiled_variant(job.scenario_sha256, variant, job.seed, specs[variant])
+        model, quiet = compiled
         if model.attack_surface not in shared:
             trials = np.arange(job.first, job.first + job.count)
             shared[model.attack_surface] = (screen_trials(model, job.seed, trials), {}, {})
@@ -308,19 +324,21 @@ def simulate(loaded: LoadedScenario, trials: int | None = None, seed: int | None
     done: dict[tuple[int, str], Chunk] = {}
     width = (len(cols.numeric), len(Columns.text))
 
+    packed = pack_specs(specs)
+
     def jobs() -> Iterator[ChunkJob]:
         for k, (first, count) in enumerate(pieces):
-            missing: dict[str, Scenario] = {}
+            missing: list[str] = []
             for name in names:
                 saved = store.load(name, first, count, width) if store is not None else None
                 if saved is None:
-                    missing[name] = specs[name]
+                    missing.append(name)
                     continue
                 done[(k, name)] = saved
                 if progress is not None:
                     progress(name, count)
             if missing:
-                yield ChunkJob(missing, loaded.sha256, s, first, count, cols, k)
+                yield ChunkJob(tuple(missing), packed, loaded.sha256, s, first, count, cols, k)
 
     state = _Assembly(pieces, names, builders, check)
     with closing((executor or InProcess()).map_unordered(simulate_chunk, jobs())) as results:
