@@ -11,6 +11,7 @@ import heapq
 import math
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import simpy
@@ -169,8 +170,7 @@ class World:
                 self.draining.add((c.label, wid))
                 self.trace("{} can now sign for {} with {} key(s)", c.label, wid, wallet.threshold)
                 self.env.process(drain(self.env, self, c, wallet, "key_theft"))
-        for wid in m.pipeline_of.get(step.node, ()):
-            self._add_tamperer(c, wid)
+        self._add_tamperer(c, m.pipeline_of.get(step.node, ()))
         for wid in m.requester_of.get(step.node, ()):
             forge(self, c, m.wallets[wid])
 
@@ -196,15 +196,21 @@ class World:
 
         self.env.timeout(at - self.env.now).callbacks.append(ring)
 
-    def _add_tamperer(self, c: Campaign, wid: str) -> None:
-        listeners = self.tamperers.setdefault(wid, [])
-        if c in listeners:
+    def _add_tamperer(self, c: Campaign, wallets: Iterable[str]) -> None:
+        """Campaign ``c`` can now rewrite the transfers out of ``wallets``: listen to them, and keep time for it.
+
+        The ledger is first brought up to now, so the transfers made up to this instant pass as they were.
+        """
+        new = [wid for wid in wallets if c not in self.tamperers.get(wid, ())]
+        if not new:
             return
-        self.trace("{} can now rewrite transfers out of {}", c.label, wid)
-        listeners.append(c)
         self.sync()  # the clock reckons the next transfer from the ledger as it is now
-        if len(listeners) == 1:
-            self.treasury.listeners[wid] = lambda transfer: self._intercept(wid, transfer)
+        for wid in new:
+            self.trace("{} can now rewrite transfers out of {}", c.label, wid)
+            listeners = self.tamperers.setdefault(wid, [])
+            listeners.append(c)
+            if len(listeners) == 1:
+                self.treasury.listeners[wid] = partial(self._intercept, wid)
         if self._clock is None:
             self._clock = self.env.process(self._operations_clock())
         else:
