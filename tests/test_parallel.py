@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 import math
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,12 +21,23 @@ from custodysim import trialscsv
 from custodysim.checkpoints import ChunkStore
 from custodysim.cli import app
 from custodysim.errors import ExecutorError, OptionError, RunInterrupted
+from custodysim.executors import ProcessPool, _start_context
 from custodysim.formatting import narrowing
 from custodysim.loader import load_scenario
 from custodysim.precision import StopRule, relative_half_width
 from custodysim.rows import Chunk, Columns, TextColumn, rows_from_arrays
 from custodysim.runfolder import read_trials_csv
-from custodysim.runner import CHUNK, FINE_TAIL, chunks, simulate
+from custodysim.runner import (
+    CHUNK,
+    FINE_TAIL,
+    ChunkJob,
+    chunks,
+    columns_for,
+    compiled_variant,
+    pack_specs,
+    simulate,
+    simulate_chunk,
+)
 from custodysim.runs import execute_run, resume_run
 from custodysim.trialscsv import write_trials_csv
 
@@ -99,6 +112,38 @@ def test_progress_reports_every_chunk_of_every_variant_with_workers(tmp_path):
 
     execute_run(DMM, trials=2100, out=tmp_path / "r", variants=["split-wallets"], workers=2, progress=progress)
     assert seen == {"baseline": 2100, "split-wallets": 2100}
+
+
+def test_the_pool_hands_every_object_back_to_the_garbage_collector():
+    """Objects hidden from the collector while forked workers live (gc.freeze) are handed back when the map ends or stops early."""
+    pool = ProcessPool(2)
+    forking = _start_context(abs).get_start_method() == "fork"  # asked as the pool will, before it starts threads
+    assert sorted(x for _, x in pool.map_unordered(abs, [-1, -2, -3])) == [1, 2, 3]
+    assert gc.get_freeze_count() == 0
+    results = pool.map_unordered(abs, [-1, -2, -3, -4, -5])
+    next(results)
+    assert (gc.get_freeze_count() > 0) == forking  # hidden while the forked workers live
+    results.close()  # a caller that stops early (a precision target met, Ctrl-C)
+    assert gc.get_freeze_count() == 0
+
+
+def test_a_worker_unpacks_the_specs_only_for_a_variant_it_has_not_compiled():
+    """A chunk job's packed specs are read only for a variant not compiled yet: later jobs cost no unpickling."""
+    loaded = load_scenario(DMM)
+    specs = loaded.specs(["independent-whitelist"])
+    models = {name: compiled_variant(loaded.sha256, name, 5, spec)[0] for name, spec in specs.items()}
+    cols = columns_for(models)
+
+    def job(packed: bytes) -> ChunkJob:
+        return ChunkJob(tuple(specs), packed, loaded.sha256, 5, 0, 300, cols, 0)
+
+    rows = simulate_chunk(job(pack_specs(specs)))
+    unreadable = simulate_chunk(job(b"not a pickle"))  # every variant is compiled in this process already
+    assert rows.keys() == unreadable.keys() == set(specs)
+    for name in specs:
+        assert np.array_equal(rows[name].numbers, unreadable[name].numbers, equal_nan=True)
+    with pytest.raises(pickle.UnpicklingError):
+        simulate_chunk(ChunkJob(tuple(specs), b"not a pickle", "another scenario", 5, 0, 300, cols, 0))
 
 
 def test_interrupted_parallel_run_resumes_to_identical_figures(tmp_path):
