@@ -233,13 +233,18 @@ A cache, not state: an entry is a pure function of its key (scenario hash, varia
 _COMPILED_MAX = 32
 
 
-def compiled_variant(scenario_sha256: str, variant: str, seed: int, spec: Scenario) -> tuple[CompiledScenario,
-                                                                                             TrialResult]:
-    """Return the variant's compiled model and quiet trial, compiled once per process."""
+def compiled_variant(scenario_sha256: str, variant: str, seed: int,
+                     spec: Scenario | bytes) -> tuple[CompiledScenario, TrialResult]:
+    """Return the variant's compiled model and quiet trial, compiled once per process.
+
+    ``spec`` is the variant's spec, or the run's specs as :func:`pack_specs` packed them: they are then
+    unpacked only if this process has not compiled the variant yet.
+    """
     key = (scenario_sha256, variant, seed)
     compiled = _COMPILED.get(key)
     if compiled is None:
-        model = compile_scenario(spec)
+        scenario: Scenario = pickle.loads(spec)[variant] if isinstance(spec, bytes) else spec  # our own bytes
+        model = compile_scenario(scenario)
         compiled = (model, quiet_result(model, seed))
         if len(_COMPILED) >= _COMPILED_MAX:
             del _COMPILED[next(iter(_COMPILED))]
@@ -258,14 +263,9 @@ def simulate_chunk(job: ChunkJob) -> dict[str, Chunk]:
     # that also share a harmless surface share the harmless replays.
     shared: dict[object, tuple[Screen, Plans, dict[object, Replays]]] = {}
     randoms: dict[int, TrialRandom] = {}  # every variant draws the same numbers at the same addresses
-    specs: dict[str, Scenario] | None = None  # unpacked only for a variant this process has not compiled
     out: dict[str, Chunk] = {}
     for variant in job.variants:
-        compiled = _COMPILED.get((job.scenario_sha256, variant, job.seed))
-        if compiled is None:
-            specs = specs if specs is not None else pickle.loads(job.specs)  # bytes this run packed
-            compiled = compiled_variant(job.scenario_sha256, variant, job.seed, specs[variant])
-        model, quiet = compiled
+        model, quiet = compiled_variant(job.scenario_sha256, variant, job.seed, job.specs)
         if model.attack_surface not in shared:
             trials = np.arange(job.first, job.first + job.count)
             shared[model.attack_surface] = (screen_trials(model, job.seed, trials), {}, {})
