@@ -155,7 +155,7 @@ def run_trials(model: CompiledScenario, seed: int, first: int, count: int, cols:
         if harmless is not None:
             harmless_at.append(i)
             harmless_figures.append((harmless.footholds, _nan(harmless.first_access), _nan(harmless.first_alarm)))
-            texts[i] = harmless_texts(harmless, quiet_texts)
+            texts[i] = _harmless_texts(harmless, quiet_texts)
             continue
         fresh = [c.fresh() for c in _sampled(model, rnd, plans)]  # the world changes its campaigns
         result = World(model, rnd, fresh).run()
@@ -170,7 +170,7 @@ def run_trials(model: CompiledScenario, seed: int, first: int, count: int, cols:
     return numbers, texts
 
 
-def harmless_texts(harmless: Harmless, quiet_texts: list[str]) -> list[str]:
+def _harmless_texts(harmless: Harmless, quiet_texts: list[str]) -> list[str]:
     """Return the text row of a harmless trial (see :func:`row_of`) in a variant whose quiet row is ``quiet_texts``."""
     path_type, _, wallets, _, path = quiet_texts  # no loss: no path type, wallet or attack path
     return [path_type, outcome(0.0, harmless.stops, harmless.footholds, harmless.campaigns), wallets,

@@ -318,8 +318,9 @@ class Treasury:
         transfers = self.model.transfers
         series = [_occurrences(due, tr.every_days, t) for due, tr in zip(self._next_scheduled, transfers, strict=True)]
         asked: dict[str, float] = {}
-        for tr, (count, _) in zip(transfers, series, strict=True):
-            asked[tr.source] = asked.get(tr.source, 0.0) + tr.amount * count
+        for tr, occurring in zip(transfers, series, strict=True):
+            more = math.inf if occurring is None else tr.amount * occurring[0]  # inf: never settled at once
+            asked[tr.source] = asked.get(tr.source, 0.0) + more
         for source, total in asked.items():
             st = self.wallets[source]
             if total <= 0 or st.spec.flows is not None or source in self.listeners \
@@ -331,9 +332,9 @@ class Treasury:
             topped = self._most_topped_up(source, t)
             if topped is None or st.balance - total - topped <= margin:
                 continue
-            for i, tr in enumerate(transfers):
-                if tr.source == source:
-                    self._make_scheduled(i, *series[i])
+            for i, (tr, occurring) in enumerate(zip(transfers, series, strict=True)):
+                if tr.source == source and occurring is not None:
+                    self._make_scheduled(i, *occurring)
 
     def _most_topped_up(self, source: str, t: float) -> float | None:
         """Return at least what the hot wallets topped up from ``source`` ask of it from now to ``t``.
@@ -667,8 +668,9 @@ class Treasury:
         1e-14 BTC residue would make an empty wallet pay out dust and count a signing ceremony for it.
         """
         cap = st.spec.flow_rates[3]
-        excess = st.balance - st.queue - cap
-        if _above_cap(st.balance - st.queue, cap) and st.spec.sweep_to is not None:
+        level = st.balance - st.queue
+        if _above_cap(level, cap) and st.spec.sweep_to is not None:
+            excess = level - cap
             target = self.wallets[st.spec.sweep_to]
             st.balance = st.queue + cap  # a positive level means no customer waits: the queue is 0
             target.balance += excess
@@ -727,16 +729,17 @@ def _pieces(amount: float, limit: float) -> int:
     return 1 if ratio <= 1 else MAX_PIECES if ratio >= MAX_PIECES else math.ceil(ratio)
 
 
-def _occurrences(due: float, period: float, t: float) -> tuple[int, float]:
+def _occurrences(due: float, period: float, t: float) -> tuple[int, float] | None:
     """Return how many of due, due + period, ... are at or before ``t``, and the first after it.
 
     Each is the one before plus ``period``, added as the event loop adds them (so the count agrees with
-    the loop's, rounding included).
+    the loop's, rounding included). None if the period is lost in rounding before ``t``: the series then
+    never moves on, and is left to the event loop.
     """
     count = 0
     while due <= t:
         if due + period == due:
-            return MAX_PIECES, math.inf  # a period lost in rounding: never settled at once
+            return None
         count += 1
         due += period
     return count, due
