@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 from typer.testing import CliRunner
 
-from custodysim import distributions, schema
+from custodysim import distributions, schema, yamlsource
 from custodysim.cli import app
 from custodysim.errors import PathT, Problem, ScenarioError
 from custodysim.loader import LoadedScenario, load_scenario_text
@@ -571,12 +571,27 @@ def test_alias_bombs_bounded_in_time_and_memory(text: str) -> None:
     assert _refusal_peak_bytes(text) < 200e6
 
 
-def test_large_flat_file_refused_before_it_is_all_parsed() -> None:
-    """A file of a million plain values (no aliases) is refused after MAX_SOURCE_NODES, fast and small."""
+def test_large_flat_file_refused_before_it_is_all_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file of a million plain values (no aliases) is refused once MAX_SOURCE_NODES are composed, and small."""
     text = "name: x\nlots: [" + "1," * 1_000_000 + "]\n"
-    p = _only(text)
+    composed = 0
+    compose_node = yamlsource._Loader.compose_node
+
+    def counted(self: yamlsource._Loader, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        nonlocal composed
+        composed += 1
+        return compose_node(self, parent, index)
+
+    monkeypatch.setattr(yamlsource._Loader, "compose_node", counted)
+    # Counted, not timed: refusing takes about 1 s here (PyYAML composes 50,000 values), too close to
+    # LOAD_SECONDS to time on a busy machine; composing the whole file would take some 20 s.
+    result = within(HANG_SECONDS, "load", load_scenario_text, text, "s.yaml")
+    assert isinstance(result, ScenarioError) and len(result.problems) == 1, result
+    p = result.problems[0]
     assert p.line == 2 and f"more than {MAX_SOURCE_NODES} values" in p.message
     assert "alias" not in p.message
+    assert composed == MAX_SOURCE_NODES + 1
+    monkeypatch.undo()
     assert _refusal_peak_bytes(text) < 200e6
 
 
