@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/bench.py                       # every scenarios/*.yaml, 200,000 trial-variants each, 1 worker and all CPUs
+    python benchmarks/bench.py                       # every scenarios/*.yaml (200,000 trial-variants each)
     python benchmarks/bench.py --million             # ... and a full 1,000,000-trial run of dmm-2024
     python benchmarks/bench.py --scenario scenarios/dmm-2024.yaml --trials 50000 --repeats 3 --json bench.json
 

@@ -12,9 +12,10 @@ costs, and the worlds' share of the whole simulation, all in this one process:
 
 * ``simulate s``: the median wall time of :func:`custodysim.runner.simulate` in this process, every
   variant, after a first warm-up call (models compiled and quiet years reckoned once, as a worker would);
-* ``worlds s``: the median over repeats of running just the world trials, every variant, again: the
-  campaigns sampled by the run, fresh copies of them, the same seed. Time outside the worlds (screening,
-  sampling, replays, rows) is the difference.
+* ``worlds s``: the median over repeats of running just the world trials of each variant again, with
+  the same seed; as in a run, a trial's random draws are shared by the variants, and campaigns are
+  sampled and replayed first (untimed). Time outside the worlds (screening, sampling, replays, rows) is
+  the difference.
 
 ``--modules`` runs the worlds once more under cProfile and adds up their own time (excluding calls to
 other functions) by module: custodysim's modules, SimPy, and built-in functions. cProfile charges every
@@ -39,6 +40,7 @@ import numpy as np
 
 from custodysim.campaigns import sample_campaigns, screen_trials
 from custodysim.engine import World, replay_harmless
+from custodysim.errors import ScenarioError
 from custodysim.loader import LoadedScenario, load_scenario
 from custodysim.model import CompiledScenario, compile_scenario
 from custodysim.randomness import TrialRandom
@@ -114,8 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats, medians quoted (default 3)")
     parser.add_argument("--modules", action="store_true", help="also the worlds' own time by module (cProfile)")
     args = parser.parse_args(argv)
+    if args.trials < 1 or args.repeats < 1:
+        parser.error("--trials and --repeats must be 1 or more")
 
-    loaded: LoadedScenario = load_scenario(args.scenario)
+    try:
+        loaded: LoadedScenario = load_scenario(args.scenario)
+    except ScenarioError as exc:
+        parser.exit(1, f"{exc}\n")
     seed = loaded.baseline.settings.seed
     simulate(loaded, trials=min(args.trials, 1000), seed=seed)  # warm-up: compile, quiet years
     sim_s = statistics.median(_timed(lambda: simulate(loaded, trials=args.trials, seed=seed))
