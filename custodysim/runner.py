@@ -137,6 +137,7 @@ def run_trials(model: CompiledScenario, seed: int, first: int, count: int, cols:
     at = Columns.text.index("outcome")
     no_foothold = [*quiet_texts[:at], "no_foothold", *quiet_texts[at + 1:]]
     texts = [no_foothold if k else quiet_texts for k in campaigns.tolist()]  # shared: rows are replaced, not changed
+    plans = {} if plans is None else plans
     replays = {} if replays is None else replays
     randoms = {} if randoms is None else randoms
     harmless_at: list[int] = []
@@ -177,13 +178,11 @@ def _harmless_texts(harmless: Harmless, quiet_texts: list[str]) -> list[str]:
             _stops_text(harmless.stops), path]
 
 
-def _sampled(model: CompiledScenario, rnd: TrialRandom, plans: Plans | None) -> list[Campaign]:
+def _sampled(model: CompiledScenario, rnd: TrialRandom, plans: Plans) -> list[Campaign]:
     """Return the trial's campaigns as sampled (do not change them): from ``plans``, or sampled and kept there."""
-    kept = plans.get(rnd.trial) if plans is not None else None
+    kept = plans.get(rnd.trial)
     if kept is None:
-        kept = sample_campaigns(model, rnd)
-        if plans is not None:
-            plans[rnd.trial] = kept
+        kept = plans[rnd.trial] = sample_campaigns(model, rnd)
     return kept
 
 
