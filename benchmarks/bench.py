@@ -17,7 +17,7 @@ What is timed (wall clock, ``time.perf_counter``) in the measuring process:
   compiles every variant and, with several workers, starts the worker pool, whose workers inherit the
   compiled variants when forked), up to the moment every row is back in the parent. Starting
   the interpreter and importing custodysim are not timed.
-* the ``--million`` run: the whole ``custodysim.runs.execute_run``, i.e. also the summary, the stories,
+* the ``--million`` run: the whole ``custodysim.studies.run.execute_run``, i.e. also the summary, the stories,
   ``trials.csv`` and the reports written to a temporary run folder (deleted afterwards).
 
 Peak memory is peak resident set size (RSS), from ``getrusage``:
@@ -206,10 +206,10 @@ def measure_one(scenario: Path, workers: int, trials: int, full_run: bool) -> Me
     cold, and the peak memory is this measurement's alone.
     """
     load = os.getloadavg()[0]
-    from custodysim.executors import open_executor
-    from custodysim.loader import load_scenario
-    from custodysim.runner import simulate
-    from custodysim.runs import execute_run
+    from custodysim.running.executors import open_executor
+    from custodysim.running.runner import simulate
+    from custodysim.scenario.loader import load_scenario
+    from custodysim.studies.run import execute_run
 
     folder_mib: float | None = None
     code = code_hash()
@@ -453,7 +453,7 @@ def _git(*args: str) -> str | None:
 def provenance() -> dict[str, Any]:
     """Return where and on what the figures were measured."""
     from custodysim import __version__
-    from custodysim.executors import default_workers
+    from custodysim.running.executors import default_workers
 
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {
@@ -577,7 +577,7 @@ def default_scenarios() -> list[Path]:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
-    from custodysim.executors import default_workers
+    from custodysim.running.executors import default_workers
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -609,7 +609,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def trials_for(scenario: Path) -> int:
     """Return the trials per variant that make :data:`DEFAULT_TRIAL_VARIANTS` trial-variants of ``scenario``."""
-    from custodysim.loader import load_scenario
+    from custodysim.scenario.loader import load_scenario
 
     variants = len(load_scenario(scenario).specs())
     return -(-DEFAULT_TRIAL_VARIANTS // variants)

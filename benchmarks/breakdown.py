@@ -10,7 +10,7 @@ campaigns (the screen finds it, a chunk at a time), the campaigns never reach a 
 SimPy), or a SimPy world. This prints, per variant, how many trials take each path and what a world
 costs, and the worlds' share of the whole simulation, all in this one process:
 
-* ``simulate s``: the median wall time of :func:`custodysim.runner.simulate` in this process, every
+* ``simulate s``: the median wall time of :func:`custodysim.running.runner.simulate` in this process, every
   variant, after a first warm-up call (models compiled and quiet years reckoned once, as a worker would);
 * ``worlds s``: the median over repeats of running just the world trials of each variant again, with
   the same seed; as in a run, a trial's random draws are shared by the variants, and campaigns are
@@ -38,13 +38,13 @@ from pathlib import Path
 
 import numpy as np
 
-from custodysim.campaigns import sample_campaigns, screen_trials
-from custodysim.engine import World, replay_harmless
 from custodysim.errors import ScenarioError
-from custodysim.loader import LoadedScenario, load_scenario
-from custodysim.model import CompiledScenario, compile_scenario
-from custodysim.randomness import TrialRandom
-from custodysim.runner import simulate
+from custodysim.running.runner import simulate
+from custodysim.scenario.loader import LoadedScenario, load_scenario
+from custodysim.simulation.campaigns import sample_campaigns, screen_trials
+from custodysim.simulation.engine import World, replay_harmless
+from custodysim.simulation.model import CompiledScenario, compile_scenario
+from custodysim.simulation.randomness import TrialRandom
 
 
 @dataclass
@@ -102,7 +102,8 @@ def by_module(stats: pstats.Stats) -> Counter[str]:
         elif "/simpy/" in path:
             module = "simpy"
         elif "/custodysim/" in path:
-            module = "custodysim." + Path(path).stem
+            inside = Path(path.rsplit("/custodysim/", 1)[1]).with_suffix("")
+            module = "custodysim." + ".".join(inside.parts)
         else:
             module = "other"
         seconds[module] += own

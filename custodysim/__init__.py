@@ -13,8 +13,8 @@ try:
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0+unknown"
 
-from custodysim.loader import LoadedScenario, load_scenario
-from custodysim.runner import run_variants
-from custodysim.runs import RunOutcome, execute_run
+from custodysim.running.runner import run_variants
+from custodysim.scenario.loader import LoadedScenario, load_scenario
+from custodysim.studies.run import RunOutcome, execute_run
 
 __all__ = ["LoadedScenario", "RunOutcome", "__version__", "execute_run", "load_scenario", "run_variants"]

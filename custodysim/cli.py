@@ -20,18 +20,20 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from custodysim import __version__, library
-from custodysim.attribution import execute_attribution
-from custodysim.compare import compare_runs
+from custodysim import __version__
 from custodysim.errors import CustodysimError, RunInterrupted
-from custodysim.executors import default_workers
 from custodysim.formatting import narrowing, number, pct, usd
-from custodysim.loader import load_scenario
-from custodysim.runs import MAX_ROWS, execute_run, rerender, resume_run
-from custodysim.schema import json_schema
-from custodysim.starter import write_starter
-from custodysim.stories import tell
-from custodysim.sweeps import execute_sweep
+from custodysim.reporting.stories import tell
+from custodysim.running.executors import default_workers
+from custodysim.running.rows import MAX_ROWS
+from custodysim.scenario import library
+from custodysim.scenario.loader import load_scenario
+from custodysim.scenario.schema import json_schema
+from custodysim.scenario.starter import write_starter
+from custodysim.studies.attribution import execute_attribution
+from custodysim.studies.compare import compare_runs
+from custodysim.studies.run import execute_run, rerender, resume_run
+from custodysim.studies.sweep import execute_sweep
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from hypothesis import settings as hypothesis_settings
 
-from custodysim.loader import LoadedScenario, load_scenario_text
-from custodysim.runner import VariantRows, run_variants
+from custodysim.running.runner import VariantRows, run_variants
+from custodysim.scenario.loader import LoadedScenario, load_scenario_text
 
 # CI explores the same examples every run (reproducible, no flaky red); locally hypothesis explores anew.
 hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)

@@ -12,13 +12,13 @@ import yaml
 from conftest import MINI, build, edit, load, losses
 from typer.testing import CliRunner
 
-from custodysim import library
-from custodysim.attribution import attribute, execute_attribution, plan_attribution
+from custodysim.analysis.sensitivity import DEFAULT, LIBRARY, SCENARIO, default_inputs, uncertain_inputs
 from custodysim.cli import app
 from custodysim.errors import OptionError, ScenarioError
-from custodysim.loader import load_scenario_text
-from custodysim.report import attribution_reading
-from custodysim.sensitivity import DEFAULT, LIBRARY, SCENARIO, default_inputs, uncertain_inputs
+from custodysim.reporting.report import attribution_reading
+from custodysim.scenario import library
+from custodysim.scenario.loader import load_scenario_text
+from custodysim.studies.attribution import attribute, execute_attribution, plan_attribution
 
 TRIALS = 300
 WL = {"wallets.vault.policy.whitelist": {"enforced_by": "policy_engine"}}

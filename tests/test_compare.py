@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from custodysim.compare import PAIRED, compare_runs
 from custodysim.errors import RunFolderError
-from custodysim.runs import execute_run
-from custodysim.stats import Z95
+from custodysim.running.precision import Z95
+from custodysim.studies.compare import PAIRED, compare_runs
+from custodysim.studies.run import execute_run
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 DMM = SCENARIOS / "dmm-2024.yaml"

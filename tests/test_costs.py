@@ -12,8 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from custodysim.cli import app
-from custodysim.economics import (
+from custodysim.analysis.economics import (
     control_costs,
     cost_figures,
     insured_part,
@@ -22,11 +21,12 @@ from custodysim.economics import (
     survival_figures,
     variant_economics,
 )
+from custodysim.cli import app
 from custodysim.errors import ScenarioError
-from custodysim.loader import load_scenario_text
-from custodysim.runner import run_variants
-from custodysim.runs import execute_run, rerender, summarise_run
-from custodysim.schema import Finance, Insurance
+from custodysim.running.runner import run_variants
+from custodysim.scenario.loader import load_scenario_text
+from custodysim.scenario.schema import Finance, Insurance
+from custodysim.studies.run import execute_run, rerender, summarise_run
 
 
 def _costly() -> dict:
@@ -229,7 +229,7 @@ def _write(folder, doc) -> str:
 
 def test_compare_adds_each_runs_total_cost_of_risk(tmp_path):
     """Comparing runs gives each entry the annualised expected loss plus its run's stated control cost."""
-    from custodysim.compare import compare_runs
+    from custodysim.studies.compare import compare_runs
 
     doc = _costly()
     a = execute_run(_write(tmp_path, doc), trials=200, out=tmp_path / "a")

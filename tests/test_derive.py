@@ -7,8 +7,8 @@ import yaml
 from conftest import build
 
 from custodysim.errors import ScenarioError
-from custodysim.loader import derive, load_scenario_text
-from custodysim.runner import run_variants
+from custodysim.running.runner import run_variants
+from custodysim.scenario.loader import derive, load_scenario_text
 
 
 def test_derived_variant_equals_the_same_variant_written_in_the_file(base):

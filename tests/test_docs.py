@@ -6,9 +6,9 @@ from types import ModuleType
 
 from pydantic import BaseModel
 
-from custodysim import distributions, schema
-from custodysim.distributions import Exponential, Fixed, LogNormal, Triangular, Uniform
-from custodysim.schema import (
+from custodysim.scenario import distributions, schema
+from custodysim.scenario.distributions import Exponential, Fixed, LogNormal, Triangular, Uniform
+from custodysim.scenario.schema import (
     AccessEdge,
     Asset,
     AwarenessTraining,

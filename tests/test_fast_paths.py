@@ -22,14 +22,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_properties import PROPERTY, scenarios
 
-from custodysim.campaigns import sample_campaigns, screen_trials
-from custodysim.distributions import poisson_quantile, poisson_quantiles
-from custodysim.engine import TrialResult, World, replay_harmless, simulate_trial
-from custodysim.loader import load_scenario
-from custodysim.model import CompiledScenario, compile_scenario
-from custodysim.randomness import TrialRandom, uniform, uniform_array
-from custodysim.runner import columns_for, quiet_result, row_of, run_trials
-from custodysim.treasury import QuietTimeline, Treasury
+from custodysim.running.runner import columns_for, quiet_result, row_of, run_trials
+from custodysim.scenario.distributions import poisson_quantile, poisson_quantiles
+from custodysim.scenario.loader import load_scenario
+from custodysim.simulation.campaigns import sample_campaigns, screen_trials
+from custodysim.simulation.engine import TrialResult, World, replay_harmless, simulate_trial
+from custodysim.simulation.model import CompiledScenario, compile_scenario
+from custodysim.simulation.randomness import TrialRandom, uniform, uniform_array
+from custodysim.simulation.treasury import QuietTimeline, Treasury, quiet_timeline
 
 REGRESSIONS = Path(__file__).parent / "regressions"
 BUNDLED = ["scenarios/dmm-2024.yaml", "scenarios/hot-wallet-key-theft.yaml", "scenarios/key-concentration.yaml"]
@@ -192,6 +192,6 @@ def test_an_alarm_before_any_wallet_is_reached_leaves_operations_untouched():
         reached = any(node in model.capability_nodes for c in world.campaigns for node in c.held)
         if not reached and result.stops:
             assert world._treasury is None
-            assert result.ops == model.quiet.final.tally
+            assert result.ops == quiet_timeline(model).final.tally
             untouched += 1
     assert untouched > 10  # the scenario's endpoint detection catches campaigns early in a good share of trials

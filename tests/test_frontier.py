@@ -8,11 +8,12 @@ from conftest import MINI
 from hypothesis import given
 from hypothesis import strategies as st
 
-from custodysim.frontier import dominates, efficient_names, frontier, frontier_rows, frontier_svg, pareto_efficient
-from custodysim.loader import load_scenario_text
-from custodysim.report import render_html, render_markdown
-from custodysim.runner import run_variants
-from custodysim.runs import summarise_run
+from custodysim.analysis.frontier import dominates, efficient_names, frontier, frontier_rows, pareto_efficient
+from custodysim.reporting.frontierchart import frontier_svg
+from custodysim.reporting.report import render_html, render_markdown
+from custodysim.running.runner import run_variants
+from custodysim.scenario.loader import load_scenario_text
+from custodysim.studies.run import summarise_run
 
 # Small integers make ties (equal waiting, equal loss, equal points) common, where dominance is subtle.
 coordinate = st.integers(min_value=0, max_value=6).map(float)

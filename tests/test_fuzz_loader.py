@@ -38,13 +38,13 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 from typer.testing import CliRunner
 
-from custodysim import distributions, schema, yamlsource
 from custodysim.cli import app
 from custodysim.errors import PathT, Problem, ScenarioError
-from custodysim.loader import LoadedScenario, load_scenario_text
-from custodysim.runner import run_variants
-from custodysim.schema import field_names
-from custodysim.yamlsource import MAX_NODES, MAX_SOURCE_NODES
+from custodysim.running.runner import run_variants
+from custodysim.scenario import distributions, schema, yamlsource
+from custodysim.scenario.loader import LoadedScenario, load_scenario_text
+from custodysim.scenario.schema import field_names
+from custodysim.scenario.yamlsource import MAX_NODES, MAX_SOURCE_NODES
 
 SCALE = float(os.environ.get("CUSTODYSIM_FUZZ_SCALE", "1"))
 LOAD_SECONDS = 2.0  # a load slower than this fails the example

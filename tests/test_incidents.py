@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from custodysim.loader import load_scenario
-from custodysim.rows import VariantRows
-from custodysim.runner import run_variants
+from custodysim.running.rows import VariantRows
+from custodysim.running.runner import run_variants
+from custodysim.scenario.loader import load_scenario
 
 INCIDENTS = Path(__file__).resolve().parent.parent / "scenarios" / "incidents"
 REL = 1e-6

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from custodysim.runs import execute_run
+from custodysim.studies.run import execute_run
 
 DMM = Path(__file__).resolve().parent.parent / "scenarios" / "dmm-2024.yaml"
 ARGS = ["--variant", "independent-verification", "--trials", "8000", "--seed", "4", "--workers", "2"]

@@ -13,13 +13,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from custodysim import library
-from custodysim.distributions import Distribution
 from custodysim.errors import ScenarioError
-from custodysim.loader import load_scenario_text
-from custodysim.measures import effective
-from custodysim.runner import run_variants
-from custodysim.schema import AccessEdge, Dist, InitialAccess, Measures, Probability
+from custodysim.running.runner import run_variants
+from custodysim.scenario import library
+from custodysim.scenario.distributions import Distribution
+from custodysim.scenario.loader import load_scenario_text
+from custodysim.scenario.measures import effective
+from custodysim.scenario.schema import AccessEdge, Dist, InitialAccess, Measures, Probability
 
 
 def test_every_entry_has_a_summary_rationale_and_sources():

@@ -9,7 +9,7 @@ import pytest
 from conftest import MINI, VARIANT_SET, edit, line_of
 
 from custodysim.errors import Problem, ScenarioError
-from custodysim.loader import load_scenario, load_scenario_text
+from custodysim.scenario.loader import load_scenario, load_scenario_text
 
 
 def problems_of(text: str) -> list[Problem]:
@@ -343,7 +343,7 @@ def test_empty_id_reported_at_its_line() -> None:
 @pytest.mark.parametrize("tagged", [
     "!!python/name:os.system",
     "!!python/object/apply:os.system ['true']",
-    "!!python/object:custodysim.schema.Settings {horizon_days: 1}",
+    "!!python/object:custodysim.scenario.schema.Settings {horizon_days: 1}",
     "!!python/object/new:dict {}",
     "!!set {a, b}",
 ])

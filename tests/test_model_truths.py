@@ -10,11 +10,11 @@ import pytest
 import yaml
 from conftest import assert_same, build, losses, signers
 
-from custodysim.engine import simulate_trial
 from custodysim.errors import ScenarioError
-from custodysim.loader import load_scenario_text
-from custodysim.model import compile_scenario
-from custodysim.runner import quiet_result
+from custodysim.running.runner import quiet_result
+from custodysim.scenario.loader import load_scenario_text
+from custodysim.simulation.engine import simulate_trial
+from custodysim.simulation.model import compile_scenario
 
 
 def test_threshold_does_not_help_when_all_signers_share_a_compromised_view(base):

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from conftest import BASE, load, losses
 
-from custodysim.model import compile_scenario
-from custodysim.runner import run_variants
-from custodysim.runs import summarise_run
-from custodysim.treasury import Treasury
+from custodysim.running.runner import run_variants
+from custodysim.simulation.model import compile_scenario
+from custodysim.simulation.treasury import Treasury
+from custodysim.studies.run import summarise_run
 
 
 def _hot_and_vault(cap: float, low: float, signing_hours: float, limit: float | None = None) -> dict:

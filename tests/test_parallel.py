@@ -17,17 +17,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from custodysim import trialscsv
-from custodysim.checkpoints import ChunkStore
 from custodysim.cli import app
 from custodysim.errors import ExecutorError, OptionError, RunInterrupted
-from custodysim.executors import ProcessPool, _start_context
 from custodysim.formatting import narrowing
-from custodysim.loader import load_scenario
-from custodysim.precision import StopRule, relative_half_width
-from custodysim.rows import Chunk, Columns, TextColumn, rows_from_arrays
-from custodysim.runfolder import read_trials_csv
-from custodysim.runner import (
+from custodysim.running import trialscsv
+from custodysim.running.checkpoints import ChunkStore
+from custodysim.running.executors import ProcessPool, _start_context
+from custodysim.running.precision import StopRule, relative_half_width
+from custodysim.running.rows import Chunk, Columns, TextColumn, rows_from_arrays
+from custodysim.running.runfolder import read_trials_csv
+from custodysim.running.runner import (
     CHUNK,
     FINE_TAIL,
     ChunkJob,
@@ -38,8 +37,9 @@ from custodysim.runner import (
     simulate,
     simulate_chunk,
 )
-from custodysim.runs import execute_run, resume_run
-from custodysim.trialscsv import write_trials_csv
+from custodysim.running.trialscsv import write_trials_csv
+from custodysim.scenario.loader import load_scenario
+from custodysim.studies.run import execute_run, resume_run
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 DMM = SCENARIOS / "dmm-2024.yaml"
@@ -259,9 +259,9 @@ def test_unknown_executor_is_a_clear_error(tmp_path):
 def test_unreachable_scheduler_is_a_clear_error(tmp_path, monkeypatch):
     """A scheduler that does not answer gives exit 1 and a message naming the address, no traceback, no folder."""
     pytest.importorskip("distributed")
-    import custodysim.executors
+    import custodysim.running.executors
 
-    monkeypatch.setattr(custodysim.executors, "CONNECT_TIMEOUT", 1.0)
+    monkeypatch.setattr(custodysim.running.executors, "CONNECT_TIMEOUT", 1.0)
     result = CliRunner().invoke(app, ["run", str(DMM), "--executor", "dask", "--scheduler", "tcp://127.0.0.1:9",
                                       "--out", str(tmp_path / "r")])
     assert result.exit_code == 1, result.output
@@ -273,7 +273,7 @@ def test_dask_not_installed_is_a_clear_error(monkeypatch):
     """Without dask.distributed installed, --executor dask says how to install it."""
     import sys
 
-    from custodysim.executors import DaskExecutor
+    from custodysim.running.executors import DaskExecutor
 
     monkeypatch.setitem(sys.modules, "distributed", None)  # makes the import fail
     with pytest.raises(ExecutorError, match=r"pip install 'custodysim\[dask\]'"):
@@ -388,7 +388,7 @@ def test_rows_hold_text_as_codes_not_strings():
 
 def test_categories_are_merged_across_chunks_in_first_seen_order():
     """Chunks with their own categories are re-coded into one list, in the order values first appear."""
-    from custodysim.rows import RowsBuilder
+    from custodysim.running.rows import RowsBuilder
 
     cols = Columns((), ())
     builder = RowsBuilder("v", cols, 1)  # too small: it grows

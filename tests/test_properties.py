@@ -10,11 +10,11 @@ from conftest import BASE, load
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from custodysim.campaigns import sample_campaigns
-from custodysim.engine import World
-from custodysim.model import compile_scenario
-from custodysim.randomness import TrialRandom
-from custodysim.treasury import Treasury
+from custodysim.simulation.campaigns import sample_campaigns
+from custodysim.simulation.engine import World
+from custodysim.simulation.model import compile_scenario
+from custodysim.simulation.randomness import TrialRandom
+from custodysim.simulation.treasury import Treasury
 
 amount = st.floats(min_value=0.0, max_value=1000.0, allow_nan=False)
 balance = st.floats(min_value=1.0, max_value=1000.0)

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from custodysim.distributions import Exponential, LogNormal, Triangular, Uniform, poisson_quantile
-from custodysim.randomness import TrialRandom, uniform
+from custodysim.scenario.distributions import Exponential, LogNormal, Triangular, Uniform, poisson_quantile
+from custodysim.simulation.randomness import TrialRandom, uniform
 
 
 @given(seed=st.integers(0, 2**63 - 1), trial=st.integers(0, 10**7), index=st.integers(0, 10**6))

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from conftest import build, load
 
-from custodysim import charts
-from custodysim.assumptions import key_inputs
+from custodysim.analysis.assumptions import key_inputs
 from custodysim.formatting import pct, usd
-from custodysim.loader import LoadedScenario, load_scenario
-from custodysim.report import best_sentence, ranked, render_html, render_markdown, verdict
-from custodysim.runner import run_variants
-from custodysim.runs import summarise_run
-from custodysim.stories import worst_stories
+from custodysim.reporting import charts
+from custodysim.reporting.report import best_sentence, ranked, render_html, render_markdown, verdict
+from custodysim.reporting.stories import worst_stories
+from custodysim.running.runner import run_variants
+from custodysim.scenario.loader import LoadedScenario, load_scenario
+from custodysim.studies.run import summarise_run
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 BUNDLED = sorted(SCENARIOS.glob("*.yaml")) + sorted((SCENARIOS / "incidents").glob("*.yaml"))

@@ -11,10 +11,10 @@ import pytest
 from conftest import BASE, build, load
 
 from custodysim.errors import RunFolderError, RunInterrupted
-from custodysim.loader import load_scenario
-from custodysim.outputs import staged_folder
-from custodysim.runner import run_variants
-from custodysim.runs import execute_run, resume_run
+from custodysim.running.outputs import staged_folder
+from custodysim.running.runner import run_variants
+from custodysim.scenario.loader import load_scenario
+from custodysim.studies.run import execute_run, resume_run
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 BUNDLED = sorted(SCENARIOS.glob("*.yaml")) + sorted((SCENARIOS / "incidents").glob("*.yaml"))
@@ -146,12 +146,12 @@ def test_interrupted_simulation_leaves_no_run_folder(tmp_path):
 
 def test_interrupted_write_leaves_no_run_folder(tmp_path, monkeypatch):
     """Ctrl-C while the files are being written leaves no folder that looks like a run."""
-    import custodysim.runs
+    import custodysim.studies.run
 
     def explode(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(custodysim.runs, "write_trials_csv", explode)
+    monkeypatch.setattr(custodysim.studies.run, "write_trials_csv", explode)
     with pytest.raises(RunInterrupted):
         execute_run(SCENARIOS / "dmm-2024.yaml", trials=20, out=tmp_path / "run")
     assert [p.name for p in tmp_path.iterdir()] == [".run.partial"]
@@ -269,7 +269,7 @@ def test_oversized_run_is_refused_with_the_arithmetic(tmp_path):
 def test_scenario_entity_limit_is_explained():
     """A scenario with more wallets than the limit gets a message naming the limit, not a memory blow-up."""
     from custodysim.errors import ScenarioError
-    from custodysim.schema import MAX_ENTITIES
+    from custodysim.scenario.schema import MAX_ENTITIES
 
     doc = build(BASE)
     wallet = doc["wallets"]["vault"]

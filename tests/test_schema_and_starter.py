@@ -12,7 +12,7 @@ from conftest import BASE, build
 from typer.testing import CliRunner
 
 from custodysim.cli import app
-from custodysim.schema import json_schema
+from custodysim.scenario.schema import json_schema
 
 ROOT = Path(__file__).parent.parent
 SCENARIO_FILES = (sorted((ROOT / "scenarios").glob("*.yaml")) + sorted((ROOT / "scenarios" / "incidents").glob("*.yaml"))
@@ -60,7 +60,7 @@ def test_cli_prints_the_schema_as_json():
 
 def test_new_writes_a_starter_that_validates_and_runs(tmp_path):
     """`custodysim new` writes a commented scenario that validates and runs as written."""
-    from custodysim.runs import execute_run
+    from custodysim.studies.run import execute_run
 
     path = tmp_path / "mine.yaml"
     result = CliRunner().invoke(app, ["new", str(path)])

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from custodysim.cli import app
 from custodysim.errors import RunFolderError
-from custodysim.loader import load_scenario
-from custodysim.runs import execute_run, rerender
-from custodysim.stories import tell
+from custodysim.reporting.stories import tell
+from custodysim.scenario.loader import load_scenario
+from custodysim.studies.run import execute_run, rerender
 
 DMM = Path(__file__).resolve().parent.parent / "scenarios" / "dmm-2024.yaml"
 
@@ -99,7 +99,7 @@ def test_run_with_an_asset_named_like_usd_reads_back(tmp_path):
     """A run whose asset is 'usdt' (its column starts like the USD columns) is read back intact."""
     from conftest import BASE, build, load
 
-    from custodysim.runfolder import read_run
+    from custodysim.running.runfolder import read_run
 
     doc = build(BASE, assets={"usdt": {"price_usd": 1.0}})
     doc["wallets"]["vault"]["asset"] = "usdt"
@@ -119,7 +119,7 @@ def test_damaged_trials_csv_is_a_clear_error(dmm_run, tmp_path, damage):
     """An empty, truncated or short trials.csv is reported as a damaged run, not a traceback."""
     import shutil
 
-    from custodysim.runfolder import read_run
+    from custodysim.running.runfolder import read_run
 
     copy = tmp_path / "copy"
     shutil.copytree(dmm_run, copy)

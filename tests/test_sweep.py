@@ -17,10 +17,10 @@ from typer.testing import CliRunner
 
 from custodysim.cli import app
 from custodysim.errors import LimitError, OptionError, RunFolderError, ScenarioError
-from custodysim.grids import grid, labels, parse_axes, parse_axis
-from custodysim.runs import execute_run
-from custodysim.stats import mean_ci
-from custodysim.sweeps import FILES, execute_sweep, table_rows
+from custodysim.running.precision import mean_ci
+from custodysim.scenario.grids import grid, labels, parse_axes, parse_axis
+from custodysim.studies.run import execute_run
+from custodysim.studies.sweep import FILES, execute_sweep, table_rows
 
 SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "hot-wallet-key-theft.yaml"
 CAPS = ["5000000", "10000000", "20000000", "40000000"]

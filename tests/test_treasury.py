@@ -8,8 +8,8 @@ from unittest import mock
 import pytest
 from conftest import BASE, load
 
-from custodysim.model import compile_scenario
-from custodysim.treasury import Treasury
+from custodysim.simulation.model import compile_scenario
+from custodysim.simulation.treasury import Treasury
 
 
 def _doc(withdrawals: float, deposits: float, cap: float, low: float, signing_hours: float,
@@ -77,9 +77,9 @@ def test_freeze_makes_customers_wait_then_pays_them():
 
 def test_top_up_survives_an_alarm_raised_while_it_is_intercepted():
     """A vetoed rewrite of a top-up raises the alarm mid-transfer; no coin vanishes (a bug hypothesis found)."""
-    from custodysim.campaigns import sample_campaigns
-    from custodysim.engine import World
-    from custodysim.randomness import TrialRandom
+    from custodysim.simulation.campaigns import sample_campaigns
+    from custodysim.simulation.engine import World
+    from custodysim.simulation.randomness import TrialRandom
 
     doc = copy.deepcopy(BASE)
     doc["wallets"] = {

@@ -1,0 +1,126 @@
+"""Summary figures of a run, every one computed from the tidy trial rows."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from custodysim.analysis.economics import (
+    DAYS_PER_YEAR,
+    VariantEconomics,
+    annualised,
+    cost_difference,
+    cost_figures,
+    survival_figures,
+    tail_figures,
+    upper_quantile,
+)
+from custodysim.running.precision import Z95, mean_ci
+from custodysim.running.rows import VariantRows
+from custodysim.simulation.engine import PATH_TYPES
+
+
+def variant_figures(rows: VariantRows, assets: list[str], wallets: list[str],
+                    horizon_days: float = DAYS_PER_YEAR) -> dict[str, Any]:
+    """Return the summary figures of one variant (costs and survival are added by :func:`summarise`)."""
+    loss = rows.loss
+    n = len(loss)
+    mean, low, high = mean_ci(loss)
+    stops: Counter[str] = Counter()  # counted per distinct cell: a million rows share a few dozen cells
+    for cell, k in rows.categorical("stopped_by").counts().items():
+        for control in filter(None, cell.split(";")):
+            stops[control] += k
+    num = rows.numbers
+    return {
+        "trials": n,
+        "expected_loss_usd": mean,
+        "expected_loss_ci95_usd": [low, high],
+        "std_loss_usd": float(np.std(loss, ddof=1)) if n > 1 else 0.0,
+        "p_any_loss": float(np.mean(loss > 0)) if n else 0.0,
+        **tail_figures(loss),
+        "expected_loss_native": {a: float(np.mean(num[f"loss_{a}"])) for a in assets},
+        "max_loss_native": {a: float(np.max(num[f"loss_{a}"], initial=0.0)) for a in assets},
+        "loss_by_path_usd": {p: float(np.mean(num[f"loss_usd_{p}"])) for p in PATH_TYPES},
+        "loss_by_wallet_usd": {w: float(np.mean(num[f"loss_usd_wallet_{w}"])) for w in wallets},
+        "stops_by_control": {k: {"trials": v, "share": v / n} for k, v in stops.most_common()},
+        "outcomes": dict(Counter(rows.categorical("outcome").counts()).most_common()),
+        "operations": {
+            "withdrawal_delay_mean_hours": float(np.mean(num["withdrawal_delay_mean_hours"])),
+            "withdrawals_delayed_share": float(np.mean(num["withdrawals_delayed_share"])),
+            "transfers_signed_mean": float(np.mean(num["transfers_signed"])),
+            "transfers_delayed_mean": float(np.mean(num["transfers_delayed"])),
+            "transfer_delay_hours_mean": float(np.mean(num["transfer_delay_hours"])),
+            "withdrawal_delay_mean_hours_p95": upper_quantile(num["withdrawal_delay_mean_hours"], 0.95),
+            "transfers_blocked_mean": _mean_or_none(num["transfers_blocked"]),
+            "signing_ceremonies_per_year": _per_year(_mean_or_none(num["signing_ceremonies"]), horizon_days),
+        },
+    }
+
+
+def _mean_or_none(x: np.ndarray) -> float | None:
+    """Return the mean, or None for a column a run written before it existed lacks (read back as NaN)."""
+    if len(x) == 0:
+        return 0.0
+    return None if np.isnan(x).any() else float(np.mean(x))
+
+
+def _per_year(x: float | None, horizon_days: float) -> float | None:
+    return None if x is None else annualised(x, horizon_days)
+
+
+def paired_difference(variant: VariantRows, baseline: VariantRows) -> dict[str, Any]:
+    """Return the paired difference of expected loss (variant - baseline) with its CI.
+
+    Trials are paired by trial number: both ran on the same named random streams. The unpaired CI is
+    given beside it to show what common random numbers buy.
+    """
+    d = variant.loss - baseline.loss
+    mean, low, high = mean_ci(d)
+    n = len(d)
+    unpaired = Z95 * math.sqrt(float(np.var(variant.loss, ddof=1) + np.var(baseline.loss, ddof=1)) / n) \
+        if n > 1 else 0.0
+    return {
+        "diff_vs_baseline_usd": mean,
+        "diff_ci95_usd": [low, high],
+        "diff_ci95_unpaired_usd": [mean - unpaired, mean + unpaired],
+    }
+
+
+def summarise(rows: list[VariantRows], baseline: str, assets: list[str], wallets: list[str],
+              horizon_days: float = DAYS_PER_YEAR,
+              economics: Mapping[str, VariantEconomics] | None = None) -> dict[str, Any]:
+    """Return the ``variants`` mapping of summary.json.
+
+    Args:
+        rows: every variant's rows; ``baseline`` names one of them.
+        baseline: the baseline's name.
+        assets: the run's assets.
+        wallets: the run's wallets.
+        horizon_days: the trials' horizon (figures "per year" are scaled from it).
+        economics: each variant's control costs, capital and insurance
+            (:func:`custodysim.analysis.economics.scenario_economics`); a variant missing from it gets a null
+            control cost and no survival figures.
+    """
+    by_name = {r.name: r for r in rows}
+    base = by_name[baseline]
+    known = economics or {}
+    out: dict[str, Any] = {}
+    for r in rows:
+        figures = variant_figures(r, assets, wallets, horizon_days)
+        if r.name != baseline:
+            figures.update(paired_difference(r, base))
+        econ = known.get(r.name)
+        low, high = figures["expected_loss_ci95_usd"]
+        figures["costs"] = cost_figures(figures["expected_loss_usd"], (low, high), horizon_days, econ)
+        if econ is not None and econ.finance is not None:
+            figures["survival"] = survival_figures(r.loss, econ.finance)
+        out[r.name] = figures
+    for name, figures in out.items():
+        if name != baseline:
+            figures["costs"].update(cost_difference(figures["costs"], out[baseline]["costs"],
+                                                    figures["diff_ci95_usd"], horizon_days))
+    return out

@@ -1,0 +1,393 @@
+"""Charts of a run as inline SVG strings: loss exceedance, loss histogram, where the loss comes from.
+
+Every function returns an ``<svg>`` element ready to paste into HTML: no XML prolog, no namespace
+URLs, no metadata, text as text (searchable, printable), and ids prefixed per chart so several charts
+can share one page. The same data always gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from contextlib import AbstractContextManager
+from typing import Any
+
+import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from custodysim.formatting import usd
+from custodysim.running.rows import VariantRows
+from custodysim.simulation.engine import PATH_TYPES
+
+BASELINE_COLOUR = "#000000"
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#999999")
+"""Okabe-Ito colours, distinguishable with the common colour-vision deficiencies."""
+PARTS = ("#66C2A5", "#FC8D62", "#8DA0CB", "#E78AC3", "#A6D854", "#FFD92F", "#E5C494", "#B3B3B3")
+"""ColorBrewer Set2: the segments of the breakdown bars, lighter than the variants' colours to tell them apart."""
+STYLES = ("-", "--", "-.", ":")
+MAX_WALLETS = 7
+"""Wallets shown one by one in the breakdown; the rest are summed as 'other wallets'."""
+FONT = "font-family: 'DejaVu Sans', 'Liberation Sans', Arial, Helvetica, sans-serif"
+RC: dict[str, Any] = {
+    "svg.hashsalt": "custodysim",
+    "svg.fonttype": "none",
+    "font.size": 9.0,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.titlesize": 10.0,
+    "axes.titleweight": "bold",
+    "legend.fontsize": 8.0,
+    "legend.frameon": False,
+}
+
+
+def variant_colours(names: list[str], baseline: str) -> dict[str, str]:
+    """Return each variant's chart colour: black for the baseline, Okabe-Ito colours in order for the rest.
+
+    Args:
+        names: variant names in run order.
+        baseline: the baseline's name.
+    """
+    others = [n for n in names if n != baseline]
+    colours = {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(others)}
+    return {n: BASELINE_COLOUR if n == baseline else colours[n] for n in names}
+
+
+def short_number(x: float) -> str:
+    """Return a compact tick label: ``5M``, ``2.5k``, ``0.25``, ``48``."""
+    for limit, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= limit:
+            return f"{x / limit:.3g}{suffix}"
+    return f"{x:.3g}"
+
+
+def usd_tick(x: float, _pos: object = None) -> str:
+    """Return a short USD axis label: ``$300M``, ``$1.5k``, ``$0``."""
+    return "$" + short_number(x)
+
+
+def _pct_tick(p: float, _pos: object = None) -> str:
+    return f"{100 * p:.3g}%"
+
+
+def _style(rows: list[VariantRows], baseline: str) -> dict[str, dict[str, object]]:
+    """Return line keyword arguments per variant: the baseline thick and underneath, the rest thinner on top."""
+    colours = variant_colours([r.name for r in rows], baseline)
+    others = [r.name for r in rows if r.name != baseline]
+    out: dict[str, dict[str, object]] = {}
+    for r in rows:
+        if r.name == baseline:
+            out[r.name] = {"color": colours[r.name], "linewidth": 3.5, "zorder": 2}
+        else:
+            style = STYLES[others.index(r.name) % len(STYLES)]
+            out[r.name] = {"color": colours[r.name], "linewidth": 1.6, "linestyle": style, "zorder": 3}
+    return out
+
+
+def _label(r: VariantRows, baseline: str) -> str:
+    name = f"{r.name} (baseline)" if r.name == baseline else r.name
+    return name if np.any(r.loss > 0) else f"{name}: no loss in {len(r):,} trials"
+
+
+def _positive_range(rows: list[VariantRows]) -> tuple[float, float] | None:
+    """Return the smallest and largest positive loss over all variants, or None if nothing was lost."""
+    positive = [r.loss[r.loss > 0] for r in rows]
+    values = np.concatenate(positive) if positive else np.empty(0)
+    if values.size == 0:
+        return None
+    return float(values.min()), float(values.max())
+
+
+def svg_element(fig: Figure, prefix: str) -> str:
+    """Return the figure as an inline ``<svg>`` element with ids prefixed by ``prefix``."""
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+    text = buf.getvalue()
+    text = text[text.index("<svg"):]
+    text = re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", text)
+    text = text.replace("xlink:href=", "href=")
+    text = re.sub(r'(\bid="|\bhref="#|url\(#)', rf"\g<1>{prefix}-", text)
+    text = text.replace("font-family: 'DejaVu Sans'", FONT)
+    return text.replace("<svg ", f'<svg class="chart" role="img" aria-labelledby="{prefix}-title" ', 1)
+
+
+def _usd_log_x(ax: Axes) -> None:
+    """Make the x axis logarithmic with USD labels at 1, 2 and 5 times each power of ten."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(usd_tick))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _legend_below(ax: Axes) -> None:
+    """Put the axes' legend under the figure, in up to three columns, clear of the curves."""
+    handles, labels = ax.get_legend_handles_labels()
+    ax.figure.legend(handles, labels, loc="outside lower center", ncols=min(3, max(1, len(labels))))
+
+
+def chart_style() -> AbstractContextManager[None]:
+    """Return a context with the charts' settings: fixed SVG hash salt (reproducible ids), text as text."""
+    return matplotlib.rc_context(RC)  # type: ignore[arg-type]
+
+
+def new_figure(height: float) -> Figure:
+    """Return a new figure on the Agg canvas, outside pyplot, so no global backend is touched."""
+    fig = Figure(figsize=(9.0, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _no_loss(ax: Axes, n: int) -> None:
+    ax.text(0.5, 0.5, f"No variant lost anything in {n:,} trials", ha="center", va="center",
+            transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def titled(svg: str, prefix: str, title: str) -> str:
+    """Insert an accessible ``<title>`` as the first child of the ``<svg>`` element."""
+    head_end = svg.index(">") + 1
+    return f'{svg[:head_end]}\n <title id="{prefix}-title">{title}</title>{svg[head_end:]}'
+
+
+def loss_exceedance_svg(rows: list[VariantRows], baseline: str) -> str:
+    """Return the loss exceedance curves of all variants on one chart, as an inline SVG.
+
+    x is the loss in USD (log axis), y the share of trials (years) whose loss exceeds x (log axis).
+    Variants without any loss cannot be drawn on a log axis; the legend says so.
+
+    Args:
+        rows: every variant's trial rows, baseline included.
+        baseline: the baseline's name (drawn thick and underneath).
+    """
+    with chart_style():
+        fig = new_figure(4.2)
+        ax = fig.add_subplot()
+        span = _positive_range(rows)
+        n = max((len(r) for r in rows), default=0)
+        if span is None or n == 0:
+            _no_loss(ax, n)
+        else:
+            _exceedance_lines(ax, rows, baseline, span, n)
+        ax.set_title("Loss exceedance: how often a year loses more than x", loc="left")
+        svg = svg_element(fig, "lec")
+    return titled(svg, "lec", "Loss exceedance curves, one per variant")
+
+
+def _exceedance_lines(ax: Axes, rows: list[VariantRows], baseline: str, span: tuple[float, float],
+                      n: int) -> None:
+    floor = 0.5 / n
+    left, right = span[0] / 2, span[1] * 1.5
+    styles = _style(rows, baseline)
+    for r in rows:
+        positive = np.sort(r.loss[r.loss > 0])
+        if positive.size == 0:
+            ax.plot([], [], label=_label(r, baseline), **styles[r.name])  # type: ignore[arg-type]
+            continue
+        values, counts = np.unique(positive, return_counts=True)
+        above = (positive.size - np.cumsum(counts)) / len(r)
+        values, above = _thinned(values, above)
+        xs = np.concatenate(([left], values))
+        ys = np.concatenate(([positive.size / len(r)], np.maximum(above, floor)))
+        ax.step(xs, ys, where="post", label=_label(r, baseline), **styles[r.name])  # type: ignore[arg-type]
+    for p, text in ((0.1, "1 year in 10"), (0.01, "1 in 100"), (0.001, "1 in 1,000")):
+        if p >= floor:
+            ax.axhline(p, color="#bbbbbb", linewidth=0.6, zorder=1)
+            ax.text(right, p, f" {text}", va="center", ha="left", fontsize=7, color="#666666")
+    ax.set_yscale("log")
+    _usd_log_x(ax)
+    ax.set_xlim(left, right)
+    ax.set_ylim(floor, 1.0)
+    ax.yaxis.set_major_locator(LogLocator(base=10))
+    ax.yaxis.set_major_formatter(FuncFormatter(_pct_tick))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("annual loss x (USD, log scale)")
+    ax.set_ylabel("P(annual loss > x)")
+    ax.grid(True, which="major", axis="x", color="#eeeeee", linewidth=0.6)
+    _legend_below(ax)
+
+
+def _thinned(values: np.ndarray, above: np.ndarray, body: int = 1000, tail: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """Return at most ``body + tail`` steps of an exceedance curve: every step of its tail, a sample of the rest.
+
+    A million-trial run has a hundred thousand distinct losses; the chart cannot show more than a few
+    hundred steps, and the file would grow by megabytes. The ``tail`` largest losses (the rare years) are
+    all kept; below them, ``body`` steps evenly spaced in rank keep the curve's shape to within a pixel.
+    """
+    if len(values) <= body + tail:
+        return values, above
+    keep = np.union1d(np.linspace(0, len(values) - tail - 1, body).round().astype(int),
+                      np.arange(len(values) - tail, len(values)))
+    return values[keep], above[keep]
+
+
+def loss_histogram_svg(rows: list[VariantRows], baseline: str, bins: int = 40) -> str:
+    """Return a histogram of the losses above zero, one step outline per variant, as an inline SVG.
+
+    Bins are log-spaced and shared by every variant; y counts trials, so areas compare across variants.
+
+    Args:
+        rows: every variant's trial rows, baseline included.
+        baseline: the baseline's name (drawn thick and underneath).
+        bins: number of log-spaced bins.
+    """
+    with chart_style():
+        fig = new_figure(3.6)
+        ax = fig.add_subplot()
+        span = _positive_range(rows)
+        n = max((len(r) for r in rows), default=0)
+        if span is None:
+            _no_loss(ax, n)
+        else:
+            low, high = span if span[1] > span[0] * 1.01 else (span[0] / 2, span[1] * 2)
+            edges = np.geomspace(low, high * 1.0001, bins + 1)
+            styles = _style(rows, baseline)
+            for r in rows:
+                positive = r.loss[r.loss > 0]
+                if positive.size == 0:
+                    ax.plot([], [], label=_label(r, baseline), **styles[r.name])  # type: ignore[arg-type]
+                    continue
+                counts, _ = np.histogram(positive, bins=edges)
+                ax.stairs(counts, edges, label=_label(r, baseline), **styles[r.name])  # type: ignore[arg-type]
+            _usd_log_x(ax)
+            ax.set_xlabel("annual loss (USD, log scale); trials without loss are left out")
+            ax.set_ylabel(f"trials (of {n:,})")
+            _legend_below(ax)
+        ax.set_title("Size of the losses: trials by annual loss", loc="left")
+        svg = svg_element(fig, "hist")
+    return titled(svg, "hist", "Histogram of annual losses above zero, per variant")
+
+
+def loss_breakdown_svg(rows: list[VariantRows], baseline: str) -> str:
+    """Return horizontal bars of each variant's expected loss split by attack path and by wallet.
+
+    Args:
+        rows: every variant's trial rows, baseline included (drawn top to bottom in this order).
+        baseline: the baseline's name.
+    """
+    paths = {p.replace("_", " "): [_mean(r, f"loss_usd_{p}") for r in rows] for p in PATH_TYPES}
+    wallets = _wallet_means(rows)
+    with chart_style():
+        fig = new_figure(1.2 + 0.42 * max(len(rows), 1))
+        left, right = fig.subplots(1, 2)
+        names = [f"{r.name} (baseline)" if r.name == baseline else r.name for r in rows]
+        _stacked(left, names, paths, "Expected loss by attack path")
+        _stacked(right, names, wallets, "Expected loss by wallet")
+        right.tick_params(labelleft=False)
+        svg = svg_element(fig, "bars")
+    return titled(svg, "bars", "Expected loss per variant, by attack path and by wallet")
+
+
+def _mean(r: VariantRows, column: str) -> float:
+    values = r.numbers.get(column)
+    return float(np.mean(values)) if values is not None and len(values) else 0.0
+
+
+def _wallet_means(rows: list[VariantRows]) -> dict[str, list[float]]:
+    """Return expected loss per wallet per variant: the largest wallets by name, the rest as 'other wallets'."""
+    prefix = "loss_usd_wallet_"
+    names = sorted({c[len(prefix):] for r in rows for c in r.numbers if c.startswith(prefix)})
+    means = {w: [_mean(r, prefix + w) for r in rows] for w in names}
+    ranked = sorted((w for w in names if max(means[w], default=0.0) > 0), key=lambda w: -sum(means[w]))
+    shown = {w: means[w] for w in sorted(ranked[:MAX_WALLETS])}
+    rest = ranked[MAX_WALLETS:]
+    if rest:
+        shown["other wallets"] = [sum(means[w][i] for w in rest) for i in range(len(rows))]
+    return shown
+
+
+def _stacked(ax: Axes, names: list[str], parts: dict[str, list[float]], title: str) -> None:
+    """Draw one stacked horizontal bar per variant, segments by part, total at the bar's end."""
+    y = np.arange(len(names))
+    start = np.zeros(len(names))
+    colours = iter(PARTS)
+    for part, values in parts.items():
+        if not any(v > 0 for v in values):
+            continue
+        ax.barh(y, values, left=start, height=0.6, label=part, color=next(colours, "#777777"))
+        start += np.asarray(values)
+    top = float(start.max()) if len(start) else 0.0
+    for yi, total in zip(y, start, strict=True):
+        ax.text(float(total) + top * 0.01, float(yi), usd(float(total)), va="center", fontsize=8)
+    ax.set_xlim(0, top * 1.2 if top > 0 else 1.0)
+    ax.set_yticks(y, names)
+    ax.invert_yaxis()
+    ax.xaxis.set_major_formatter(FuncFormatter(usd_tick))
+    ax.set_title(title, loc="left")
+    if top > 0:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=4)
+
+
+MAX_TORNADO = 15
+"""Inputs drawn in the tornado chart (largest swing first); the table lists them all."""
+LOW_COLOUR, HIGH_COLOUR = PALETTE[0], PALETTE[1]
+
+
+def tornado_svg(tornado: list[dict[str, Any]], baseline_loss: float) -> str:
+    """Return the tornado chart: expected loss at each input's low and high estimate, around the baseline.
+
+    Args:
+        tornado: rows of :func:`custodysim.analysis.sensitivity.tornado`, largest swing first.
+        baseline_loss: the baseline's expected loss (the vertical line the bars start from).
+    """
+    shown = tornado[:MAX_TORNADO]
+    with chart_style():
+        fig = new_figure(1.4 + 0.36 * max(len(shown), 1))
+        ax = fig.add_subplot()
+        if not shown:
+            ax.text(0.5, 0.5, "No uncertain inputs", ha="center", va="center", transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        else:
+            y = np.arange(len(shown))
+            for end, colour in (("low", LOW_COLOUR), ("high", HIGH_COLOUR)):
+                losses = np.array([t[f"loss_at_{end}_usd"] for t in shown])
+                ax.barh(y, losses - baseline_loss, left=baseline_loss, height=0.6, color=colour, alpha=0.85,
+                        label=f"at its {end} estimate")
+            ax.axvline(baseline_loss, color=BASELINE_COLOUR, linewidth=1.2)
+            labels = [_short(t["input"]) for t in shown]
+            ax.set_yticks(y, labels)
+            ax.invert_yaxis()
+            ax.xaxis.set_major_formatter(FuncFormatter(usd_tick))
+            ax.set_xlabel(f"expected annual loss (USD); the line is the baseline's {usd(baseline_loss)}")
+            _legend_below(ax)
+        ax.set_title("Expected loss at each input's low and high estimate", loc="left")
+        svg = svg_element(fig, "tornado")
+    return titled(svg, "tornado", "Tornado chart: expected loss at each uncertain input's low and high estimate")
+
+
+def control_worth_svg(controls: list[dict[str, Any]]) -> str:
+    """Return bars of each control's loss avoided alone and in the full set, with their paired 95% CIs.
+
+    Args:
+        controls: the ``controls`` of an attribution summary, in order.
+    """
+    with chart_style():
+        fig = new_figure(1.4 + 0.6 * max(len(controls), 1))
+        ax = fig.add_subplot()
+        y = np.arange(len(controls))
+        for offset, measure, label, colour in ((-0.18, "alone", "alone (from the baseline)", PALETTE[2]),
+                                               (0.18, "in_full_set", "in the full set (its marginal worth)",
+                                                PALETTE[3])):
+            values = np.array([c[measure]["avoided_usd"] for c in controls])
+            cis = np.array([c[measure]["ci95_usd"] for c in controls]).reshape(-1, 2)
+            errors = np.abs(np.vstack([values - cis[:, 0], cis[:, 1] - values]))
+            ax.barh(y + offset, values, height=0.34, color=colour, label=label, xerr=errors,
+                    error_kw={"ecolor": "#333333", "elinewidth": 0.8, "capsize": 2})
+        ax.axvline(0, color=BASELINE_COLOUR, linewidth=0.8)
+        ax.set_yticks(y, [_short(c["control"]) for c in controls])
+        ax.invert_yaxis()
+        ax.xaxis.set_major_formatter(FuncFormatter(usd_tick))
+        ax.set_xlabel("expected annual loss avoided (USD), with paired 95% CI")
+        ax.set_title("What each control is worth", loc="left")
+        _legend_below(ax)
+        svg = svg_element(fig, "worth")
+    return titled(svg, "worth", "Loss avoided by each control alone and in the full set")
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"

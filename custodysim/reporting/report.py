@@ -1,0 +1,308 @@
+"""Human-readable reports rendered from templates: report.md and the self-contained report.html."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+
+from custodysim.analysis.frontier import efficient_names, frontier_rows
+from custodysim.formatting import amount, narrowing, number, pct, usd
+from custodysim.running.rows import VariantRows
+
+OUTCOMES = {
+    "loss": "money lost",
+    "stopped": "a control raised the alarm or blocked a transfer, nothing lost",
+    "no_theft": "attacker got in but took nothing before the year ended",
+    "no_foothold": "campaigns came, nobody fell",
+    "no_campaign": "no attacker campaign arrived",
+}
+"""What each trial outcome means, in the order the report lists them."""
+
+
+def template_env(autoescape: bool = False) -> Environment:
+    """Return the Jinja environment of the reports, with the number-formatting filters."""
+    env = Environment(loader=PackageLoader("custodysim.reporting", "templates"), undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=autoescape)
+    env.filters["usd"] = usd
+    env.filters["pct"] = pct
+    env.filters["amount"] = amount
+    env.filters["md"] = lambda s: str(s).replace("|", "\\|")  # text inside a Markdown table cell
+    env.globals["narrowing"] = narrowing
+    env.globals["num"] = number
+    return env
+
+
+def render_markdown(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
+    """Render report.md from a run's summary and manifest."""
+    frontier = frontier_context(summary["variants"])
+    return template_env().get_template("report.md.j2").render(s=summary, m=manifest, **frontier)
+
+
+def frontier_context(variants: dict[str, dict[str, Any]], unit: str = "variant") -> dict[str, Any]:
+    """Return what the frontier section of a report needs: every point's row and the efficient ones.
+
+    Args:
+        variants: figures by name: a run's variants, or a sweep's grid points.
+        unit: what one point is, for the text (``variant``, ``grid point``).
+    """
+    return {
+        "unit": unit,
+        "frontier": frontier_rows(variants),
+        "efficient_mean": efficient_names(variants, "expected_loss_usd"),
+        "efficient_var": efficient_names(variants, "var99_usd"),
+    }
+
+
+def render_html(summary: dict[str, Any], manifest: dict[str, Any], rows: list[VariantRows],
+                stories: list[dict[str, Any]], inputs: list[dict[str, str]]) -> str:
+    """Render report.html: one self-contained page (inline CSS, inline SVG charts, nothing loaded).
+
+    Args:
+        summary: summary.json's content.
+        manifest: manifest.json's content.
+        rows: the trial rows of the variants in ``summary`` (any order; extra variants are ignored).
+        stories: stories.json's content (each with variant, trial, loss_usd, outcome, lines).
+        inputs: the key inputs, from :func:`custodysim.analysis.assumptions.key_inputs`.
+    """
+    from custodysim.reporting import charts, frontierchart  # matplotlib is imported only when an HTML report is made
+
+    baseline = summary["baseline"]
+    names = list(summary["variants"])
+    by_name = {r.name: r for r in rows}
+    ordered = [by_name[n] for n in names if n in by_name]
+    story_ids = {(st["variant"], st["trial"]): f"story-{st['variant']}-{st['trial']}" for st in stories}
+    order = ranked(summary)
+    context = {
+        "s": summary,
+        "m": manifest,
+        "ranked": order,
+        "others": [item for item in order if item[0] != baseline],
+        "descriptions": summary.get("variant_descriptions", {}),
+        "avoided_share": {n: _avoided_share(summary, n) for n in names if n != baseline},
+        "best": best_sentence(summary),
+        "caveat": caveat(summary),
+        "created": utc_stamp(manifest.get("created_utc", "")),
+        "colours": charts.variant_colours(names, baseline),
+        "charts": {
+            "lec": Markup(charts.loss_exceedance_svg(ordered, baseline)),
+            "hist": Markup(charts.loss_histogram_svg(ordered, baseline)),
+            "bars": Markup(charts.loss_breakdown_svg(ordered, baseline)),
+            "frontier": Markup(frontierchart.frontier_svg(summary["variants"])),
+        },
+        "native": {r.name: _native_var99(r) for r in ordered},
+        "assets": list(summary["variants"][baseline]["expected_loss_native"]),
+        "paths": _nonzero_keys(summary, "loss_by_path_usd"),
+        "wallets": _nonzero_keys(summary, "loss_by_wallet_usd"),
+        "controls": _controls(summary, ordered),
+        "outcomes": _outcomes(summary),
+        "stories": stories,
+        "story_ids": story_ids,
+        "worst_story": {n: next((story_ids[(st["variant"], st["trial"])] for st in stories if st["variant"] == n),
+                               None) for n in names},
+        "inputs": inputs,
+        "has_costs": all("costs" in v for v in summary["variants"].values()),
+        "has_survival": any("survival" in v for v in summary["variants"].values()),
+        "by_total_cost": by_total_cost(summary),
+        **frontier_context(summary["variants"]),
+    }
+    return template_env(autoescape=True).get_template("report.html.j2").render(**context)
+
+
+def by_total_cost(summary: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Return (name, costs) of every variant with cost figures, lowest total cost of risk first (unknown last)."""
+    items = [(n, v["costs"]) for n, v in summary["variants"].items() if "costs" in v]
+    order = sorted(range(len(items)), key=lambda i: (items[i][1]["total_cost_of_risk_usd"] is None,
+                                                     items[i][1]["total_cost_of_risk_usd"] or 0.0, i))
+    return [items[i] for i in order]
+
+
+def verdict(v: dict[str, Any]) -> str:
+    """Return whether a variant's paired difference against the baseline is real at this trial count."""
+    if "diff_ci95_usd" not in v:
+        return "baseline"
+    low, high = v["diff_ci95_usd"]
+    if v["diff_vs_baseline_usd"] == 0 and low == high == 0:
+        return "no: same loss every year"
+    if high < 0:
+        return "yes: less loss"
+    if low > 0:
+        return "yes: more loss"
+    return "no: within the noise"
+
+
+def ranked(summary: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]]:
+    """Return (name, figures, verdict) of every variant, lowest expected loss first (ties in run order)."""
+    items = list(summary["variants"].items())
+    order = sorted(range(len(items)), key=lambda i: (items[i][1]["expected_loss_usd"], i))
+    return [(items[i][0], items[i][1], verdict(items[i][1])) for i in order]
+
+
+def best_sentence(summary: dict[str, Any]) -> str:
+    """Return one sentence naming the variant with the lowest expected loss and the loss it avoids."""
+    baseline = summary["baseline"]
+    base = summary["variants"][baseline]
+    top = ranked(summary)
+    name, v, _ = top[0]
+    if len(top) == 1:
+        return (f"Only the baseline ran: expected loss {usd(base['expected_loss_usd'])} a year "
+                f"(95% CI {_ci(base['expected_loss_ci95_usd'])}).")
+    if name == baseline or v["expected_loss_usd"] >= base["expected_loss_usd"]:
+        return (f"No variant has a lower expected loss than the baseline's {usd(base['expected_loss_usd'])} "
+                f"a year (95% CI {_ci(base['expected_loss_ci95_usd'])}).")
+    tied = [n for n, w, _ in top[1:] if w["expected_loss_usd"] == v["expected_loss_usd"]]
+    low, high = v["diff_ci95_usd"]
+    share = (f", {pct(-v['diff_vs_baseline_usd'] / base['expected_loss_usd'])} of the baseline's "
+             f"{usd(base['expected_loss_usd'])}") if base["expected_loss_usd"] > 0 else ""
+    return (f"Best: {name}{_tie(tied)}, expected loss {usd(v['expected_loss_usd'])} a year "
+            f"(95% CI {_ci(v['expected_loss_ci95_usd'])}), avoiding {usd(-v['diff_vs_baseline_usd'])} a year"
+            f"{share} (paired 95% CI {usd(-high)} to {usd(-low)}).")
+
+
+def caveat(summary: dict[str, Any]) -> str:
+    """Return what limits the best variant's headline: a change within noise, or no loss seen at all."""
+    name, v, verdict_ = ranked(summary)[0]
+    if name == summary["baseline"] or "diff_ci95_usd" not in v:
+        return ""
+    if v["expected_loss_usd"] >= summary["variants"][summary["baseline"]]["expected_loss_usd"]:
+        return ""
+    if verdict_ == "no: within the noise":
+        return "Its paired CI includes 0: at this trial count it is not distinguishable from the baseline."
+    if v["p_any_loss"] == 0:
+        n = v["trials"]
+        return (f"None of its {n:,} simulated years lost anything; that bounds the chance of a loss year "
+                f"below {300 / n:.2g}% (95%, rule of three), not at zero.")
+    return ""
+
+
+def _avoided_share(summary: dict[str, Any], name: str) -> float | None:
+    """Return the share of the baseline's expected loss a variant avoids (None when the baseline loses nothing)."""
+    base = summary["variants"][summary["baseline"]]["expected_loss_usd"]
+    return -summary["variants"][name]["diff_vs_baseline_usd"] / base if base > 0 else None
+
+
+def utc_stamp(stamp: str) -> str:
+    """Return an ISO UTC time stamp as ``2024-05-31 13:26 UTC`` (unchanged if it is not one)."""
+    if len(stamp) >= 16 and stamp.endswith("+00:00"):
+        return f"{stamp[:10]} {stamp[11:16]} UTC"
+    return stamp
+
+
+def _tie(tied: list[str]) -> str:
+    return f" (tied with {', '.join(tied)})" if tied else ""
+
+
+def _ci(pair: list[float]) -> str:
+    return f"{usd(pair[0])} to {usd(pair[1])}"
+
+
+def _native_var99(r: VariantRows) -> dict[str, float]:
+    """Return each asset's 99th-percentile loss (VaR 99) in the asset's units, from the trial rows."""
+    out = {}
+    for column, values in r.numbers.items():
+        if column.startswith("loss_") and not column.startswith("loss_usd") and len(values):
+            out[column[len("loss_"):]] = float(np.quantile(values, 0.99, method="higher"))
+    return out
+
+
+def _nonzero_keys(summary: dict[str, Any], figure: str) -> list[str]:
+    """Return the keys of a per-variant breakdown that carry loss in at least one variant."""
+    keys: dict[str, None] = {}
+    for v in summary["variants"].values():
+        keys.update((k, None) for k, x in v[figure].items() if x > 0)
+    return list(keys)
+
+
+def _controls(summary: dict[str, Any], rows: list[VariantRows]) -> list[dict[str, Any]]:
+    """Return, per control, each variant's share of trials where it fired and how many of those still lost."""
+    names = list(dict.fromkeys(c for v in summary["variants"].values() for c in v["stops_by_control"]))
+    lost: dict[tuple[str, str], int] = {}
+    for r in rows:
+        stops = r.categorical("stopped_by")
+        lost_cells = np.bincount(stops.codes[r.loss > 0], minlength=len(stops.categories))
+        for cell, k in zip(stops.categories, lost_cells.tolist(), strict=True):
+            for control in filter(None, cell.split(";")):
+                if k:
+                    lost[(r.name, control)] = lost.get((r.name, control), 0) + k
+    return [{"control": c, "cells": {
+        n: {**v["stops_by_control"][c], "lost": lost.get((n, c), 0)}
+        for n, v in summary["variants"].items() if c in v["stops_by_control"]}} for c in names]
+
+
+def _outcomes(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """Return (outcome, meaning) of every outcome that occurs, in a fixed order."""
+    seen = {o for v in summary["variants"].values() for o in v.get("outcomes", {})}
+    known = [(o, text) for o, text in OUTCOMES.items() if o in seen]
+    return known + [(o, o.replace("_", " ")) for o in sorted(seen - set(OUTCOMES))]
+
+
+def render_comparison_markdown(comparison: dict[str, Any]) -> str:
+    """Render a comparison's comparison.md from its figures (comparison.json)."""
+    return template_env().get_template("comparison.md.j2").render(c=comparison)
+
+
+def render_comparison_html(comparison: dict[str, Any]) -> str:
+    """Render a comparison's comparison.html from its figures (comparison.json)."""
+    return template_env(autoescape=True).get_template("comparison.html.j2").render(c=comparison)
+
+
+def render_attribution_markdown(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
+    """Render an attribution's report.md from its summary and manifest."""
+    env = template_env()
+    env.filters["value"] = estimate
+    return env.get_template("attribution.md.j2").render(s=summary, m=manifest, reading=attribution_reading(summary))
+
+
+def render_attribution_html(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
+    """Render an attribution's self-contained report.html, with its charts (worth of controls, tornado)."""
+    from custodysim.reporting import charts  # matplotlib is imported only when an HTML report is made
+
+    env = template_env(autoescape=True)
+    env.filters["value"] = estimate
+    return env.get_template("attribution.html.j2").render(
+        s=summary, m=manifest, reading=attribution_reading(summary), created=utc_stamp(manifest.get("created_utc", "")),
+        charts={"worth": Markup(charts.control_worth_svg(summary["controls"])),
+                "tornado": Markup(charts.tornado_svg(summary["tornado"],
+                                                     summary["baseline_loss"]["expected_loss_usd"]))})
+
+
+def estimate(value: Any) -> str:
+    """Return an input's value as a scenario would write it: ``0.075``, ``4,600``, ``{"dist": ...}``."""
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, (int, float)):
+        return amount(float(value))
+    return json.dumps(value, separators=(", ", ": "))
+
+
+def attribution_reading(summary: dict[str, Any]) -> list[str]:
+    """Return sentences that say how the controls' worths add up, or why they do not.
+
+    Alone, controls that stop the same thefts each take the credit for them; in the full set, none does.
+    So the worths alone add up to more than the full set avoids when controls overlap, and the marginal
+    worths add up to less.
+    """
+    full = summary["full_set"]["avoided"]["avoided_usd"]
+    alone, marginal = summary["sum_alone_usd"], summary["sum_in_full_set_usd"]
+    names = summary["full_set"]["controls"]
+    out = [f"All {len(names)} controls together avoid {usd(full)} a year (paired 95% CI "
+           f"{usd(summary['full_set']['avoided']['ci95_usd'][0])} to "
+           f"{usd(summary['full_set']['avoided']['ci95_usd'][1])})."]
+    if len(names) < 2:
+        return out
+    out.append(f"Their worths alone add up to {usd(alone)}, their marginal worths in the full set to "
+               f"{usd(marginal)}.")
+    tolerance = 0.01 * max(abs(full), 1.0)
+    if alone > full + tolerance:
+        out.append("The controls overlap: some thefts are stopped by more than one of them, so each takes the "
+                   "credit alone, while in the full set none of them is needed for those (the marginal worths "
+                   "leave out what another control would stop anyway).")
+    elif alone < full - tolerance:
+        out.append("The controls reinforce each other: together they avoid more than the sum of what each "
+                   "avoids alone.")
+    else:
+        out.append("The controls barely overlap: each one's worth is about the same alone and in the full set.")
+    return out

@@ -1,0 +1,220 @@
+"""Trial rows held compactly: numeric columns as float64 arrays, text columns as categorical codes.
+
+A million trials must not become millions of Python objects: most rows share a handful of text values
+("no_campaign", an empty attack path), so each text column is an ``int32`` code per trial and a short
+tuple of the strings those codes stand for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from custodysim.errors import LimitError
+from custodysim.simulation.engine import PATH_TYPES
+
+MAX_ROWS = 20_000_000
+"""Default limit on trial rows (trials x variants) in one run."""
+ROW_BYTES = 220
+"""Memory per trial row, for the limit's message: 8 bytes per numeric column (25 in dmm-2024) and 4 per text column."""
+LOSS_USD = 1
+"""The index of ``loss_usd`` among the numeric columns (after ``trial``)."""
+LATER_COLUMNS = ("signing_ceremonies", "transfers_blocked")
+"""Numeric columns added after the first release: a run folder written before them lacks them, and
+reading it back fills them with NaN (figures computed from them are then null)."""
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The column layout shared by every variant of a run."""
+
+    assets: tuple[str, ...]
+    wallets: tuple[str, ...]
+
+    @cached_property
+    def numeric(self) -> list[str]:
+        """Return the names of the numeric columns, in order."""
+        return [
+            "trial", "loss_usd", *(f"loss_{a}" for a in self.assets),
+            *(f"loss_usd_{p}" for p in PATH_TYPES), *(f"loss_usd_wallet_{w}" for w in self.wallets),
+            "campaigns", "footholds", "t_first_access_days", "t_first_theft_days", "t_first_alarm_days",
+            "withdrawal_delay_mean_hours", "withdrawals_delayed_share", "transfers_signed",
+            "transfers_delayed", "transfer_delay_hours", *LATER_COLUMNS,
+        ]
+
+    text = ("path_type", "outcome", "wallets_hit", "stopped_by", "attack_path")
+
+
+@dataclass(frozen=True)
+class TextColumn:
+    """One text column: a code per trial and the strings the codes stand for (in first-seen order)."""
+
+    codes: np.ndarray
+    categories: tuple[str, ...]
+
+    @classmethod
+    def encode(cls, values: Sequence[str]) -> TextColumn:
+        """Return the column holding ``values``."""
+        index: dict[str, int] = {}
+        codes = np.fromiter((index.setdefault(v, len(index)) for v in values), dtype=np.int32, count=len(values))
+        return cls(codes, tuple(index))
+
+    def values(self) -> np.ndarray:
+        """Return the column as an array of ``str`` (one Python object per distinct value, shared)."""
+        values: np.ndarray = np.asarray(self.categories, dtype=object)[self.codes]
+        return values
+
+    def counts(self) -> dict[str, int]:
+        """Return how many trials hold each value, in first-seen order (values that occur only)."""
+        n: list[int] = np.bincount(self.codes, minlength=len(self.categories)).tolist() if len(self.codes) else []
+        return {c: k for c, k in zip(self.categories, n, strict=False) if k}
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Consecutive trial rows of one variant, as simulated by one task.
+
+    Attributes:
+        numbers: ``count x len(Columns.numeric)`` float64 values.
+        codes: ``count x len(Columns.text)`` int32 codes into ``categories``.
+        categories: per text column, the strings its codes stand for.
+    """
+
+    numbers: np.ndarray
+    codes: np.ndarray
+    categories: tuple[tuple[str, ...], ...]
+
+    @classmethod
+    def from_texts(cls, numbers: np.ndarray, texts: Sequence[Sequence[str]]) -> Chunk:
+        """Return the chunk of ``numbers`` and the text rows ``texts`` (as :func:`run_trials` gives them).
+
+        Most rows are one of a few shared row objects (the quiet row, the row of a trial without a
+        foothold), so each distinct row object is encoded once; the categories keep first-seen order.
+        """
+        width = len(Columns.text)
+        distinct: dict[int, int] = {}  # id of a row object -> its position among the distinct rows
+        which = [distinct.setdefault(id(t), len(distinct)) for t in texts]
+        rows = list({id(t): t for t in texts}.values())  # the distinct row objects, in the same order
+        codes_of_row = np.empty((len(rows), width), dtype=np.int32)
+        categories: list[tuple[str, ...]] = []
+        for j in range(width):
+            index: dict[str, int] = {}
+            codes_of_row[:, j] = [index.setdefault(row[j], len(index)) for row in rows]
+            categories.append(tuple(index))
+        codes = codes_of_row[np.array(which, dtype=np.intp)] if rows else np.empty((0, width), dtype=np.int32)
+        return cls(numbers, codes, tuple(categories))
+
+    def __len__(self) -> int:
+        return int(self.numbers.shape[0])
+
+
+@dataclass(frozen=True)
+class VariantRows:
+    """All trial rows of one variant: numeric columns as float64 arrays, text columns categorical.
+
+    Read text columns with :meth:`text` (strings) or :meth:`categorical` (codes and categories).
+    """
+
+    name: str
+    numbers: dict[str, np.ndarray]
+    texts: dict[str, TextColumn]
+
+    @property
+    def loss(self) -> np.ndarray:
+        """Return the per-trial USD loss."""
+        return self.numbers["loss_usd"]
+
+    def text(self, column: str) -> np.ndarray:
+        """Return a text column as an array of ``str``, one per trial."""
+        return self.texts[column].values()
+
+    def categorical(self, column: str) -> TextColumn:
+        """Return a text column as codes and categories."""
+        return self.texts[column]
+
+    def __len__(self) -> int:
+        return len(self.loss)
+
+
+class RowsBuilder:
+    """Assembles one variant's rows, chunk after chunk in trial order, into preallocated arrays.
+
+    Numbers live in one column-major matrix, so each column is a contiguous view and nothing is copied
+    when the rows are finished; text codes are re-coded into categories shared by the whole variant.
+
+    Args:
+        name: the variant.
+        columns: the run's column layout.
+        capacity: the trials to make room for (more are made room for as needed).
+    """
+
+    def __init__(self, name: str, columns: Columns, capacity: int) -> None:
+        self.name = name
+        self.columns = columns
+        self._n = 0
+        self._numbers = np.empty((capacity, len(columns.numeric)), order="F")
+        self._codes = np.empty((capacity, len(Columns.text)), dtype=np.int32, order="F")
+        self._index: list[dict[str, int]] = [{} for _ in Columns.text]
+
+    def __len__(self) -> int:
+        return self._n
+
+    def add(self, chunk: Chunk) -> None:
+        """Append the rows of ``chunk`` (the next trials in order)."""
+        end = self._n + len(chunk)
+        if end > self._numbers.shape[0]:
+            self._grow(max(end, 2 * self._numbers.shape[0]))
+        self._numbers[self._n:end] = chunk.numbers
+        for j, (index, categories) in enumerate(zip(self._index, chunk.categories, strict=True)):
+            recode = np.array([index.setdefault(c, len(index)) for c in categories], dtype=np.int32)
+            self._codes[self._n:end, j] = recode[chunk.codes[:, j]] if len(recode) else 0
+        self._n = end
+
+    def loss(self) -> np.ndarray:
+        """Return the USD loss of the trials added so far (a view)."""
+        return self._numbers[:self._n, LOSS_USD]
+
+    def _grow(self, capacity: int) -> None:
+        numbers = np.empty((capacity, self._numbers.shape[1]), order="F")
+        codes = np.empty((capacity, self._codes.shape[1]), dtype=np.int32, order="F")
+        numbers[:self._n] = self._numbers[:self._n]
+        codes[:self._n] = self._codes[:self._n]
+        self._numbers, self._codes = numbers, codes
+
+    def finish(self) -> VariantRows:
+        """Return the rows added so far (trimming unused room, so no memory is held for nothing)."""
+        if self._n < self._numbers.shape[0]:
+            self._numbers = np.asfortranarray(self._numbers[:self._n])
+            self._codes = np.asfortranarray(self._codes[:self._n])
+        return VariantRows(
+            self.name,
+            {c: self._numbers[:, j] for j, c in enumerate(self.columns.numeric)},
+            {c: TextColumn(self._codes[:, j], tuple(index)) for j, (c, index) in
+             enumerate(zip(Columns.text, self._index, strict=True))},
+        )
+
+
+def rows_from_arrays(name: str, columns: Columns, numbers: np.ndarray, texts: Sequence[Sequence[str]]) -> VariantRows:
+    """Return one variant's rows from a numeric matrix and text rows (for rows read back from a file)."""
+    builder = RowsBuilder(name, columns, len(numbers))
+    builder.add(Chunk.from_texts(numbers, texts))
+    return builder.finish()
+
+
+def check_size(trials: int, variants: int, max_rows: int = MAX_ROWS) -> None:
+    """Refuse a run whose trial rows would not fit the limit (they are all held in memory).
+
+    Raises:
+        LimitError: with the arithmetic and the ways out.
+    """
+    rows = trials * variants
+    if rows > max_rows:
+        raise LimitError(f"{variants} variant(s) x {trials:,} trials = {rows:,} trial rows, more than the limit "
+                         f"of {max_rows:,} (every row is held in memory, about {ROW_BYTES} bytes each); run fewer "
+                         "trials or variants (--variant), or raise the limit with --max-rows")

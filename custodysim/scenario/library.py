@@ -1,0 +1,399 @@
+"""The library: named attack techniques and controls, each with documented default values and sources.
+
+A scenario names a technique (``technique: session_cookie_theft``) and may leave out the numbers the
+library knows: an access edge's ``p_success`` and ``time_days``, an initial access's ``delay_days``; a
+person's exposure or insider rate may say ``default``. A scenario switches on a control with
+``controls.measures.<name>`` and may override any of its parameters (see :mod:`custodysim.scenario.measures`).
+
+Every default is a central estimate for a capable, targeted attacker (DPRK-style), not a fact: each entry
+says where it comes from, its plausible range (``low`` to ``high``) and how uncertain it is. The ranges are
+what a sensitivity analysis should vary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Stage = Literal["initial_access", "movement", "insider", "prevention", "detection", "response", "limitation"]
+
+DEFAULT = "default"
+"""The word that asks for the library's value where a scenario would give a number."""
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A default value of one field, with its plausible range.
+
+    Attributes:
+        field: the scenario field it fills (``exposure``, ``p_success``, ``time_days``, ``factor``, ...).
+        value: the default, a number or a distribution as a scenario writes it (``{dist: lognormal, ...}``).
+        low: the low end of the plausible range (for a distribution, of its median).
+        high: the high end.
+        unit: what the number counts.
+    """
+
+    field: str
+    value: float | dict[str, Any]
+    low: float
+    high: float
+    unit: str
+
+    @property
+    def central(self) -> float:
+        """Return the number the range is about: the value, or a distribution's median or mean."""
+        if isinstance(self.value, dict):
+            for key in ("median", "mean", "value"):
+                if key in self.value:
+                    return float(self.value[key])
+            raise ValueError(f"{self.field}: a default distribution needs a median, mean or value")
+        return float(self.value)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One technique or control of the library."""
+
+    name: str
+    stage: Stage
+    summary: str
+    in_the_model: str
+    priors: tuple[Prior, ...]
+    rationale: str
+    uncertainty: Literal["low", "medium", "high"]
+    sources: tuple[str, ...]
+    social_engineering: bool = False
+
+    def prior(self, field: str) -> Prior | None:
+        """Return the default of ``field``, if the entry has one."""
+        return next((p for p in self.priors if p.field == field), None)
+
+    def default(self, field: str) -> Any:
+        """Return the default value of ``field`` (KeyError if the entry has none)."""
+        prior = self.prior(field)
+        if prior is None:
+            raise KeyError(f"{self.name} has no default for {field!r}")
+        return prior.value
+
+    @property
+    def is_technique(self) -> bool:
+        """Whether the entry is an attack technique (else a control)."""
+        return self.stage in ("initial_access", "movement", "insider")
+
+
+def _lognormal(median: float, p90: float) -> dict[str, Any]:
+    return {"dist": "lognormal", "median": median, "p90": p90}
+
+
+_INCIDENTS = "shared/domain/incidents.md (DMM 2024, Coincheck 2018, Ronin 2022, CoinsPaid 2023 timelines)"
+_FBI_DMM = "FBI / DC3 / NPA statement on the DMM Bitcoin theft, 23 Dec 2024"
+_CISA_TT = "CISA/FBI/Treasury advisory AA22-108A, TraderTraitor (Apr 2022)"
+_RONIN = "Ronin Network post-mortem, 'Back to Building: Ronin Security Breach Post-Mortem' (Apr 2022)"
+_MTRENDS = "Mandiant M-Trends 2023-2025: median dwell time 16, 10 and 11 days across all intrusions"
+_DBIR = "Verizon DBIR 2024, social engineering: simulated phishing, who clicks and how fast (under a minute)"
+_GOOGLE_MFA = ("Google Security Blog, 'New research: How effective is basic account hygiene at preventing "
+               "hijacking' (May 2019): security keys stopped all bulk and targeted phishing in the study")
+_CHAINALYSIS = "Chainalysis, 2025 Crypto Crime report: 2024 thefts, private-key compromises 43.8% of value"
+_CONTROLS = "shared/domain/controls.md (Fireblocks TAP, BitGo policies, Safe delay module, Revault, CCSS)"
+
+ENTRIES: tuple[Entry, ...] = (
+    # ---- initial access -------------------------------------------------------------------------------
+    Entry(
+        "fake_recruiter_test", "initial_access",
+        "A fake recruiter (LinkedIn, Telegram) sends an engineer a 'coding test' or take-home project that "
+        "runs the attacker's code on the engineer's machine.",
+        "Each targeted person falls with their exposure, after delay_days; their devices fall with them.",
+        (Prior("exposure", 0.15, 0.05, 0.30, "probability per targeted person per campaign"),
+         Prior("delay_days", _lognormal(14, 45), 5, 30, "days of recruiter rapport before the test")),
+        "The DMM vendor engineer and the Ronin engineer both ran the attacker's file; campaigns target a "
+        "handful of people and usually succeed with one. 0.15 per person is mid-range for engineers who "
+        "are open to offers; it is far lower for people who are not.",
+        "high", (_FBI_DMM, _CISA_TT, _INCIDENTS), social_engineering=True),
+    Entry(
+        "fake_job_offer", "initial_access",
+        "A job offer document (PDF) with an exploit or macro, after several rounds of fake interviews.",
+        "As fake_recruiter_test: the targeted person falls with their exposure after delay_days.",
+        (Prior("exposure", 0.12, 0.03, 0.30, "probability per targeted person per campaign"),
+         Prior("delay_days", _lognormal(21, 60), 7, 45, "days of interviews before the offer")),
+        "Ronin 2022: a senior engineer was approached through LinkedIn, interviewed several times and "
+        "opened the offer PDF. Slightly below the coding test: a document needs an exploit or a macro.",
+        "high", (_RONIN, _CISA_TT), social_engineering=True),
+    Entry(
+        "spear_phishing", "initial_access",
+        "Targeted e-mails with malware (attachment or link) to employees, as in Coincheck 2018.",
+        "Each targeted person falls with their exposure after delay_days; their devices fall with them.",
+        (Prior("exposure", 0.05, 0.01, 0.15, "probability per targeted person per campaign"),
+         Prior("delay_days", _lognormal(7, 30), 2, 20, "days from the first mail to the infection")),
+        "In phishing simulations a minority of users click, and quickly; a lure tailored to a named person "
+        "does better, but the payload must also beat the mail filter and the endpoint. Coincheck's malware sat "
+        "on employee PCs for weeks before the theft.",
+        "medium", (_DBIR, _INCIDENTS), social_engineering=True),
+    Entry(
+        "malicious_dependency", "initial_access",
+        "A poisoned open-source package or build step pulled by an engineer's machine or the CI pipeline.",
+        "Target the engineers (or the build pipeline's owner) who install dependencies; exposure is the "
+        "chance the poisoned package reaches them in a campaign.",
+        (Prior("exposure", 0.02, 0.005, 0.10, "probability per targeted person per campaign"),
+         Prior("delay_days", _lognormal(30, 120), 7, 90, "days until the package is pulled")),
+        "Package-registry campaigns by DPRK groups are frequent but spray-and-pray; reaching one "
+        "particular exchange's engineers in a year is far less likely than a targeted lure.",
+        "high", (_CISA_TT, _CHAINALYSIS)),
+    Entry(
+        "vendor_supply_chain", "initial_access",
+        "The attacker compromises the vendor of a signing interface or wallet software and ships or serves "
+        "a tampered version to its customers.",
+        "Target the vendor's staff who can change what the interface shows; model the interface as a "
+        "pipeline component reachable from them.",
+        (Prior("exposure", 0.05, 0.01, 0.20, "probability per targeted vendor engineer per campaign"),
+         Prior("delay_days", _lognormal(30, 90), 10, 60, "days until the vendor's release or session is used")),
+        "DMM 2024 and the 2025 Bybit theft both went through a vendor's systems. The exposure is that of "
+        "the vendor's people; their number and exposure dominate.",
+        "high", (_FBI_DMM, _INCIDENTS)),
+    Entry(
+        "insider", "insider",
+        "A person with keys or approval power steals, alone, under the same policies as anyone.",
+        "people.<id>.insider_rate_per_year: default gives the rate below; the act is immediate.",
+        (Prior("insider_rate_per_year", 0.002, 0.0005, 0.01, "thefts per privileged person per year"),),
+        "Insider thefts at exchanges are rare next to external ones in public reporting; 1 in 500 per "
+        "privileged person a year is a cautious order of magnitude, not a measured rate.",
+        "high", (_CHAINALYSIS,)),
+    # ---- movement ---------------------------------------------------------------------------------------
+    Entry(
+        "session_cookie_theft", "movement",
+        "Session cookies or tokens stolen from a compromised machine are replayed to enter a SaaS or "
+        "communication system, walking past passwords and MFA.",
+        "An access edge: tried once from the compromised node, works with p_success after time_days.",
+        (Prior("p_success", 0.7, 0.4, 0.9, "probability the stolen session opens the target"),
+         Prior("time_days", _lognormal(30, 90), 3, 60, "days from the foothold to the use")),
+        "DMM: about 7 weeks from the coding test to the session hijack. Long-lived sessions without device "
+        "binding make it likely; device-bound sessions (a control below) make it rare.",
+        "medium", (_FBI_DMM, "shared/domain/controls.md, 'Sessions are a key'")),
+    Entry(
+        "credential_reuse", "movement",
+        "Passwords or keys found on a compromised machine (files, password stores, shell history) open "
+        "another system.",
+        "An access edge, as above.",
+        (Prior("p_success", 0.3, 0.1, 0.6, "probability the credentials open the target"),
+         Prior("time_days", _lognormal(10, 40), 2, 30, "days to find and use them")),
+        "Works where MFA is absent or phishable; reported in most exchange intrusions as one of the steps.",
+        "medium", (_CISA_TT, _MTRENDS)),
+    Entry(
+        "cloud_console_takeover", "movement",
+        "The attacker takes over a cloud console or CI/CD account and from there the servers or secrets "
+        "it manages.",
+        "An access edge, as above.",
+        (Prior("p_success", 0.4, 0.15, 0.7, "probability of taking over the console"),
+         Prior("time_days", _lognormal(14, 45), 3, 30, "days to get there")),
+        "A vendor's cloud sessions were hijacked after the attackers failed to enrol their own MFA device; "
+        "consoles hold the keys to many servers at once.",
+        "high", ("shared/domain/controls.md, 'What the incidents add'", _CISA_TT)),
+    Entry(
+        "key_store_from_host", "movement",
+        "From a server that holds or can use a key store (hot wallet server, HSM client), the attacker "
+        "reads the key or has the HSM sign.",
+        "An access edge from the host to the key store; a non-exportable HSM signs only while reached.",
+        (Prior("p_success", 0.8, 0.5, 1.0, "probability of using the keys once on the host"),
+         Prior("time_days", _lognormal(3, 14), 0.5, 10, "days to find and use them")),
+        "Coincheck's NEM key sat on a networked server; keys encrypted on their own host were decrypted "
+        "there in several thefts.",
+        "medium", (_INCIDENTS, "shared/domain/controls.md, 'What the incidents add'")),
+    Entry(
+        "lateral_movement", "movement",
+        "Generic movement between machines of one network (remote services, stolen admin credentials).",
+        "An access edge, as above.",
+        (Prior("p_success", 0.4, 0.1, 0.8, "probability of reaching the target"),
+         Prior("time_days", _lognormal(14, 45), 3, 40, "days to get there")),
+        "Intrusion dwell times run from days to months; M-Trends medians of 10-16 days are for detected "
+        "intrusions of every kind, so a quiet, targeted move takes longer.",
+        "high", (_MTRENDS,)),
+    # ---- controls ---------------------------------------------------------------------------------------
+    Entry(
+        "security_awareness_training", "prevention",
+        "Training and phishing drills for staff and contractors (the vendor's too), focused on recruiter "
+        "and job-offer lures.",
+        "Multiplies the exposure of the people it covers (people, organisations, or everyone) to every "
+        "social-engineering technique by factor.",
+        (Prior("factor", 0.6, 0.4, 0.85, "multiplier of exposure"),),
+        "Drills lower click rates in simulations, but a patient recruiter aims at curiosity and ambition, "
+        "not at a careless click: a modest cut, uncertain.",
+        "high", (_DBIR, _CISA_TT)),
+    Entry(
+        "phishing_resistant_mfa", "prevention",
+        "FIDO2 security keys or passkeys on every account that can reach a system in the signing path.",
+        "Multiplies p_success of credential_reuse and cloud_console_takeover edges (into the systems "
+        "listed, or all) by factor.",
+        (Prior("factor", 0.1, 0.02, 0.3, "multiplier of p_success"),),
+        "Security keys stopped all phishing in Google's study; what remains is session theft (see "
+        "device_bound_sessions) and accounts left out of the rollout.",
+        "medium", (_GOOGLE_MFA,)),
+    Entry(
+        "device_bound_sessions", "prevention",
+        "Short-lived sessions bound to the device (token binding, re-authentication for sensitive actions), "
+        "so a stolen cookie does not work elsewhere.",
+        "Multiplies p_success of session_cookie_theft edges (into the systems listed, or all) by factor.",
+        (Prior("factor", 0.2, 0.05, 0.5, "multiplier of p_success"),),
+        "The DMM path needed a long-lived session replayed from elsewhere; binding and short lifetimes "
+        "close most of it, but an attacker on the device itself can still ride the session.",
+        "medium", (_FBI_DMM, "shared/domain/controls.md, 'Sessions are a key'")),
+    Entry(
+        "segregated_vendor_access", "prevention",
+        "Vendor and contractor staff reach the exchange's signing path only through separate, monitored "
+        "access (jump hosts, privileged workstations), never from their everyday machines.",
+        "Multiplies p_success of edges from a vendor's people and systems (organisations listed, or every "
+        "organisation that is not the exchange) into key stores, pipeline components, requesters and the "
+        "exchange's systems by factor.",
+        (Prior("factor", 0.3, 0.1, 0.6, "multiplier of p_success"),),
+        "Every vendor-borne theft (DMM, Ronin's delegation) crossed from a vendor's everyday environment "
+        "into the signing path; segregation makes that crossing much harder but not impossible.",
+        "high", (_FBI_DMM, _RONIN)),
+    Entry(
+        "endpoint_detection", "detection",
+        "EDR on the listed machines, with a team that reads its alerts.",
+        "A detection control on the watched nodes: a compromise is detected after time_to_detect_days.",
+        (Prior("time_to_detect_days", {"dist": "exponential", "mean": 60}, 20, 200,
+               "days from compromise to detection (mean)"),),
+        "M-Trends medians of 10-16 days are for intrusions that were detected; a script an engineer ran "
+        "himself often goes unnoticed for months, so the mean here is much longer.",
+        "high", (_MTRENDS, _INCIDENTS)),
+    Entry(
+        "outflow_monitoring", "detection",
+        "Monitoring of the exchange's outflows (on-chain and internal) that raises an alarm on unusual "
+        "transfers.",
+        "Catches each theft transfer of the wallets listed (or all) with probability, after delay_hours; a "
+        "delayed transfer can be cancelled in time, a broadcast one cannot.",
+        (Prior("probability", 0.9, 0.7, 0.99, "probability a theft transfer is noticed"),
+         Prior("delay_hours", _lognormal(0.3, 2), 0.1, 6, "hours to notice")),
+        "DMM noticed within minutes, Binance's alarms fired after execution; Ronin noticed after 6 days "
+        "because nobody watched the bridge's balance.",
+        "low", (_INCIDENTS,)),
+    Entry(
+        "balance_alerts", "detection",
+        "Alerts when a wallet's balance drops below a threshold or falls fast.",
+        "Like outflow monitoring, for transfers above min_amount_usd: slower, but hard to miss.",
+        (Prior("probability", 0.98, 0.9, 1.0, "probability a large drop raises an alert"),
+         Prior("delay_hours", _lognormal(1, 6), 0.25, 12, "hours to act on the alert")),
+        "Coincheck noticed about 11 hours after the first transfer; a balance alert with a person on call "
+        "answers within hours.",
+        "medium", (_INCIDENTS,)),
+    Entry(
+        "independent_verification", "prevention",
+        "Signers check each transaction against the original request on a device of their own (hardware "
+        "wallet screen, separate channel) before approving.",
+        "Each listed person verifies on the given device; a mismatch is caught with probability (a veto "
+        "that raises the alarm).",
+        (Prior("probability", 0.9, 0.7, 0.99, "probability a signer catches a rewritten transfer"),),
+        "A careful signer comparing address and amount on a trusted screen catches nearly every rewrite; "
+        "fatigue, long addresses and blind signing of contract calls lower it.",
+        "medium", (_CONTROLS, "CCSS: spends verified before signing")),
+    Entry(
+        "independent_policy_engine", "limitation",
+        "A policy engine outside the vendor's and the signing interface's systems (an HSM policy, a "
+        "co-signer, an on-chain guard) enforces a destination whitelist and limits.",
+        "Adds to each listed wallet a whitelist (and the per-transfer and daily limits given) enforced by "
+        "enforced_by; it binds while that component is not the attacker's.",
+        (),
+        "No default number: the whitelist is exact, the limits are the exchange's choice. Its worth comes "
+        "from where it runs (see MODEL.md, truth 3).",
+        "low", (_CONTROLS,)),
+    Entry(
+        "time_delay_with_cancellation", "response",
+        "Every transfer of the listed wallets waits a delay during which anyone with authority can cancel.",
+        "Adds a time lock of hours to each listed wallet, enforced by enforced_by.",
+        (Prior("hours", 24.0, 6.0, 72.0, "hours every transfer waits"),),
+        "The Safe delay module's default cooldown is 24 hours; vault designs use hours to days. It only "
+        "helps where detection plus response is faster (MODEL.md, truth 4).",
+        "low", (_CONTROLS,)),
+    Entry(
+        "wallet_splitting", "limitation",
+        "A large wallet's funds spread over several equal wallets, its routine transfers rotating between "
+        "them, so that one rewritten or stolen transfer reaches one part.",
+        "Each listed wallet becomes `parts` wallets (the first keeps its id, the others are <id>_2, <id>_3, "
+        "...) with equal balances and the same custody, pipeline and policy; each scheduled transfer out of "
+        "it rotates between the parts (every part every parts x every_days). Parts that share keys or a "
+        "signing interface are still each reachable: splitting caps what one transfer takes, and the alarm "
+        "after it freezes the rest.",
+        (Prior("parts", 5, 2, 10, "wallets the funds are split over"),),
+        "A design choice rather than an estimate: five parts is the bundled DMM variant. The loss of one "
+        "theft falls roughly as 1/parts; more parts mean more wallets to reconcile and more signing.",
+        "low", (_CONTROLS, "Swambo et al., 'Custody protocols using Bitcoin vaults' (2020)")),
+)
+
+_BY_NAME = {e.name: e for e in ENTRIES}
+
+
+def entry(name: str) -> Entry | None:
+    """Return the library entry called ``name``, if there is one."""
+    return _BY_NAME.get(name)
+
+
+def techniques() -> list[str]:
+    """Return the names of the library's attack techniques."""
+    return [e.name for e in ENTRIES if e.is_technique]
+
+
+def default_of(name: str, field: str) -> Any:
+    """Return the default of ``field`` for the library entry ``name`` (KeyError if either is unknown)."""
+    found = _BY_NAME.get(name)
+    if found is None:
+        raise KeyError(name)
+    return found.default(field)
+
+
+def shown(value: float | dict[str, Any]) -> str:
+    """Return a default as a person reads it: ``0.15``, ``lognormal, median 14, p90 45``."""
+    if not isinstance(value, dict):
+        return f"{value:g}"
+    rest = ", ".join(f"{k} {v:g}" for k, v in value.items() if k != "dist")
+    return f"{value['dist']}, {rest}"
+
+
+def _range(p: Prior) -> str:
+    what = "median " if isinstance(p.value, dict) and "median" in p.value else (
+        "mean " if isinstance(p.value, dict) else "")
+    return f"{what}{p.low:g} to {p.high:g}"
+
+
+STAGE_TITLES = {
+    "initial_access": "Initial access", "insider": "Insider", "movement": "Movement",
+    "prevention": "Controls: prevention", "detection": "Controls: detection", "response": "Controls: response",
+    "limitation": "Controls: limitation",
+}
+"""Section titles, in the order the reference lists them (FAIR-CAM's prevention, detection, response)."""
+
+
+def markdown() -> str:
+    """Return the library reference in Markdown: every entry, its defaults, ranges, rationale and sources."""
+    lines: list[str] = []
+    for stage, title in STAGE_TITLES.items():
+        members = [e for e in ENTRIES if e.stage == stage]
+        if not members:
+            continue
+        lines += [f"### {title}", ""]
+        for e in members:
+            lines += [f"#### `{e.name}`", "", e.summary, "", f"*In the model:* {e.in_the_model}", ""]
+            if e.priors:
+                lines += ["| field | default | plausible range | unit |", "|---|---|---|---|"]
+                lines += [f"| `{p.field}` | {shown(p.value)} | {_range(p)} | {p.unit} |" for p in e.priors]
+                lines.append("")
+            lines += [f"*How chosen* (uncertainty: {e.uncertainty}): {e.rationale}", "", "*Sources:*", ""]
+            lines += [f"- {source}" for source in e.sources]
+            lines.append("")
+    return "\n".join(lines)
+
+
+def describe(e: Entry) -> str:
+    """Return one entry as plain text, for ``custodysim library NAME``."""
+    kind = "technique" if e.is_technique else "control"
+    lines = [f"{e.name} ({STAGE_TITLES[e.stage].lower()}, {kind})", "", e.summary, "",
+             f"In the model: {e.in_the_model}", ""]
+    if e.priors:
+        lines.append("Defaults:")
+        lines += [f"  {p.field}: {shown(p.value)}   (plausible {_range(p)}; {p.unit})" for p in e.priors]
+        lines.append("")
+    lines += [f"How chosen (uncertainty {e.uncertainty}): {e.rationale}", "", "Sources:"]
+    lines += [f"  - {source}" for source in e.sources]
+    return "\n".join(lines)
+
+
+__all__ = ["DEFAULT", "ENTRIES", "STAGE_TITLES", "Entry", "Prior", "Stage", "default_of", "describe", "entry",
+           "markdown", "shown", "techniques"]

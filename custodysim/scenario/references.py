@@ -1,0 +1,224 @@
+"""Cross-reference checks: every id a scenario mentions must exist and be of the right kind.
+
+Also the checks that need several fields at once: repeated access edges, and transfers so frequent that
+one trial would simulate millions of them (which would never finish).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Iterable, Iterator
+
+from custodysim.errors import PathT
+from custodysim.scenario.measures import check_measures, effective
+from custodysim.scenario.schema import CHAIN, EXTERNAL, TOPUP_RETRY_DAYS, Scenario
+
+MAX_LEGIT_TRANSFERS = 200_000
+"""Legitimate transfers (scheduled ones and top-ups) one trial may simulate."""
+MAX_THEFT_TRANSFERS = 10_000_000
+"""Theft transfers one campaign may send out of one wallet in one trial (the horizon over the drain interval)."""
+
+
+def _missing(kind: str, ref: str, known: Iterable[str]) -> str:
+    known = sorted(known)
+    close = difflib.get_close_matches(ref, known, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"no {kind} with id {ref!r}{hint}"
+
+
+def check_references(s: Scenario) -> list[tuple[PathT, str]]:
+    """Return (path, message) for every dangling or ill-typed reference in ``s``.
+
+    The library measures are checked first; the rest is checked on the scenario with its measures
+    written out, as the engine will read it.
+    """
+    problems = list(check_measures(s))
+    return problems or list(_check(effective(s)))
+
+
+def _check(s: Scenario) -> Iterator[tuple[PathT, str]]:
+    orgs, people, systems, wallets = set(s.organisations), set(s.people), set(s.systems), set(s.wallets)
+    nodes = people | systems
+
+    for pid in sorted(people & systems):
+        yield ("people", pid), f"{pid!r} is both a person and a system; ids of people and systems must differ"
+    if CHAIN in systems:
+        yield ("systems", CHAIN), f"{CHAIN!r} is reserved (enforced_by: {CHAIN} means on chain); rename the system"
+    if EXTERNAL in wallets:
+        yield ("wallets", EXTERNAL), f"{EXTERNAL!r} is reserved (a transfer's destination outside the exchange)"
+
+    def need(path: PathT, kind: str, ref: str | None, known: set[str]) -> Iterator[tuple[PathT, str]]:
+        if ref is not None and ref not in known:
+            yield path, _missing(kind, ref, known)
+
+    for pid, person in s.people.items():
+        yield from need(("people", pid, "organisation"), "organisation", person.organisation, orgs)
+        for i, dev in enumerate(person.devices):
+            yield from need(("people", pid, "devices", i), "system", dev, systems)
+        yield from need(("people", pid, "verifies_on"), "system", person.verifies_on, systems)
+    for sid, system in s.systems.items():
+        yield from need(("systems", sid, "owner"), "organisation", system.owner, orgs)
+
+    for wid, w in s.wallets.items():
+        base: PathT = ("wallets", wid)
+        yield from need(base + ("asset",), "asset", w.asset, set(s.assets))
+        for i, signer in enumerate(w.custody.signers):
+            sp = base + ("custody", "signers", i)
+            yield from need(sp + ("holder",), "person", signer.holder, people)
+            yield from need(sp + ("key_store",), "system", signer.key_store, systems)
+            for j, comp in enumerate(signer.views_through or []):
+                yield from need(sp + ("views_through", j), "system", comp, systems)
+        for i, comp in enumerate(w.pipeline):
+            yield from need(base + ("pipeline", i), "system", comp, systems)
+        for i, req in enumerate(w.requesters):
+            yield from need(base + ("requesters", i), "person or system", req, nodes)
+        for rule in ("per_transfer_limit", "daily_limit", "whitelist", "delay"):
+            enforced = getattr(w.policy, rule)
+            if enforced is not None and enforced.enforced_by not in (None, CHAIN):
+                yield from need(base + ("policy", rule, "enforced_by"), f"system (or '{CHAIN}')",
+                                enforced.enforced_by, systems)
+        if w.topup is not None:
+            yield from _wallet_link(s, base + ("topup", "source"), wid, w.topup.source)
+            if w.flows is None:
+                yield base + ("topup",), "a top-up needs flows on the same wallet (what drains it?)"
+        if w.sweep_to is not None:
+            yield from _wallet_link(s, base + ("sweep_to",), wid, w.sweep_to)
+
+    for i, t in enumerate(s.operations.transfers):
+        tp: PathT = ("operations", "transfers", i)
+        yield from _wallet_link(s, tp + ("from",), None, t.from_wallet)
+        if t.to != EXTERNAL:
+            yield from _wallet_link(s, tp + ("to",), t.from_wallet, t.to)
+
+    seen_edges: dict[tuple[str, str, str], int] = {}
+    for i, edge in enumerate(s.access):
+        key = (edge.from_node, edge.to, edge.technique)
+        if key in seen_edges:
+            yield ("access", i), (f"repeats access[{seen_edges[key]}] (same from, to and technique); "
+                                  "merge them or name the techniques apart")
+        seen_edges.setdefault(key, i)
+        yield from need(("access", i, "from"), "person or system", edge.from_node, nodes)
+        yield from need(("access", i, "to"), "person or system", edge.to, nodes)
+        if edge.from_node == edge.to:
+            yield ("access", i, "to"), "an access edge cannot lead from a node to itself"
+
+    for tid, threat in s.threats.items():
+        for i, ia in enumerate(threat.initial_access):
+            for j, target in enumerate(ia.targets):
+                yield from need(("threats", tid, "initial_access", i, "targets", j), "person", target, people)
+        for i, day in enumerate(threat.forced_campaign_days):
+            if day >= s.settings.horizon_days:
+                yield (("threats", tid, "forced_campaign_days", i),
+                       f"day {day:g} is not inside the horizon of {s.settings.horizon_days:g} days")
+
+    for cid, det in s.controls.detection.items():
+        for i, node in enumerate(det.watches):
+            yield from need(("controls", "detection", cid, "watches", i), "person or system", node, nodes)
+    for cid, mon in s.controls.outflow_monitoring.items():
+        for i, wid in enumerate(mon.wallets or []):
+            yield from need(("controls", "outflow_monitoring", cid, "wallets", i), "wallet", wid, wallets)
+
+    yield from _work_bounds(s)
+
+
+def _about(n: float) -> str:
+    if not math.isfinite(n):
+        return "countless"
+    return f"about {n:,.0f}" if n < 1e12 else f"about {n:.2g}"
+
+
+def _work_bounds(s: Scenario) -> Iterator[tuple[PathT, str]]:
+    """Refuse transfers so frequent that one trial would simulate millions of them (and never end).
+
+    The counts are upper estimates: scheduled transfers over the horizon; top-ups no more often than the
+    net outflow eats cap - low_water or than a refill is signed, and no more (each moving at least
+    cap - low_water) than the funds that can reach the source allow, plus a retry a day once it is dry.
+    """
+    horizon = s.settings.horizon_days
+    legit: list[tuple[float, PathT, str]] = []  # (transfers per trial, where, what to change)
+    funds = {wid: w.balance + (w.flows.deposits_per_day * horizon if w.flows else 0.0) for wid, w in s.wallets.items()}
+    for i, t in enumerate(s.operations.transfers):
+        n = max(horizon - t.first_day, 0.0) / t.every_days
+        legit.append((n, ("operations", "transfers", i, "every_days"),
+                      f"one transfer every {t.every_days:g} days; raise every_days"))
+        if t.to in funds:
+            funds[t.to] += t.amount * (n + 1)
+    for wid, w in s.wallets.items():  # deposits beyond withdrawals are swept on
+        sweep = w.sweep_to or (w.topup.source if w.topup else None)
+        if w.flows is not None and sweep in funds and sweep != wid:
+            funds[sweep] += max(w.flows.deposits_per_day - w.flows.withdrawals_per_day, 0.0) * horizon
+    for wid, w in s.wallets.items():
+        if w.topup is None or w.flows is None or w.topup.source not in s.wallets:
+            continue
+        net = w.flows.withdrawals_per_day - w.flows.deposits_per_day
+        if net <= 0:
+            continue
+        source = w.topup.source
+        delay = s.wallets[source].policy.delay
+        lock_hours = delay.hours if delay is not None and delay.enforced_by is not None else 0.0
+        gap = w.topup.cap - w.topup.low_water
+        cycle = max((w.topup.signing_hours + lock_hours) / 24, gap / net)
+        available = funds[source] + sum(funds[x] for x in _sources(s, source))
+        n = min(horizon / cycle if cycle > 0 else math.inf, available / gap + horizon / TOPUP_RETRY_DAYS)
+        legit.append((n, ("wallets", wid, "topup"), f"a net outflow of {net:g}/day against cap - low_water = "
+                      f"{gap:g}; widen the gap between cap and low_water"))
+    total = sum(n for n, _, _ in legit)
+    if total > MAX_LEGIT_TRANSFERS:
+        _, path, why = max(legit, key=lambda item: item[0])
+        yield path, (f"{_about(total)} legitimate transfers per trial, more than the {MAX_LEGIT_TRANSFERS:,} a "
+                     f"trial can simulate: {why}")
+    for tid, threat in s.threats.items():
+        n = horizon * 24 * 60 / threat.drain_interval_minutes
+        if n > MAX_THEFT_TRANSFERS:
+            least = horizon * 24 * 60 / MAX_THEFT_TRANSFERS
+            yield ("threats", tid, "drain_interval_minutes"), (
+                f"one theft transfer every {threat.drain_interval_minutes:g} minutes makes {_about(n)} from one "
+                f"wallet in a trial, more than the {MAX_THEFT_TRANSFERS:,} a trial can simulate; use at least "
+                f"{least:.2g} minutes")
+
+
+def _wallet_link(s: Scenario, path: PathT, own: str | None, ref: str) -> Iterator[tuple[PathT, str]]:
+    if ref not in s.wallets:
+        yield path, _missing("wallet", ref, s.wallets)
+    elif ref == own:
+        yield path, "a wallet cannot send to itself"
+    elif own in s.wallets and s.wallets[ref].asset != s.wallets[own].asset:  # own: reported apart if missing
+        yield path, f"wallet {ref!r} holds {s.wallets[ref].asset}, not {s.wallets[own].asset}"
+
+
+def scenario_warnings(s: Scenario) -> Iterator[str]:
+    """Yield warnings: flows that drain a wallet within the horizon, targets immune to their technique."""
+    yield from _flow_warnings(s)
+    for tid, threat in s.threats.items():
+        for i, ia in enumerate(threat.initial_access):
+            immune = [p for p in ia.targets if p in s.people and s.people[p].exposure.get(ia.technique, 0) == 0]
+            if immune:
+                yield (f"threats.{tid}.initial_access[{i}]: {', '.join(immune)} ha{'s' if len(immune) == 1 else 've'} "
+                       f"no exposure to {ia.technique!r} and will never fall for it (a typo in 'exposure'?)")
+
+
+def _flow_warnings(s: Scenario) -> Iterator[str]:
+    horizon = s.settings.horizon_days
+    for wid, w in s.wallets.items():
+        if w.flows is None:
+            continue
+        net = w.flows.withdrawals_per_day - w.flows.deposits_per_day
+        if net <= 0:
+            continue
+        reserve = w.balance + sum(
+            s.wallets[src].balance for src in _sources(s, wid) if src in s.wallets
+        )
+        if net * horizon > reserve:
+            days = reserve / net
+            yield (f"wallets.{wid}.flows: net outflow {net:g}/day empties {wid} and its top-up sources "
+                   f"in about {days:.0f} days, within the {horizon:g}-day horizon; customers will wait")
+
+
+def _sources(s: Scenario, wid: str) -> Iterator[str]:
+    seen = {wid}
+    w = s.wallets[wid]
+    while w.topup is not None and w.topup.source not in seen and w.topup.source in s.wallets:
+        seen.add(w.topup.source)
+        yield w.topup.source
+        w = s.wallets[w.topup.source]

@@ -1,0 +1,621 @@
+"""The scenario schema: immutable, validated specs of a custody architecture and its threats.
+
+Every mapping keyed by id in the YAML (``wallets``, ``people``, ...) is a ``dict`` here, so a
+validation error's location is the same path a person sees in the file. Units are in the field names
+(``_days``, ``_hours``, ``_usd``); amounts without a unit are in the wallet's own asset.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from custodysim.scenario import library
+from custodysim.scenario.distributions import Distribution, as_distribution
+
+
+def _finite_draws(dist: Distribution) -> Distribution:
+    """Refuse a distribution whose mean or largest draws overflow a float (a lognormal's p90 far above median)."""
+    try:
+        finite = all(math.isfinite(x) for x in (dist.mean(), dist.sample(0.0), dist.sample(0.5),
+                                                 dist.sample(1.0 - 2.0**-53)))
+    except OverflowError:
+        finite = False
+    if not finite:
+        raise ValueError("its largest draws (or its mean) overflow to infinity; use smaller values, "
+                         "or for a lognormal a p90 closer to the median")
+    return dist
+
+
+Dist = Annotated[
+    Distribution,
+    # A bare number stands for a fixed value; the JSON Schema says so too.
+    BeforeValidator(as_distribution, json_schema_input_type=Union[Annotated[float, Field(ge=0)], Distribution]),  # noqa: UP007
+    AfterValidator(_finite_draws),
+]
+Probability = Annotated[float, Field(ge=0, le=1)]
+Amount = Annotated[float, Field(ge=0)]
+AnnualCost = Annotated[float, Field(ge=0, le=1e13)]
+"""A control's cost in USD a year (licences, staff time, hardware): at most USD 10 trillion."""
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+def _check_id(value: str) -> str:
+    if not _ID.fullmatch(value) or value.isdigit():
+        raise ValueError("an id uses letters, digits, '_' and '-' (no dots or spaces), starts with a letter "
+                         "or digit and is not a plain number, so that variant paths can name it")
+    return value
+
+
+Id = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_check_id)]
+"""An id of a wallet, person, system, ...: safe in variant paths and folder names."""
+
+MAX_ENTITIES = 2_000
+"""Most assets, organisations, people, systems, wallets or threats in one scenario (a whole exchange fits)."""
+MAX_EDGES = 20_000
+"""Most access edges in one scenario: bounds the attack graph each campaign spreads over."""
+MAX_VARIANTS = 200
+"""Most variants in one scenario: each runs every trial."""
+MAX_UNCERTAIN = 100
+"""Most inputs in ``uncertainty``: each gives two derived variants in ``custodysim attribution``."""
+
+CHAIN = "chain"
+"""The ``enforced_by`` value of a policy enforced on chain: it binds every transfer."""
+EXTERNAL = "external"
+"""The ``to`` value of a scheduled transfer that leaves the exchange (to a bank, OTC desk, ...)."""
+TOPUP_RETRY_DAYS = 1.0
+"""After a top-up request that sent nothing (an empty source), how long a hot wallet waits to ask again."""
+
+
+class Spec(BaseModel):
+    """Base of every spec: immutable, unknown keys refused, no NaN or infinity."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, validate_default=True)
+
+
+class Settings(Spec):
+    """Run settings: how long a trial lasts, how many trials, which seed."""
+
+    horizon_days: float = Field(365.0, gt=0, le=3650)
+    trials: int = Field(2000, ge=1, le=10_000_000)
+    seed: int = Field(0, ge=0, lt=2**63)
+    max_campaigns_per_threat: int = Field(50, ge=1, le=10_000)
+
+
+class Asset(Spec):
+    """An asset and its USD price; ``price_path`` steps the price at the given days."""
+
+    price_usd: float = Field(gt=0)
+    price_path: list[tuple[Annotated[float, Field(ge=0)], Annotated[float, Field(gt=0)]]] = []
+
+    @model_validator(mode="after")
+    def _days_ascending(self) -> Asset:
+        days = [day for day, _ in self.price_path]
+        if days != sorted(days):
+            raise ValueError("price_path steps must be in order of day")
+        return self
+
+    def price_at(self, day: float) -> float:
+        """Return the USD price in force on ``day``."""
+        price = self.price_usd
+        for start, step_price in self.price_path:
+            if start <= day:
+                price = step_price
+        return price
+
+
+OrganisationKind = Literal[
+    "exchange", "wallet_vendor", "custody_provider", "cloud", "staking_partner", "contractor", "other"
+]
+
+
+class Organisation(Spec):
+    """The exchange itself, or a vendor or contractor with access to its systems."""
+
+    kind: OrganisationKind = "other"
+    description: str = ""
+
+
+def _library_exposures(value: Any) -> Any:
+    """Replace each exposure given as ``default`` by the library's prior for that technique."""
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for technique, p in value.items():
+        if p == library.DEFAULT:
+            known = library.entry(technique) if isinstance(technique, str) else None
+            if known is None or known.prior("exposure") is None:
+                names = _exposure_techniques()
+                close = difflib.get_close_matches(str(technique), names, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ValueError(f"exposure to {technique!r} is 'default', but the library has no exposure for "
+                                 f"it{hint}; library techniques: {', '.join(names)} (custodysim library)")
+            p = known.default("exposure")
+        out[technique] = p
+    return out
+
+
+def _exposure_techniques() -> list[str]:
+    return [e.name for e in library.ENTRIES if e.prior("exposure") is not None]
+
+
+def _library_insider_rate(value: Any) -> Any:
+    return library.default_of("insider", "insider_rate_per_year") if value == library.DEFAULT else value
+
+
+class Person(Spec):
+    """Someone whose mistakes or intent can open a path: an employee or a vendor's contractor.
+
+    An exposure or the insider rate may be ``default``: the library's prior (``custodysim library``).
+    """
+
+    organisation: Id
+    role: str = "staff"
+    devices: list[Id] = []
+    exposure: Annotated[
+        dict[str, Probability],
+        BeforeValidator(_library_exposures,
+                        json_schema_input_type=dict[str, Union[Probability, Literal["default"]]]),  # noqa: UP007
+    ] = {}
+    verifies_on: Id | None = None
+    verification_probability: Probability = 0.9
+    insider_rate_per_year: Annotated[
+        float, Field(ge=0, le=100),
+        BeforeValidator(_library_insider_rate,
+                        json_schema_input_type=Union[Annotated[float, Field(ge=0, le=100)], Literal["default"]]),  # noqa: UP007
+    ] = 0.0
+
+
+SystemKind = Literal[
+    "workstation", "server", "saas", "communication", "signing_interface", "hsm", "key_store",
+    "policy_engine", "build_pipeline", "account", "hardware_wallet", "other",
+]
+
+
+class System(Spec):
+    """A machine, service or account; it may hold keys, relay transfers or enforce a policy."""
+
+    kind: SystemKind = "other"
+    owner: Id
+    exportable_keys: bool | None = None
+
+    @property
+    def keys_exportable(self) -> bool:
+        """Whether a key held here can be copied out (a non-exportable HSM signs only while reached)."""
+        if self.exportable_keys is not None:
+            return self.exportable_keys
+        return self.kind not in ("hsm", "hardware_wallet")
+
+
+class Signer(Spec):
+    """One key (or MPC share) of a wallet: who approves with it, where it lives, how they see transfers."""
+
+    id: Id
+    holder: Id | None = None
+    key_store: Id
+    views_through: list[Id] | None = None
+
+
+class Custody(Spec):
+    """How a wallet signs: one key, an m-of-n multisig, or a t-of-n MPC."""
+
+    scheme: Literal["single", "multisig", "mpc"] = "single"
+    threshold: int = Field(1, ge=1, le=1000)
+    signers: list[Signer] = Field(min_length=1, max_length=1000)
+
+    @model_validator(mode="after")
+    def _quorum_possible(self) -> Custody:
+        if self.threshold > len(self.signers):
+            raise ValueError(f"threshold {self.threshold} exceeds the {len(self.signers)} signers (m > n)")
+        if self.scheme == "single" and (len(self.signers) != 1 or self.threshold != 1):
+            raise ValueError("scheme 'single' takes exactly one signer and threshold 1")
+        ids = [s.id for s in self.signers]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"signer ids must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+
+class Enforced(Spec):
+    """A policy rule, the component that enforces it (a system id, ``chain``, or nobody), and its yearly cost."""
+
+    enforced_by: Id | None = None
+    annual_cost_usd: AnnualCost = 0.0
+
+
+class Limit(Enforced):
+    """An amount limit in the wallet's asset."""
+
+    amount: Amount
+
+
+class Whitelist(Enforced):
+    """Destinations restricted to the exchange's own wallets and approved addresses."""
+
+
+class Delay(Enforced):
+    """A time lock: every transfer waits this long before broadcast and can be cancelled meanwhile."""
+
+    hours: float = Field(ge=0, le=24 * 365)
+
+
+class Policy(Spec):
+    """The wallet's transfer policy; each rule binds only while its enforcer is not the attacker's."""
+
+    per_transfer_limit: Limit | None = None
+    daily_limit: Limit | None = None
+    whitelist: Whitelist | None = None
+    delay: Delay | None = None
+
+
+class Flows(Spec):
+    """Aggregate customer flows through a (hot) wallet, in asset units per day."""
+
+    withdrawals_per_day: Amount = 0.0
+    deposits_per_day: Amount = 0.0
+
+
+class TopUp(Spec):
+    """How the exchange keeps a hot wallet funded: refill from ``source`` up to ``cap``."""
+
+    source: Id
+    cap: Amount
+    low_water: Amount
+    signing_hours: float = Field(1.0, ge=0, le=24 * 30)
+
+    @model_validator(mode="after")
+    def _below_cap(self) -> TopUp:
+        if self.low_water >= self.cap:
+            raise ValueError("low_water must be below cap")
+        return self
+
+
+class Wallet(Spec):
+    """A wallet: its asset, tier, balance, custody, transfer pipeline, policy and flows."""
+
+    asset: Id
+    tier: Literal["hot", "warm", "cold"]
+    balance: Amount
+    custody: Custody
+    pipeline: list[Id] = []
+    requesters: list[Id] = []
+    policy: Policy = Policy()
+    flows: Flows | None = None
+    topup: TopUp | None = None
+    sweep_to: Id | None = None
+
+
+class ScheduledTransfer(Spec):
+    """A recurring legitimate transfer (rebalancing, settlement): an opportunity for a tamperer."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, populate_by_name=True,
+                              validate_default=True)
+
+    from_wallet: Id = Field(alias="from")
+    to: Id
+    amount: Amount
+    every_days: float = Field(gt=0, le=3650)
+    first_day: float = Field(0.0, ge=0)
+    signing_hours: float = Field(1.0, ge=0, le=24 * 30)
+
+
+class Operations(Spec):
+    """Legitimate operations besides customer flows and top-ups."""
+
+    transfers: list[ScheduledTransfer] = []
+
+
+def _library_fields(data: Any, fields: tuple[str, ...]) -> Any:
+    """Fill the ``fields`` a spec leaves out from the library entry its ``technique`` names, if any."""
+    if not isinstance(data, dict):
+        return data
+    known = library.entry(data["technique"]) if isinstance(data.get("technique"), str) else None
+    if known is None:
+        return data
+    missing = {f: known.default(f) for f in fields if f not in data and known.prior(f) is not None}
+    return {**data, **missing} if missing else data
+
+
+class AccessEdge(Spec):
+    """Compromising ``from`` lets the attacker attempt ``to``, once, taking ``time_days`` if it works.
+
+    With a library technique, a left-out ``p_success`` or ``time_days`` takes the library's default.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, populate_by_name=True,
+                              validate_default=True)
+
+    from_node: Id = Field(alias="from")
+    to: Id
+    technique: str = "access"
+    p_success: Probability = 1.0
+    time_days: Dist = 0.0  # type: ignore[assignment]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _library_defaults(cls, data: Any) -> Any:
+        return _library_fields(data, ("p_success", "time_days"))
+
+
+class InitialAccess(Spec):
+    """A technique aimed at people; each falls with their exposure to it, after ``delay_days``.
+
+    With a library technique, a left-out ``delay_days`` takes the library's default.
+    """
+
+    technique: str
+    targets: list[Id] = Field(min_length=1)
+    delay_days: Dist = 0.0  # type: ignore[assignment]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _library_defaults(cls, data: Any) -> Any:
+        return _library_fields(data, ("delay_days",))
+
+
+class Threat(Spec):
+    """An attacker profile: how often it comes, how it gets in, how it steals.
+
+    ``forced_campaign_days`` starts one campaign on each listed day in every trial, besides the Poisson
+    arrivals: an incident replay forces the real campaign at day 0.
+    """
+
+    description: str = ""
+    campaigns_per_year: float = Field(ge=0, le=1000)
+    forced_campaign_days: list[Annotated[float, Field(ge=0)]] = Field([], max_length=100)
+    skill: float = Field(1.0, gt=0, le=100)
+    initial_access: list[InitialAccess] = []
+    tampering: Literal["redirect", "amount", "takeover"] = "amount"
+    drain_interval_minutes: float = Field(10.0, gt=0, le=60 * 24 * 30)
+
+
+class Detection(Spec):
+    """A detection control (EDR, server monitoring) watching nodes with a time to detect a compromise."""
+
+    watches: list[Id] = Field(min_length=1)
+    time_to_detect_days: Dist
+    annual_cost_usd: AnnualCost = 0.0
+
+
+class OutflowMonitor(Spec):
+    """Outflow monitoring or a balance alert: may catch a theft transfer after a delay."""
+
+    wallets: list[Id] | None = None
+    probability: Probability
+    delay_hours: Dist = 0.0  # type: ignore[assignment]
+    min_amount_usd: Amount = 0.0
+    annual_cost_usd: AnnualCost = 0.0
+
+
+class Response(Spec):
+    """Incident response after an alarm: freeze outflows, revoke footholds, rotate stolen keys."""
+
+    freeze_delay_hours: Dist = 1.0  # type: ignore[assignment]
+    revoke_delay_hours: Dist = 24.0  # type: ignore[assignment]
+    key_rotation_hours: Dist = 0.0  # type: ignore[assignment]
+    recovered_fraction: Probability = 0.0
+    annual_cost_usd: AnnualCost = 0.0
+
+
+def _prior(name: str, field: str) -> Any:
+    return library.default_of(name, field)
+
+
+class Measure(Spec):
+    """A control of the library, switched on; every parameter left out takes the library's default."""
+
+    annual_cost_usd: Amount = 0.0
+
+
+class AwarenessTraining(Measure):
+    """Training for the people listed, the people of the organisations listed, or (neither) everyone."""
+
+    people: list[Id] | None = None
+    organisations: list[Id] | None = None
+    factor: Probability = _prior("security_awareness_training", "factor")
+
+
+class PhishingResistantMfa(Measure):
+    """Security keys on the accounts of the systems listed (or all): credential attacks mostly fail."""
+
+    systems: list[Id] | None = None
+    factor: Probability = _prior("phishing_resistant_mfa", "factor")
+
+
+class DeviceBoundSessions(Measure):
+    """Short-lived, device-bound sessions on the systems listed (or all): stolen cookies mostly fail."""
+
+    systems: list[Id] | None = None
+    factor: Probability = _prior("device_bound_sessions", "factor")
+
+
+class SegregatedVendorAccess(Measure):
+    """The organisations listed (or every one that is not the exchange) reach the signing path separately."""
+
+    organisations: list[Id] | None = None
+    factor: Probability = _prior("segregated_vendor_access", "factor")
+
+
+class EndpointDetection(Measure):
+    """Endpoint detection on the machines (or people) listed."""
+
+    watches: list[Id] = Field(min_length=1)
+    time_to_detect_days: Dist = _prior("endpoint_detection", "time_to_detect_days")
+
+
+class OutflowMonitoringMeasure(Measure):
+    """Outflow monitoring of the wallets listed (or all)."""
+
+    wallets: list[Id] | None = None
+    probability: Probability = _prior("outflow_monitoring", "probability")
+    delay_hours: Dist = _prior("outflow_monitoring", "delay_hours")
+    min_amount_usd: Amount = 0.0
+
+
+class BalanceAlerts(OutflowMonitoringMeasure):
+    """Balance-drop alerts on the wallets listed (or all): an outflow watch, slower but hard to miss."""
+
+    probability: Probability = _prior("balance_alerts", "probability")
+    delay_hours: Dist = _prior("balance_alerts", "delay_hours")
+
+
+class IndependentVerification(Measure):
+    """Each person listed verifies on the device given (person id -> system id)."""
+
+    devices: dict[Id, Id] = Field(min_length=1)
+    probability: Probability = _prior("independent_verification", "probability")
+
+
+class IndependentPolicyEngine(Measure):
+    """A whitelist (and optional limits) on the wallets listed, enforced by ``enforced_by``."""
+
+    enforced_by: Id
+    wallets: list[Id] = Field(min_length=1)
+    whitelist: bool = True
+    per_transfer_limit: Amount | None = None
+    daily_limit: Amount | None = None
+
+
+class TimeDelayWithCancellation(Measure):
+    """A time lock of ``hours`` on the wallets listed, enforced by ``enforced_by`` (a system or ``chain``)."""
+
+    enforced_by: Id
+    wallets: list[Id] = Field(min_length=1)
+    hours: float = Field(_prior("time_delay_with_cancellation", "hours"), ge=0, le=24 * 365)
+
+
+class WalletSplitting(Measure):
+    """Each listed wallet split into ``parts`` equal wallets, its scheduled transfers rotating between them."""
+
+    wallets: list[Id] = Field(min_length=1)
+    parts: int = Field(_prior("wallet_splitting", "parts"), ge=2, le=100)
+
+
+class Measures(Spec):
+    """Library controls switched on by name (``custodysim library`` lists them with their defaults)."""
+
+    security_awareness_training: AwarenessTraining | None = None
+    phishing_resistant_mfa: PhishingResistantMfa | None = None
+    device_bound_sessions: DeviceBoundSessions | None = None
+    segregated_vendor_access: SegregatedVendorAccess | None = None
+    endpoint_detection: EndpointDetection | None = None
+    outflow_monitoring: OutflowMonitoringMeasure | None = None
+    balance_alerts: BalanceAlerts | None = None
+    independent_verification: IndependentVerification | None = None
+    independent_policy_engine: IndependentPolicyEngine | None = None
+    time_delay_with_cancellation: TimeDelayWithCancellation | None = None
+    wallet_splitting: WalletSplitting | None = None
+
+    def switched_on(self) -> dict[str, Measure]:
+        """Return the measures present, by library name."""
+        return {name: m for name in type(self).model_fields if (m := getattr(self, name)) is not None}
+
+
+class Controls(Spec):
+    """Detection and response controls (policies live on each wallet), and library measures by name."""
+
+    detection: dict[Id, Detection] = {}
+    outflow_monitoring: dict[Id, OutflowMonitor] = {}
+    response: Response = Response()
+    measures: Measures = Measures()
+
+
+class Variant(Spec):
+    """A named change to the baseline: ``set`` maps field paths (``wallets.hot.topup.cap``) to values."""
+
+    description: str = ""
+    set: dict[str, Any] = Field(default_factory=dict)
+    annual_cost_usd: AnnualCost = 0.0
+
+
+class Insurance(Spec):
+    """An insurance layer over a trial's loss: ``covered_share`` of the loss above the deductible, at most the limit."""
+
+    deductible_usd: Amount = 0.0
+    limit_usd: Annotated[float, Field(gt=0)]
+    covered_share: Probability = 1.0
+
+
+class Finance(Spec):
+    """What can absorb a loss: the owner's capital, and an insurance layer in front of it."""
+
+    capital_usd: Amount | None = None
+    insurance: Insurance | None = None
+
+    @model_validator(mode="after")
+    def _states_something(self) -> Finance:
+        if self.capital_usd is None and self.insurance is None:
+            raise ValueError("give capital_usd, insurance, or both (or leave finance out)")
+        return self
+
+
+Estimates = Annotated[list[Any], Field(min_length=2, max_length=2)]
+"""An uncertain input's ``[low, high]`` estimates, each a value its field path accepts."""
+
+
+class Scenario(Spec):
+    """A whole scenario: the architecture, its operations, the threats, the controls and the variants.
+
+    ``uncertainty`` maps field paths (as in a variant's ``set``) to ``[low, high]`` estimates: the
+    inputs of the tornado chart of ``custodysim attribution``. It changes nothing that is simulated.
+    """
+
+    name: Id
+    description: str = ""
+    settings: Settings = Settings()
+    assets: dict[Id, Asset] = Field(min_length=1, max_length=MAX_ENTITIES)
+    organisations: dict[Id, Organisation] = Field({}, max_length=MAX_ENTITIES)
+    people: dict[Id, Person] = Field({}, max_length=MAX_ENTITIES)
+    systems: dict[Id, System] = Field({}, max_length=MAX_ENTITIES)
+    wallets: dict[Id, Wallet] = Field(min_length=1, max_length=MAX_ENTITIES)
+    operations: Operations = Operations()
+    access: list[AccessEdge] = Field([], max_length=MAX_EDGES)
+    threats: dict[Id, Threat] = Field({}, max_length=MAX_ENTITIES)
+    controls: Controls = Controls()
+    finance: Finance | None = None
+    baseline_name: Id = "baseline"
+    variants: dict[Id, Variant] = Field({}, max_length=MAX_VARIANTS)
+    uncertainty: dict[Annotated[str, Field(min_length=1)], Estimates] = Field({}, max_length=MAX_UNCERTAIN)
+
+    def node_ids(self) -> set[str]:
+        """Return the ids an attacker can compromise: people and systems."""
+        return set(self.people) | set(self.systems)
+
+
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def json_schema() -> dict[str, Any]:
+    """Return the JSON Schema of a scenario file, for editors that complete and check YAML against one.
+
+    It describes the structure, types and ranges; cross-references (a signer's ``key_store`` naming a
+    system, say) and the other checks of ``custodysim validate`` are beyond a schema.
+    """
+    schema = Scenario.model_json_schema(by_alias=True, mode="validation")
+    return {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "title": "custodysim scenario",
+        "description": ("A custody architecture, its operations, threats, controls and variants "
+                        "(docs/scenario-format.md). Check a file fully with: custodysim validate FILE"),
+        **{k: v for k, v in schema.items() if k not in ("title", "description")},
+    }
+
+
+def field_names(model: type[BaseModel]) -> list[str]:
+    """Return the YAML names of a spec's fields (aliases where set)."""
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+__all__ = [
+    "CHAIN", "EXTERNAL", "AccessEdge", "Asset", "AwarenessTraining", "BalanceAlerts", "Controls", "Custody",
+    "Delay", "Detection", "DeviceBoundSessions", "Dist", "EndpointDetection", "Enforced", "Finance", "Flows",
+    "IndependentPolicyEngine", "IndependentVerification", "InitialAccess", "Insurance", "Limit", "Measure",
+    "Measures", "Operations", "Organisation", "OutflowMonitor", "OutflowMonitoringMeasure", "Person",
+    "PhishingResistantMfa", "Policy", "Response", "Scenario", "ScheduledTransfer", "SegregatedVendorAccess",
+    "Settings", "Signer", "System", "Threat", "TimeDelayWithCancellation", "TopUp", "Variant", "Wallet",
+    "WalletSplitting", "Whitelist", "field_names",
+]

@@ -1,0 +1,267 @@
+"""The library API behind ``custodysim run``: load, simulate, summarise, write the run folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from custodysim import __version__
+from custodysim.analysis.assumptions import key_inputs
+from custodysim.analysis.economics import DAYS_PER_YEAR, scenario_economics
+from custodysim.analysis.stats import summarise
+from custodysim.errors import OptionError, RunFolderError, RunInterrupted
+from custodysim.reporting.report import render_html, render_markdown
+from custodysim.reporting.stories import worst_stories
+from custodysim.running.checkpoints import ChunkStore
+from custodysim.running.executors import Executor, open_executor
+from custodysim.running.outputs import default_run_dir, json_text, partial_dir, staged_folder, write_json
+from custodysim.running.precision import DEFAULT_MAX_TRIALS, StopRule
+from custodysim.running.rows import MAX_ROWS, check_size
+from custodysim.running.runfolder import StoredRun, read_run
+from custodysim.running.runner import Columns, Progress, VariantRows, simulate
+from custodysim.running.trialscsv import write_trials_csv
+from custodysim.scenario.loader import LoadedScenario, load_scenario, load_scenario_text
+from custodysim.studies.provenance import SCENARIO_COPY, build_manifest, provenance, shareable_command
+
+PLAN = "run.json"
+"""The parameters of a run in progress, kept in its staging folder so that it can be resumed."""
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """A finished run: where it was written and its summary."""
+
+    folder: Path
+    summary: dict[str, Any]
+
+
+def summarise_run(loaded: LoadedScenario, rows: list[VariantRows], cols: Columns, trials: int,
+                  seed: int, precision: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Return summary.json's content for rows produced by :func:`custodysim.running.runner.simulate`.
+
+    Args:
+        loaded: the scenario.
+        rows: every variant's rows.
+        cols: their column layout.
+        trials: trials per variant.
+        seed: the master seed.
+        precision: for a run stopped on precision, its target, achieved half-widths and what stopped it.
+    """
+    baseline = loaded.baseline.baseline_name
+    return {
+        "scenario": loaded.name,
+        "description": loaded.baseline.description.strip(),
+        "baseline": baseline,
+        "trials": trials,
+        **({"precision": precision} if precision is not None else {}),
+        "seed": seed,
+        "horizon_days": loaded.baseline.settings.horizon_days,
+        "units": "USD per horizon (the first year of exposure when horizon_days is 365)",
+        "variants": summarise(rows, baseline, list(cols.assets), list(cols.wallets),
+                              loaded.baseline.settings.horizon_days,
+                              scenario_economics(loaded.baseline, loaded.specs())),
+        "variant_descriptions": {
+            r.name: loaded.baseline.variants[r.name].description.strip()
+            for r in rows if r.name in loaded.baseline.variants
+        },
+    }
+
+
+def execute_run(scenario: str | Path, trials: int | None = None, seed: int | None = None,
+                out: Path | None = None, variants: list[str] | None = None,
+                progress: Progress | None = None, command: list[str] | None = None,
+                replace: bool = False, max_rows: int = MAX_ROWS, workers: int = 1, executor: str = "local",
+                scheduler: str | None = None, precision: float | None = None,
+                max_trials: int | None = None) -> RunOutcome:
+    """Run a scenario file and write a complete run folder.
+
+    Args:
+        scenario: the scenario file.
+        trials: trials per variant (default: the file's).
+        seed: master seed (default: the file's).
+        out: the run folder to create (default: a new folder under ``results/``).
+        variants: the variants to run besides the baseline (default: all).
+        progress: called after each chunk of trials.
+        command: the command line recorded in the manifest (default: this process's).
+        replace: replace ``out`` if it holds a previous complete run (swapped only once the new one is done).
+        max_rows: the most trial rows (trials x variants) the run may hold.
+        workers: local worker processes (1: simulate in this process, with no pool).
+        executor: ``local`` (this machine) or ``dask`` (a Dask cluster at ``scheduler``).
+        scheduler: the Dask scheduler's address, e.g. ``tcp://host:8786``.
+        precision: instead of a fixed number of trials, run until every variant's 95% CI half-width is
+            within this share of its expected loss (see :class:`custodysim.running.precision.StopRule`).
+        max_trials: with ``precision``, the most trials per variant (default 1,000,000).
+
+    The figures do not depend on ``workers`` or ``executor``: those are recorded in the manifest only.
+
+    Raises:
+        ScenarioError: the file is not a valid scenario (nothing is written).
+        OptionError: options out of range or that do not go together.
+        ExecutorError: the Dask cluster cannot be used.
+        LimitError: the run would hold more than ``max_rows`` trial rows.
+        RunFolderError: ``out`` exists already (and may not be replaced) or cannot be created.
+    """
+    started = time.perf_counter()
+    loaded = load_scenario(scenario)
+    stop = stop_rule(trials, precision, max_trials)
+    n = trials if trials is not None else loaded.baseline.settings.trials
+    check_size(stop.max_trials if stop else n, len(loaded.specs(variants)), max_rows)  # fail before any work
+    folder = out if out is not None else default_run_dir(loaded.name)
+    plan = {
+        "scenario_file": Path(scenario).name,
+        "scenario_sha256": loaded.sha256,
+        "trials": None if stop else n,
+        "precision": stop.target if stop else None,
+        "max_trials": stop.max_trials if stop else None,
+        "seed": seed if seed is not None else loaded.baseline.settings.seed,
+        "variants": variants,
+        "replace": replace,
+        "command": shareable_command(command),
+    }
+    pool = open_executor(workers, executor, scheduler)  # an unreachable cluster fails before any file is made
+    try:
+        with staged_folder(folder, replace) as staging:
+            (staging / SCENARIO_COPY).write_bytes(Path(scenario).read_bytes())
+            write_json(staging / PLAN, plan)
+            summary = _complete(staging, loaded, plan, progress, started, pool)
+    except KeyboardInterrupt:
+        raise RunInterrupted(folder) from None
+    finally:
+        pool.close()
+    return RunOutcome(folder, summary)
+
+
+def stop_rule(trials: int | None, precision: float | None, max_trials: int | None) -> StopRule | None:
+    """Return the precision rule asked for, if any.
+
+    Raises:
+        OptionError: ``trials`` with ``precision``, ``max_trials`` without it, or a value out of range.
+    """
+    if precision is None:
+        if max_trials is not None:
+            raise OptionError("--max-trials bounds a run that stops on --precision; give --precision too, "
+                              "or --trials for a fixed number of trials")
+        return None
+    if trials is not None:
+        raise OptionError("give --trials (a fixed number of trials) or --precision (run until precise "
+                          "enough, at most --max-trials), not both")
+    return StopRule(precision, max_trials if max_trials is not None else DEFAULT_MAX_TRIALS)
+
+
+def resume_run(folder: Path, progress: Progress | None = None, workers: int = 1, executor: str = "local",
+               scheduler: str | None = None) -> RunOutcome:
+    """Finish an interrupted run to ``folder`` from its completed chunks.
+
+    The figures are those of an uninterrupted run: trials do not depend on how they were chunked, nor
+    on the workers that simulate them (which may differ from the interrupted run's).
+
+    Raises:
+        RunFolderError: there is no interrupted run to ``folder``, or its saved state is damaged.
+        OptionError, ExecutorError: as for :func:`execute_run`.
+    """
+    started = time.perf_counter()
+    staging = partial_dir(folder)
+    try:
+        plan = json.loads((staging / PLAN).read_text(encoding="utf-8"))
+        text = (staging / SCENARIO_COPY).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RunFolderError(f"{folder}: there is no interrupted run to resume (no {staging.name} with its "
+                             "plan beside it)") from None
+    except (OSError, ValueError) as exc:
+        raise RunFolderError(f"{folder}: the interrupted run's saved state is damaged ({exc})") from None
+    loaded = load_scenario_text(text, source=plan["scenario_file"])
+    if loaded.sha256 != plan["scenario_sha256"]:
+        raise RunFolderError(f"{folder}: the interrupted run's copy of its scenario was changed")
+    pool = open_executor(workers, executor, scheduler)
+    try:
+        with staged_folder(folder, plan["replace"], resume=True) as staging:
+            summary = _complete(staging, loaded, plan, progress, started, pool, resumed=True)
+    except KeyboardInterrupt:
+        raise RunInterrupted(folder) from None
+    finally:
+        pool.close()
+    return RunOutcome(folder, summary)
+
+
+def _complete(staging: Path, loaded: LoadedScenario, plan: dict[str, Any], progress: Progress | None,
+              started: float, executor: Executor, resumed: bool = False) -> dict[str, Any]:
+    """Simulate what the staging folder lacks, then write every file of the run into it."""
+    s = plan["seed"]
+    stop = StopRule(plan["precision"], plan["max_trials"]) if plan.get("precision") is not None else None
+    store = ChunkStore(staging)
+    result = simulate(loaded, plan["trials"], s, plan["variants"], progress, store, executor, stop)
+    rows, cols, n = result.rows, result.columns, result.trials
+    summary = summarise_run(loaded, rows, cols, n, s, result.precision)
+    manifest = build_manifest(plan["command"], plan["scenario_file"], loaded.sha256, s, n,
+                              {"variants": list(summary["variants"]), "resumed": resumed}, executor, started,
+                              ["summary.json", "trials.csv", "stories.json", SCENARIO_COPY, "scenario.resolved.yaml",
+                               "report.md", "report.html", "manifest.json"])
+    summary["provenance"] = provenance(manifest)
+    stories = [story.as_dict() for story in worst_stories(loaded, rows, s)]
+    write_json(staging / "summary.json", summary)
+    write_json(staging / "stories.json", stories)
+    write_trials_csv(staging / "trials.csv", rows, cols)
+    (staging / "scenario.resolved.yaml").write_text(_resolved_yaml(loaded, summary["variants"]), encoding="utf-8")
+    (staging / "report.md").write_text(render_markdown(summary, manifest), encoding="utf-8")
+    (staging / "report.html").write_text(render_html(summary, manifest, rows, stories, key_inputs(loaded.baseline)),
+                                          encoding="utf-8")
+    shutil.rmtree(store.folder)
+    (staging / PLAN).unlink()
+    write_json(staging / "manifest.json", manifest)  # written last: its presence marks completeness
+    return summary
+
+
+def rerender(folder: Path) -> StoredRun:
+    """Recompute a run's summary from its stored rows and re-render its reports, without re-running.
+
+    The key inputs listed in the HTML report are read from the run's own copy of its scenario.
+
+    Only files derived from ``trials.csv`` are rewritten (``summary.json`` and the reports), each
+    replaced in one step; the rows, stories, resolved scenario and manifest stay as they were.
+    """
+    run = read_run(folder)
+    summary = dict(run.summary)
+    baseline = summary["baseline"]
+    loaded = load_scenario(folder / SCENARIO_COPY) if (folder / SCENARIO_COPY).is_file() else None
+    economics = scenario_economics(loaded.baseline, loaded.specs()) if loaded is not None else None
+    horizon = float(summary.get("horizon_days", DAYS_PER_YEAR))
+    summary["variants"] = summarise(run.rows, baseline, list(run.columns.assets), list(run.columns.wallets),
+                                    horizon, economics)
+    summary["provenance"] = {**summary.get("provenance", {}), "rerendered_by_version": __version__}
+    inputs = key_inputs(loaded.baseline) if loaded is not None else []
+    _replace(folder / "summary.json", json_text(summary))
+    _replace(folder / "report.md", render_markdown(summary, run.manifest))
+    _replace(folder / "report.html", render_html(summary, run.manifest, run.rows, run.stories, inputs))
+    return StoredRun(run.folder, summary, run.manifest, run.rows, run.columns, run.stories)
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` in one step: a reader sees the old file or the new one, never half."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _resolved_yaml(loaded: LoadedScenario, ran: dict[str, Any]) -> str:
+    """Return every variant that ran, fully resolved (defaults filled in), as YAML.
+
+    ``variants`` and ``uncertainty`` are left out: they say what to run, not what a variant is; so are
+    the library measures a variant does not switch on.
+    """
+    docs = {}
+    for name, spec in loaded.specs().items():
+        if name in ran:
+            doc = spec.model_dump(mode="json", by_alias=True, exclude={"variants", "uncertainty"})
+            measures = doc["controls"]["measures"]
+            doc["controls"]["measures"] = {k: v for k, v in measures.items() if v is not None}
+            docs[name] = doc
+    header = (f"# Resolved scenario {loaded.name!r}: each variant as simulated, defaults filled in.\n"
+              f"# Source sha256: {loaded.sha256}\n")
+    return header + yaml.safe_dump(docs, sort_keys=False, allow_unicode=True)
