@@ -51,8 +51,11 @@ BASE: dict[str, Any] = {
     },
     "operations": {"transfers": [{"from": "vault", "to": "external", "amount": 1.0, "every_days": 1.0}]},
     "access": [{"from": "laptop", "to": "ui", "p_success": 1.0, "time_days": 1.0}],
+    # The mechanism tests use an attacker that strikes at its first chance and keeps going; the tests of how
+    # attackers strike (test_strikes.py) set their own.
     "threats": {"apt": {"campaigns_per_year": 2.0, "initial_access": [
-        {"technique": "phish", "targets": ["eng"], "delay_days": 0.0}]}},
+        {"technique": "phish", "targets": ["eng"], "delay_days": 0.0}],
+        "strike": {"aim": "first", "wait_until_ready": False, "once": False}}},
 }
 
 

@@ -130,18 +130,25 @@ def test_dmm_more_signers_on_the_same_screen_change_nothing():
     _same_as_baseline("dmm-2024", "more-signers-same-screen")
 
 
-@pytest.mark.parametrize(("variant", "p_pass"), [("independent-check", 0.1), ("independent-signers", 0.01)])
-def test_dmm_independent_verification_lets_through_one_in_ten_per_checker(variant, p_pass):
-    """DMM: with k independent checkers catching 9 in 10, a share near 0.1^k of the thefts still happens, whole."""
+@pytest.mark.parametrize(("variant", "checkers"), [("independent-check", 1), ("independent-signers", 2)])
+def test_dmm_independent_verification_lets_through_what_correlated_checkers_miss(variant, checkers):
+    """DMM: k checkers catching 9 in 10 miss together with the common mode c: c(0.1) + (1-c)(0.1^k) of thefts pass.
+
+    The patient attacker never holds a checker's own device, so it waits out its longest wait and then
+    strikes: what gets through is the whole wallet, less the legitimate weekly transfers made meanwhile.
+    """
     rows = _rows("dmm-2024")
+    common = load_scenario(INCIDENTS / "dmm-2024.yaml").baseline.controls.verification.common_mode
+    p_pass = common * 0.1 + (1 - common) * 0.1**checkers
     base, hit = _hit(rows["baseline"]), _hit(rows[variant])
     assert not (hit & ~base).any()  # only where the baseline lost
     share = hit.sum() / base.sum()
     sd = (p_pass * (1 - p_pass) / base.sum()) ** 0.5
     assert share <= p_pass + 4 * sd
     assert share < 0.5 * REPLAYS["dmm-2024"][1]  # far below the baseline's rate
-    if hit.any():
-        _assert_exact(rows[variant], {"BTC": 4502.9})  # what gets through is still the whole wallet
+    lost = _native(rows[variant], "BTC")[hit]
+    weekly = np.round((4502.9 - lost) / 10, 6)  # legitimate 10 BTC transfers made before the strike
+    assert (weekly == np.floor(weekly)).all() and (weekly >= 0).all() and (weekly <= 10).all()
 
 
 def test_dmm_split_wallets_cap_the_loss_at_one_wallet():

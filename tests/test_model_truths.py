@@ -118,32 +118,44 @@ def test_delay_does_not_help_when_slower_than_detection_plus_response(base):
     assert_same(short.loss, no_delay.loss)
 
 
-@pytest.mark.parametrize(("k", "p"), [(1, 0.5), (2, 0.5), (3, 0.4)])
-def test_independent_verification_passes_with_one_minus_p_to_the_k(base, k, p):
-    """With k independently verifying signers catching with p, a tampered transfer passes with (1-p)^k."""
-    holders = ["alice", "bob", "carol"][:k]
-    doc = build(base, settings={"horizon_days": 365, "trials": 3000, "seed": 3, "max_campaigns_per_threat": 1})
-    doc["wallets"]["vault"]["custody"] = {"scheme": "multisig" if k > 1 else "single", "threshold": k,
-                                          "signers": signers(*holders)}
+def _verifiers_doc(base, holders: list[str], p: float, common_mode: float, seed: int):
+    """One rewrite per trial (one one-shot campaign) of a vault whose signers each verify on their own device."""
+    doc = build(base, settings={"horizon_days": 365, "trials": 3000, "seed": seed, "max_campaigns_per_threat": 1})
+    doc["wallets"]["vault"]["custody"] = {"scheme": "multisig" if len(holders) > 1 else "single",
+                                          "threshold": len(holders), "signers": signers(*holders)}
     for h in holders:
         doc["people"][h].update(verifies_on=f"dev_{h}", verification_probability=p)
     doc["threats"]["apt"]["campaigns_per_year"] = 50.0  # nearly every trial has its one campaign
+    doc["threats"]["apt"]["strike"]["once"] = True
+    doc["controls"] = {"verification": {"common_mode": common_mode}}
+    return doc
+
+
+@pytest.mark.parametrize(("k", "p", "common_mode"), [(1, 0.5, 0.0), (2, 0.5, 0.0), (3, 0.4, 0.0), (3, 0.4, 1.0),
+                                                     (3, 0.4, 0.5)])
+def test_verification_by_k_signers_passes_with_the_common_mode_formula(base, k, p, common_mode):
+    """k verifiers catching with p let a rewrite through with c(1-p) + (1-c)(1-p)^k: (1-p)^k only if independent."""
+    doc = _verifiers_doc(base, ["alice", "bob", "carol"][:k], p, common_mode, seed=3)
     rows = losses(doc, trials=3000, seed=3)["baseline"]
     attempted = np.array([o in ("loss", "stopped") for o in rows.text("outcome")])
     passed = (rows.loss > 0)[attempted].mean()
-    expected = (1 - p) ** k
+    expected = common_mode * (1 - p) + (1 - common_mode) * (1 - p) ** k
     se = math.sqrt(expected * (1 - expected) / attempted.sum())
     assert attempted.sum() > 2500
     assert abs(passed - expected) < 4 * se
 
 
+def test_fully_correlated_verifiers_catch_exactly_as_often_as_one(base):
+    """With full correlation, three verifying signers catch a rewrite in exactly the trials one of them does."""
+    one = losses(_verifiers_doc(base, ["alice"], 0.5, 1.0, seed=4), trials=1000, seed=4)["baseline"]
+    three = losses(_verifiers_doc(base, ["alice", "bob", "carol"], 0.5, 1.0, seed=4), trials=1000, seed=4)["baseline"]
+    assert 0 < (one.loss > 0).sum() < len(one.loss)
+    assert_same(three.loss, one.loss)
+
+
 def test_one_person_holding_several_keys_checks_once(base):
     """Three keys held by one verifying person catch a rewrite with p, not 1-(1-p)^3."""
-    doc = build(base, settings={"horizon_days": 365, "trials": 3000, "seed": 5, "max_campaigns_per_threat": 1})
-    doc["wallets"]["vault"]["custody"] = {"scheme": "multisig", "threshold": 3,
-                                          "signers": signers("alice", "alice", "alice")}
-    doc["people"]["alice"].update(verifies_on="dev_alice", verification_probability=0.5)
-    doc["threats"]["apt"]["campaigns_per_year"] = 50.0
+    doc = _verifiers_doc(base, ["alice", "alice", "alice"], 0.5, 0.0, seed=5)
     rows = losses(doc, trials=3000, seed=5)["baseline"]
     attempted = np.array([o in ("loss", "stopped") for o in rows.text("outcome")])
     assert abs((rows.loss > 0)[attempted].mean() - 0.5) < 0.05

@@ -55,7 +55,8 @@ def test_stories_of_the_worst_trials_are_stored_with_the_run(dmm_run):
 
 def test_verification_story_names_the_signer_who_refused(dmm_run):
     """In independent-verification, a stopped trial's story says who caught the rewrite, and on what."""
-    rows = [r for r in _rows(dmm_run) if r["variant"] == "independent-verification" and r["outcome"] == "stopped"]
+    rows = [r for r in _rows(dmm_run) if r["variant"] == "independent-verification" and r["outcome"] == "stopped"
+            and "verification:dmm_signer" in r["stopped_by"]]
     assert rows
     story = tell(load_scenario(DMM), "independent-verification", int(rows[0]["trial"]), 20240531)
     assert any("dmm_signer checks on dmm_signer_device and catches the mismatch" in line for line in story.lines)

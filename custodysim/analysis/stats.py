@@ -21,7 +21,7 @@ from custodysim.analysis.economics import (
 )
 from custodysim.running.precision import Z95, mean_ci
 from custodysim.running.rows import VariantRows
-from custodysim.simulation.engine import PATH_TYPES
+from custodysim.simulation.results import PATH_TYPES
 
 
 def variant_figures(rows: VariantRows, assets: list[str], wallets: list[str],

@@ -21,7 +21,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from custodysim.formatting import usd
 from custodysim.running.rows import VariantRows
-from custodysim.simulation.engine import PATH_TYPES
+from custodysim.simulation.results import PATH_TYPES
 
 BASELINE_COLOUR = "#000000"
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#999999")

@@ -12,8 +12,9 @@ import numpy as np
 
 from custodysim.running.rows import VariantRows
 from custodysim.scenario.loader import LoadedScenario
-from custodysim.simulation.engine import TrialResult, simulate_trial
+from custodysim.simulation.engine import simulate_trial
 from custodysim.simulation.model import compile_scenario
+from custodysim.simulation.results import TrialResult
 
 WORST = 5
 

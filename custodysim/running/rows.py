@@ -14,7 +14,7 @@ from functools import cached_property
 import numpy as np
 
 from custodysim.errors import LimitError
-from custodysim.simulation.engine import PATH_TYPES
+from custodysim.simulation.results import PATH_TYPES
 
 MAX_ROWS = 20_000_000
 """Default limit on trial rows (trials x variants) in one run."""

@@ -13,7 +13,7 @@ import numpy as np
 
 from custodysim.errors import RunFolderError
 from custodysim.running.rows import LATER_COLUMNS, Chunk, Columns, RowsBuilder, VariantRows
-from custodysim.simulation.engine import PATH_TYPES
+from custodysim.simulation.results import PATH_TYPES
 
 REQUIRED = ("manifest.json", "summary.json", "trials.csv")
 BLOCK = 1000

@@ -33,9 +33,11 @@ from custodysim.running.rows import LOSS_USD, Chunk, Columns, RowsBuilder, Varia
 from custodysim.scenario.loader import LoadedScenario
 from custodysim.scenario.schema import Scenario
 from custodysim.simulation.campaigns import Campaign, sample_campaigns, screen_trials
-from custodysim.simulation.engine import PATH_TYPES, Harmless, TrialResult, World, outcome, replay_harmless
+from custodysim.simulation.engine import World
+from custodysim.simulation.harmless import Harmless, replay_harmless
 from custodysim.simulation.model import CompiledScenario, compile_scenario
 from custodysim.simulation.randomness import TrialRandom
+from custodysim.simulation.results import PATH_TYPES, TrialResult, outcome
 
 __all__ = ["CHUNK", "Chunk", "ChunkJob", "Columns", "Progress", "Simulated", "VariantRows", "chunks",
            "columns_for", "pack_specs", "quiet_result", "row_of", "run_trials", "run_variants", "simulate",
@@ -108,7 +110,7 @@ def run_trials(model: CompiledScenario, seed: int, first: int, count: int, cols:
     Trials in which nobody gets a foothold (most of them, at realistic rates) are found for the whole
     chunk at once (see :func:`screen_trials`): their rows are the quiet row with their
     campaign count. Trials whose campaigns never reach a wallet are replayed without SimPy
-    (:func:`~custodysim.simulation.engine.replay_harmless`): their rows are the quiet row with the replay's figures.
+    (:func:`~custodysim.simulation.harmless.replay_harmless`): their rows are the quiet row with the replay's figures.
     Only the others are simulated.
 
     Args:
@@ -158,7 +160,7 @@ def run_trials(model: CompiledScenario, seed: int, first: int, count: int, cols:
             harmless_figures.append((harmless.footholds, _nan(harmless.first_access), _nan(harmless.first_alarm)))
             texts[i] = _harmless_texts(harmless, quiet_texts)
             continue
-        fresh = [c.fresh() for c in _sampled(model, rnd, plans)]  # the world changes its campaigns
+        fresh = [c.fresh(model.node_org) for c in _sampled(model, rnd, plans)]  # the world changes its campaigns
         result = World(model, rnd, fresh).run()
         row, texts[i] = row_of(trial, result, cols)
         world_at.append(i)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 
 from custodysim.errors import PathT
 from custodysim.scenario.measures import check_measures, effective
-from custodysim.scenario.schema import CHAIN, EXTERNAL, TOPUP_RETRY_DAYS, Scenario
+from custodysim.scenario.schema import CHAIN, EXTERNAL, GUARD, TOPUP_RETRY_DAYS, Scenario
 
 MAX_LEGIT_TRANSFERS = 200_000
 """Legitimate transfers (scheduled ones and top-ups) one trial may simulate."""
@@ -43,8 +43,10 @@ def _check(s: Scenario) -> Iterator[tuple[PathT, str]]:
 
     for pid in sorted(people & systems):
         yield ("people", pid), f"{pid!r} is both a person and a system; ids of people and systems must differ"
-    if CHAIN in systems:
-        yield ("systems", CHAIN), f"{CHAIN!r} is reserved (enforced_by: {CHAIN} means on chain); rename the system"
+    for reserved, meaning in ((CHAIN, "inside the wallet's own logic"), (GUARD, "an on-chain guard or module")):
+        if reserved in systems:
+            yield ("systems", reserved), (f"{reserved!r} is reserved (enforced_by: {reserved} means {meaning}); "
+                                          "rename the system")
     if EXTERNAL in wallets:
         yield ("wallets", EXTERNAL), f"{EXTERNAL!r} is reserved (a transfer's destination outside the exchange)"
 
@@ -73,10 +75,10 @@ def _check(s: Scenario) -> Iterator[tuple[PathT, str]]:
             yield from need(base + ("pipeline", i), "system", comp, systems)
         for i, req in enumerate(w.requesters):
             yield from need(base + ("requesters", i), "person or system", req, nodes)
-        for rule in ("per_transfer_limit", "daily_limit", "whitelist", "delay"):
+        for rule in ("per_transfer_limit", "daily_limit", "whitelist", "delay", "no_logic_changes"):
             enforced = getattr(w.policy, rule)
-            if enforced is not None and enforced.enforced_by not in (None, CHAIN):
-                yield from need(base + ("policy", rule, "enforced_by"), f"system (or '{CHAIN}')",
+            if enforced is not None and enforced.enforced_by not in (None, CHAIN, GUARD):
+                yield from need(base + ("policy", rule, "enforced_by"), f"system (or '{CHAIN}' or '{GUARD}')",
                                 enforced.enforced_by, systems)
         if w.topup is not None:
             yield from _wallet_link(s, base + ("topup", "source"), wid, w.topup.source)
@@ -102,6 +104,12 @@ def _check(s: Scenario) -> Iterator[tuple[PathT, str]]:
         yield from need(("access", i, "to"), "person or system", edge.to, nodes)
         if edge.from_node == edge.to:
             yield ("access", i, "to"), "an access edge cannot lead from a node to itself"
+        yield from need(("access", i, "opened_by"), "person", edge.opened_by, people)
+
+    for tid, threat in s.threats.items():
+        if isinstance(threat.strike.aim, list):
+            for i, wid in enumerate(threat.strike.aim):
+                yield from need(("threats", tid, "strike", "aim", i), "wallet", wid, wallets)
 
     for tid, threat in s.threats.items():
         for i, ia in enumerate(threat.initial_access):
@@ -196,6 +204,14 @@ def scenario_warnings(s: Scenario) -> Iterator[str]:
             if immune:
                 yield (f"threats.{tid}.initial_access[{i}]: {', '.join(immune)} ha{'s' if len(immune) == 1 else 've'} "
                        f"no exposure to {ia.technique!r} and will never fall for it (a typo in 'exposure'?)")
+    for i, edge in enumerate(s.access):
+        opener = s.people.get(edge.opened_by) if edge.opened_by is not None else None
+        if opener is not None and opener.insider_rate_per_year == 0:
+            yield (f"access[{i}].opened_by: {edge.opened_by} has no insider_rate_per_year, so the door they open "
+                   "never opens")
+    if s.threats and not any(o.kind == "exchange" for o in s.organisations.values()):
+        yield ("organisations: none is of kind 'exchange'; alarms about wallets (a signer's veto, a blocked "
+               "transfer, outflow monitoring) then revoke no foothold, and nothing freezes the wallets")
 
 
 def _flow_warnings(s: Scenario) -> Iterator[str]:

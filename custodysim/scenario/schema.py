@@ -64,7 +64,11 @@ MAX_UNCERTAIN = 100
 """Most inputs in ``uncertainty``: each gives two derived variants in ``custodysim attribution``."""
 
 CHAIN = "chain"
-"""The ``enforced_by`` value of a policy enforced on chain: it binds every transfer."""
+"""The ``enforced_by`` value of a rule inside a smart-contract wallet's own logic: it binds every transfer
+until a takeover replaces that logic (it does not check the takeover transaction itself)."""
+GUARD = "guard"
+"""The ``enforced_by`` value of a rule kept by an on-chain guard or module: it checks every transaction
+before it executes, a takeover included, and cannot be compromised off chain."""
 EXTERNAL = "external"
 """The ``to`` value of a scheduled transfer that leaves the exchange (to a bank, OTC desk, ...)."""
 TOPUP_RETRY_DAYS = 1.0
@@ -75,6 +79,11 @@ class Spec(BaseModel):
     """Base of every spec: immutable, unknown keys refused, no NaN or infinity."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, validate_default=True)
+
+
+def _prior(name: str, field: str) -> Any:
+    """Return the library's default of ``field`` for entry ``name`` (a field's default, read at import)."""
+    return library.default_of(name, field)
 
 
 class Settings(Spec):
@@ -113,11 +122,26 @@ OrganisationKind = Literal[
 ]
 
 
+class Notification(Spec):
+    """When an alarm raised elsewhere reaches an organisation, and whether its response finds the footholds.
+
+    ``after_hours`` runs from a campaign's first alarm until the organisation is told; it then responds as
+    to an alarm of its own (the exchange freezes, every organisation revokes the footholds it finds).
+    """
+
+    after_hours: Dist = _prior("organisation_notification", "after_hours")
+    finds_probability: Probability = _prior("organisation_notification", "finds_probability")
+
+
 class Organisation(Spec):
-    """The exchange itself, or a vendor or contractor with access to its systems."""
+    """The exchange itself, or a vendor or contractor with access to its systems.
+
+    ``notified`` says how another organisation's alarm reaches it (``null``: it is never told).
+    """
 
     kind: OrganisationKind = "other"
     description: str = ""
+    notified: Notification | None = Notification()
 
 
 def _library_exposures(value: Any) -> Any:
@@ -243,6 +267,18 @@ class Delay(Enforced):
     hours: float = Field(ge=0, le=24 * 365)
 
 
+class NoLogicChanges(Enforced):
+    """No transaction may change the wallet's logic or owners (an upgrade, a delegate call): no takeover."""
+
+    @model_validator(mode="after")
+    def _not_inside_the_logic(self) -> NoLogicChanges:
+        if self.enforced_by == CHAIN:
+            raise ValueError(f"a rule inside the wallet's own logic ({CHAIN!r}) does not check the transaction "
+                             f"that replaces that logic: enforce it by {GUARD!r} (a guard or module that checks "
+                             "every transaction) or by a system that decodes what it signs")
+        return self
+
+
 class Policy(Spec):
     """The wallet's transfer policy; each rule binds only while its enforcer is not the attacker's."""
 
@@ -250,6 +286,7 @@ class Policy(Spec):
     daily_limit: Limit | None = None
     whitelist: Whitelist | None = None
     delay: Delay | None = None
+    no_logic_changes: NoLogicChanges | None = None
 
 
 class Flows(Spec):
@@ -334,6 +371,8 @@ class AccessEdge(Spec):
     technique: str = "access"
     p_success: Probability = 1.0
     time_days: Dist = 0.0  # type: ignore[assignment]
+    opened_by: Id | None = None
+    """A person whose insider act opens this edge: it exists only once they have acted in the trial."""
 
     @model_validator(mode="before")
     @classmethod
@@ -350,11 +389,30 @@ class InitialAccess(Spec):
     technique: str
     targets: list[Id] = Field(min_length=1)
     delay_days: Dist = 0.0  # type: ignore[assignment]
+    common_mode: Probability = _prior("lure_common_mode", "common_mode")
+    """The share of campaigns in which one shared draw decides every target's fall (0: each on their own)."""
 
     @model_validator(mode="before")
     @classmethod
     def _library_defaults(cls, data: Any) -> Any:
         return _library_fields(data, ("delay_days",))
+
+
+class Strike(Spec):
+    """How a threat's campaigns strike: at which wallet, whether they wait until ready, and how often.
+
+    ``aim``: ``largest`` (the most valuable wallet the campaign can strike at that moment), ``first`` (the
+    first chance on any wallet), or a list of wallet ids. ``wait_until_ready``: strike a wallet only once
+    every signer who would check sees the attacker's version (or, for stolen keys, a quorum is held).
+    After ``max_wait_days`` from its first chance the campaign fires at the next chance it has
+    (``after_max_wait: fire``) or never strikes (``give_up``). ``once``: one strike per campaign.
+    """
+
+    aim: Literal["largest", "first"] | Annotated[list[Id], Field(min_length=1)] = "largest"
+    wait_until_ready: bool = True
+    max_wait_days: float = Field(_prior("patient_strike", "max_wait_days"), ge=0, le=3650)
+    after_max_wait: Literal["fire", "give_up"] = "fire"
+    once: bool = True
 
 
 class Threat(Spec):
@@ -371,6 +429,7 @@ class Threat(Spec):
     initial_access: list[InitialAccess] = []
     tampering: Literal["redirect", "amount", "takeover"] = "amount"
     drain_interval_minutes: float = Field(10.0, gt=0, le=60 * 24 * 30)
+    strike: Strike = Strike()
 
 
 class Detection(Spec):
@@ -399,10 +458,6 @@ class Response(Spec):
     key_rotation_hours: Dist = 0.0  # type: ignore[assignment]
     recovered_fraction: Probability = 0.0
     annual_cost_usd: AnnualCost = 0.0
-
-
-def _prior(name: str, field: str) -> Any:
-    return library.default_of(name, field)
 
 
 class Measure(Spec):
@@ -515,12 +570,23 @@ class Measures(Spec):
         return {name: m for name in type(self).model_fields if (m := getattr(self, name)) is not None}
 
 
+class Verification(Spec):
+    """How the signers' checks of one rewritten transaction depend on each other.
+
+    With probability ``common_mode`` one shared draw decides every verifying signer's check (each catches
+    the mismatch if it falls below their ``verification_probability``); otherwise each draws on their own.
+    """
+
+    common_mode: Probability = _prior("verification_common_mode", "common_mode")
+
+
 class Controls(Spec):
     """Detection and response controls (policies live on each wallet), and library measures by name."""
 
     detection: dict[Id, Detection] = {}
     outflow_monitoring: dict[Id, OutflowMonitor] = {}
     response: Response = Response()
+    verification: Verification = Verification()
     measures: Measures = Measures()
 
 

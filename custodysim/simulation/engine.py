@@ -1,71 +1,29 @@
-"""One trial: a SimPy world where campaigns spread, steal and get caught while operations run.
+"""One trial: a SimPy world where campaigns spread, strike and get caught while operations run.
 
 Most trials never build a SimPy environment: a trial with no campaign returns the variant's quiet result,
-and one whose campaigns never reach a wallet is replayed without SimPy (:func:`harmless_result`). Where
-a world is built, its ledger starts from the variant's quiet timeline at the attacker's first contact.
+and one whose campaigns never reach a wallet is replayed without SimPy (:mod:`~custodysim.simulation.harmless`).
+Where a world is built, its ledger starts from the variant's quiet timeline at the attacker's first contact.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
-from collections.abc import Generator, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Generator, Iterable
 from functools import partial
 from typing import Any
 
 import simpy
 
 from custodysim.simulation.campaigns import Campaign, Step, sample_campaigns
+from custodysim.simulation.harmless import replay_harmless
 from custodysim.simulation.model import CompiledScenario, WalletModel
 from custodysim.simulation.randomness import TrialRandom
-from custodysim.simulation.theft import choose_quorum, drain, forge, tamper
-from custodysim.simulation.treasury import Intercept, LegitTransfer, OperationsTally, Treasury, quiet_timeline
+from custodysim.simulation.response import first_detection, learn, notices, raised_by, revoke_delay
+from custodysim.simulation.results import PATH_TYPES, TrialResult
+from custodysim.simulation.theft import choose_quorum, drain, forge, strikes_now, tamper
+from custodysim.simulation.treasury import Intercept, LegitTransfer, Treasury, quiet_timeline
 
 HOUR = 1.0 / 24.0
-PATH_TYPES = ("key_theft", "tampering", "forged_request", "insider")
-
-
-@dataclass
-class TrialResult:
-    """What one trial reports (see MODEL.md, "What a trial reports")."""
-
-    loss_by_asset: dict[str, float]
-    loss_usd: float
-    loss_usd_by_path: dict[str, float]
-    loss_usd_by_wallet: dict[str, float]
-    campaigns: int
-    footholds: int
-    stops: list[str]
-    t_first_access: float
-    t_first_theft: float
-    t_first_alarm: float
-    ops: OperationsTally
-    attack_path: list[str] = field(default_factory=list)
-    story: list[tuple[float, str]] = field(default_factory=list)
-
-    @property
-    def path_type(self) -> str:
-        """Return the path type that carried most of the loss ("none" without loss)."""
-        if self.loss_usd <= 0:
-            return "none"
-        return max(self.loss_usd_by_path, key=lambda k: self.loss_usd_by_path[k])
-
-    @property
-    def outcome(self) -> str:
-        """Return loss, stopped, no_theft (in but took nothing), no_foothold or no_campaign."""
-        return outcome(self.loss_usd, self.stops, self.footholds, self.campaigns)
-
-
-def outcome(loss_usd: float, stops: Sequence[str], footholds: int, campaigns: int) -> str:
-    """Return a trial's outcome: loss, stopped, no_theft (in but took nothing), no_foothold or no_campaign."""
-    if loss_usd > 0:
-        return "loss"
-    if stops:
-        return "stopped"
-    if footholds:
-        return "no_theft"
-    return "no_foothold" if campaigns else "no_campaign"
 
 
 class World:
@@ -78,9 +36,13 @@ class World:
         self.env = simpy.Environment()
         self._treasury: Treasury | None = None
         self.campaigns = campaigns
+        for c in campaigns:
+            c.org_of = model.node_org
         self.daily_out: dict[tuple[str, int], float] = {}
         self.tamperers: dict[str, list[Campaign]] = {}
         self.draining: set[tuple[str, str]] = set()
+        self.armed: dict[str, dict[tuple[str, str], None]] = {}  # campaign -> chances it has not taken yet
+        self.owners: dict[str, Campaign] = {}  # taken-over wallet -> the campaign that owns it
         self._clock: simpy.Process | None = None
         self.tell = tell
         self.story: list[tuple[float, str]] = []
@@ -96,6 +58,7 @@ class World:
         """Return the trial's ledger, taken from the quiet timeline the first time the attacker reaches it."""
         if self._treasury is None:
             self._treasury = quiet_timeline(self.model).at(self.env.now)
+            self._treasury.on_stolen = self._inflow_stolen
         return self._treasury
 
     # ------------------------------------------------------------------ running
@@ -127,18 +90,20 @@ class World:
     def _finish_operations(self) -> None:
         """Run operations from the attacker's last move to the horizon.
 
-        Up to the last revocation of a campaign that could rewrite transfers, and the last edge of a
-        freeze, the ledger runs event by event; from there on nobody intercepts a transfer (a revoked
-        campaign lets every one pass) and nothing is frozen, so the listeners go and the ledger may
-        settle whole series of transfers at once (:meth:`Treasury.finish`).
+        Up to the last revocation of a campaign that could still rewrite transfers, and the last edge of a
+        freeze, the ledger runs event by event; from there on nobody intercepts a transfer and nothing is
+        frozen, so the listeners go and the ledger may settle whole series of transfers at once
+        (:meth:`Treasury.finish`). A campaign that may strike no more (it struck once, or gave up) lets
+        every transfer pass from then on.
         """
         ledger = self.treasury
         horizon = self.model.horizon
-        revoked = {wid: max(c.revoked_at for c in cs) for wid, cs in self.tamperers.items()}
-        calm = max([ledger.now, ledger.last_freeze_edge(), *(t for t in revoked.values() if t < horizon)])
+        released = {wid: max(c.released(self.model.wallets[wid].pipeline) if c.may_strike() else -math.inf
+                             for c in cs) for wid, cs in self.tamperers.items()}
+        calm = max([ledger.now, ledger.last_freeze_edge(), *(t for t in released.values() if t < horizon)])
         if calm < horizon:
             ledger.advance(calm)
-            for wid, t in revoked.items():
+            for wid, t in released.items():
                 if t <= calm:
                     ledger.listeners.pop(wid, None)
         ledger.finish(horizon)
@@ -159,20 +124,69 @@ class World:
     def compromise(self, c: Campaign, step: Step) -> None:
         """The campaign takes ``step.node``: record it, start its detection, grant capabilities."""
         now = self.env.now
-        c.held[step.node] = now
+        node = step.node
+        c.held[node] = now
         self.first_access = min(self.first_access, now)
-        self.trace("{} takes {} ({})", c.label, step.node, step.via)
-        self._schedule_detection(c, step.node, now)
+        self.trace("{} takes {} ({})", c.label, node, step.via)
+        self._schedule_detection(c, node, now)
         m = self.model
-        for wid, _signer in m.key_holdings.get(step.node, ()):
+        chances: list[tuple[str, str]] = []
+        for wid, _signer in m.key_holdings.get(node, ()):
+            if (c.label, wid) not in self.draining and choose_quorum(c, m.wallets[wid], now) is not None:
+                chances.append((wid, "key_theft"))
+        chances += [(wid, "forged_request") for wid in m.requester_of.get(node, ())]
+        tampered = m.pipeline_of.get(node, ())
+        if c.waiting:
+            self.wake_clock()  # a campaign waiting to be ready may be ready now
+        self._add_tamperer(c, tampered)
+        if not chances and not tampered:
+            return
+        self._first_chance(c, [wid for wid, _ in chances] + list(tampered))
+        armed = self.armed.setdefault(c.label, {})
+        for chance in chances:
+            armed[chance] = None
+        self.strike_armed(c)
+
+    def _first_chance(self, c: Campaign, wallets: list[str]) -> None:
+        """Start the campaign's wait at its first chance on a wallet it aims at, and wake it when it ends."""
+        strike = c.threat.strike if c.threat is not None else None
+        if strike is None or c.first_chance < math.inf:
+            return
+        if not isinstance(strike.aim, str) and not strike.aim.intersection(wallets):
+            return
+        c.first_chance = self.env.now
+        deadline = c.first_chance + strike.max_wait_days
+        if deadline < self.model.horizon and strike.max_wait_days > 0:
+            self.env.timeout(deadline - self.env.now).callbacks.append(lambda _: self._wait_over(c))
+
+    def _wait_over(self, c: Campaign) -> None:
+        """The campaign's longest wait is over: it fires (or gives up) at its next chance."""
+        self.strike_armed(c)
+        if c.waiting:
+            self.wake_clock()
+
+    def strike_armed(self, c: Campaign) -> None:
+        """Take the chances the campaign holds on its own (stolen keys, request accounts) that it strikes now."""
+        armed = self.armed.get(c.label)
+        if not armed:
+            return
+        now = self.env.now
+        m = self.model
+        for wid, path in list(armed):
             wallet = m.wallets[wid]
-            if (c.label, wid) not in self.draining and choose_quorum(c, wallet, now) is not None:
-                self.draining.add((c.label, wid))
-                self.trace("{} can now sign for {} with {} key(s)", c.label, wid, wallet.threshold)
-                self.env.process(drain(self.env, self, c, wallet, "key_theft"))
-        self._add_tamperer(c, m.pipeline_of.get(step.node, ()))
-        for wid in m.requester_of.get(step.node, ()):
-            forge(self, c, m.wallets[wid])
+            if path == "key_theft" and choose_quorum(c, wallet, now) is None:
+                del armed[wid, path]  # the keys are gone
+                continue
+            if not strikes_now(self, c, wallet, path, now):
+                continue
+            del armed[wid, path]
+            if path == "forged_request":
+                forge(self, c, wallet)
+                continue
+            c.struck.add(wid)
+            self.draining.add((c.label, wid))
+            self.trace("{} signs for {} with {} key(s)", c.label, wid, wallet.threshold)
+            self.env.process(drain(self.env, self, c, wallet, "key_theft"))
 
     def insider_acts(self, c: Campaign) -> None:
         """An insider uses the keys they hold: any wallet where they alone make a quorum."""
@@ -182,17 +196,25 @@ class World:
             if choose_quorum(c, wallet, self.env.now) is not None:
                 self.env.process(drain(self.env, self, c, wallet, "insider"))
 
+    def reachable(self, c: Campaign, t: float) -> list[WalletModel]:
+        """Return the wallets campaign ``c`` could strike at ``t`` (not those it has taken over)."""
+        return [w for w in self.model.wallets.values() if w.id not in c.taken_over
+                and (any(c.holds(n, t) for n in w.contact_nodes) or choose_quorum(c, w, t) is not None)]
+
     def _schedule_detection(self, c: Campaign, node: str, since: float) -> None:
         best, by = first_detection(self.model, self.rnd, c, node, since)
         if best < self.model.horizon:
             self._alarm_at(c, best, f"detection:{by}", node)
 
     def _alarm_at(self, c: Campaign, at: float, source: str, node: str | None) -> None:
-        """Raise the alarm ``source`` on campaign ``c`` at ``at``, if it still holds ``node`` then."""
+        """Raise the alarm ``source`` on campaign ``c`` at ``at``, if it still holds ``node`` then.
+
+        An alarm about a node is raised by the node's organisation; one about a wallet, by the exchange.
+        """
 
         def ring(_: simpy.Event) -> None:
             if node is None or c.holds(node, self.env.now):  # else revoked before it was noticed
-                self.stop(c, source, set())
+                self.stop(c, source, set(), org=raised_by(self.model, c, node))
 
         self.env.timeout(at - self.env.now).callbacks.append(ring)
 
@@ -217,11 +239,14 @@ class World:
             self.wake_clock()  # it sleeps until a time reckoned without this campaign
 
     def _intercept(self, wid: str, transfer: LegitTransfer) -> Intercept:
-        if transfer.time >= self.model.horizon:
+        t = transfer.time
+        if t >= self.model.horizon:
             return Intercept.PASS  # the attacker acts inside the horizon only, as SimPy stops before it
         wallet = self.model.wallets[wid]
         for c in self.tamperers[wid]:
-            if any(c.holds(comp, transfer.time) for comp in wallet.pipeline):
+            if c.waiting.get(wid, -math.inf) > t:
+                continue  # surely not ready for this wallet yet
+            if any(c.holds(comp, t) for comp in wallet.pipeline) and strikes_now(self, c, wallet, "tampering", t):
                 return tamper(self, c, wallet, transfer)
         return Intercept.PASS
 
@@ -233,9 +258,10 @@ class World:
         horizon = self.model.horizon
         while self.env.now < horizon:
             now = self.env.now
-            watched = [wid for wid, cs in self.tamperers.items() if any(c.active(now) for c in cs)]
+            watched = [wid for wid, cs in self.tamperers.items()
+                       if any(c.may_strike() and c.waiting.get(wid, -math.inf) <= now and c.active(now) for c in cs)]
             if not watched:
-                self._clock = None  # every tamperer is revoked: operations can go back to lazy
+                self._clock = None  # no tamperer can strike any more: operations can go back to lazy
                 return
             due = min(self.treasury.next_transfer_time(watched), horizon)
             try:
@@ -244,18 +270,43 @@ class World:
             except simpy.Interrupt:
                 pass
 
-    # ------------------------------------------------------------------ losses, alarms, response
+    # ------------------------------------------------------------------ losses
     def lose(self, c: Campaign, wallet: WalletModel, amount: float, path: str) -> None:
-        """A theft transfer is broadcast: the funds are gone."""
-        now = self.env.now
+        """A theft transfer is broadcast: the funds are gone (and the campaign's next target may have changed)."""
         self.treasury.settle_theft(wallet.id, amount, stolen=True)
+        self._count_loss(c, wallet, amount, path, self.env.now)
+        self.strike_armed(c)
+
+    def take_over(self, c: Campaign, wallet: WalletModel) -> None:
+        """The wallet's logic is replaced: it is the campaign's for the rest of the trial.
+
+        Its balance is lost at once, and every transfer into it until the exchange stops sending (its
+        response freezes the wallet); the exchange never signs out of it again, so its operations stop.
+        """
+        now = self.env.now
+        self.sync()
+        c.taken_over.add(wallet.id)
+        self.owners[wallet.id] = c
+        self.trace("{} takes over {}: its logic and all it holds are the attacker's", c.label, wallet.id)
+        amount = self.treasury.take_over(wallet.id, now)
+        if amount > 0:
+            self._count_loss(c, wallet, amount, "tampering", now)
+            self.watch_outflow(c, wallet, amount, now)
+        self.wake_clock()
+        self.strike_armed(c)
+
+    def _inflow_stolen(self, wid: str, amount: float) -> None:
+        """Funds that landed in a taken-over wallet: the attacker's (the ledger calls this as it runs)."""
+        self._count_loss(self.owners[wid], self.model.wallets[wid], amount, "tampering", self.treasury.now)
+
+    def _count_loss(self, c: Campaign, wallet: WalletModel, amount: float, path: str, t: float) -> None:
         kept = amount * (1.0 - self.model.recovered_fraction)
-        usd = kept * self.model.price_at(wallet.asset, now)
+        usd = kept * self.model.price_at(wallet.asset, t)
         self.loss[wallet.asset] += kept
         self.loss_by_path[path] += usd
         self.loss_by_wallet[wallet.id] = self.loss_by_wallet.get(wallet.id, 0.0) + usd
         c.loss_usd += usd
-        self.first_theft = min(self.first_theft, now)
+        self.first_theft = min(self.first_theft, t)
         self.trace("{:,.6g} {} leave {} for the attacker ({})", amount, wallet.asset, wallet.id, path)
 
     def watch_outflow(self, c: Campaign, wallet: WalletModel, amount: float, sent: float) -> None:
@@ -269,67 +320,120 @@ class World:
                 if at < self.model.horizon:
                     self._alarm_at(c, at, f"monitoring:{mon.id}", None)
 
-    def stop(self, c: Campaign, source: str, wallets: set[str], hold: bool = False) -> None:
-        """Raise the alarm on campaign ``c``: freeze the affected wallets, then revoke its footholds.
+    # ------------------------------------------------------------------ alarms and response
+    def stop(self, c: Campaign, source: str, wallets: set[str], hold: bool = False, org: str | None = None) -> None:
+        """Raise the alarm ``source`` on campaign ``c``, raised by organisation ``org`` (default: the exchange).
 
-        ``hold`` freezes ``wallets`` at once (a refused signature or a blocked transfer halts the wallet
-        on the spot); the response freezes every wallet the campaign can reach after the freeze delay.
+        The raising organisation responds at once (see :mod:`~custodysim.simulation.response`); the first
+        alarm on a campaign is passed on to the others. ``hold`` freezes ``wallets`` at once (a refused
+        signature or a blocked transaction halts the wallet on the spot).
         """
         now = self.env.now
         # A stop is an alarm before the campaign stole anything, or a block or veto of a transfer;
         # an alarm after a theft only limits what follows, and is not counted as stopping the attacker.
         if (hold or c.loss_usd == 0) and source not in c.stops:
             c.stops.append(source)
-        self.trace("alarm: {} on {}", source, c.label)
+        raiser = org if org is not None else self.model.exchange
+        self.trace("alarm: {} on {} (raised by {})", source, c.label, raiser)
         self.first_alarm = min(self.first_alarm, now)
-        if c.alarm_at <= now:
+        if not c.told:
+            c.told = True
+            for at, other in notices(self.model, self.rnd, c, raiser, now):
+                if at < self.model.horizon:
+                    self.env.timeout(at - now).callbacks.append(partial(self._told, c, other))
+        self._learn(c, raiser, True, wallets, hold)
+
+    def _told(self, c: Campaign, org: str, _: simpy.Event) -> None:
+        self.trace("{} is told of {}", org, c.label)
+        self._learn(c, org, False, set(), False)
+
+    def _learn(self, c: Campaign, org: str, own: bool, wallets: set[str], hold: bool) -> None:
+        """Organisation ``org`` learns of campaign ``c`` now: it revokes what it finds; the exchange freezes."""
+        if learn(self.model, self.rnd, c, org, self.env.now, own):
+            self.trace("{} revokes {}'s footholds in its systems in {:.1f} h", org, c.label,
+                       (c.closed[org] - self.env.now) / HOUR)
+        elif not own and org not in c.closed:
+            self.trace("{} finds nothing of {} in its systems", org, c.label)
+        if org in self.model.exchange_orgs:
+            self._exchange_responds(c, org, wallets, hold)
+
+    def _exchange_responds(self, c: Campaign, org: str, wallets: set[str], hold: bool) -> None:
+        """The exchange responds to campaign ``c``: freeze, revoke, rotate the keys it may have copied.
+
+        After the freeze delay, the response freezes every wallet the campaign can act on then (not only
+        those it could act on at the alarm); the freeze lasts until the revocation and key rotation are done.
+        An alarm while a response is under way does not restart it (:meth:`_answer_later_alarm`), but if it
+        finds footholds the response had missed, the response lasts until those are revoked too; an alarm
+        after the response is over starts a new one.
+        """
+        now = self.env.now
+        if c.response_at <= now < c.response_end:
+            if org in c.closed:
+                c.response_end = max(c.response_end, c.closed[org], c.rotated_at)
             self._answer_later_alarm(c, wallets, hold)
             return
-        c.alarm_at = now
-        m = self.model
-        freeze_at = now + m.freeze_delay_hours.sample(c.u(self.rnd, "response:freeze")) * HOUR
-        revoke_at = now + m.revoke_delay_hours.sample(c.u(self.rnd, "response:revoke")) * HOUR
-        c.revoked_at = min(c.revoked_at, revoke_at)
-        c.rotated_at = revoke_at + m.key_rotation_hours.sample(c.u(self.rnd, "response:rotate")) * HOUR
+        m, rnd, k = self.model, self.rnd, c.rounds
+        c.rounds += 1
+        c.response_at = now
+        freeze_at = now + m.freeze_delay_hours.sample(c.u(rnd, "response:freeze", k)) * HOUR
+        revoke_at = now + revoke_delay(m, rnd, c, m.exchange, k)
+        c.rotated_at = min(c.rotated_at, revoke_at + m.key_rotation_hours.sample(c.u(rnd, "response:rotate", k)) * HOUR)
         end = c.response_end = max(revoke_at, freeze_at, c.rotated_at)
+        c.freezes.append(freeze_at)
         self.trace("response: freeze in {:.1f} h, revoke in {:.1f} h",
                    (freeze_at - now) / HOUR, (revoke_at - now) / HOUR)
-        targets = wallets | self._reach(c, now)
-        if targets:  # with nothing to freeze, operations are not touched (they stay the quiet ones)
+        if hold and wallets:
             self.sync()
-            if hold:
-                self._freeze(wallets, now, end)
-            self._freeze(targets, freeze_at, end)
+            self._freeze(wallets, now, end)
             self.wake_clock()
+        if freeze_at < m.horizon:
+            self.env.timeout(freeze_at - now).callbacks.append(
+                lambda _: self._freeze_exposed(wallets | self._reach(c, self.env.now), self.env.now, end))
 
     def _answer_later_alarm(self, c: Campaign, wallets: set[str], hold: bool) -> None:
         """An alarm while the campaign's response is under way freezes what the first one could not.
 
         The response revokes on its own schedule; but a wallet the campaign reached after the first alarm
         (or one it is now seen draining) is frozen after a freeze delay of its own, or at once for a
-        veto or a block, until the response ends.
+        veto or a block, until the response ends. Its freeze also cancels what the campaign has queued.
         """
         now = self.env.now
         end = c.response_end
+        c.later_alarms += 1
+        freeze_at = now + self.model.freeze_delay_hours.sample(
+            c.u(self.rnd, "response:freeze-later", c.later_alarms)) * HOUR
+        c.freezes.append(freeze_at)
         targets = wallets | self._reach(c, now)
-        if end <= now or not targets:
-            return  # the response is over (the campaign holds nothing any more), or nothing to freeze
+        if not targets:
+            return  # nothing to freeze
         self.sync()
         held = hold and self._freeze(wallets, now, end)
         exposed = [wid for wid in targets if not self.treasury.frozen_over(wid, now, end)]
-        if exposed:  # a freeze delay is drawn only for an alarm that has something left to freeze
-            c.later_alarms += 1
-            freeze_at = now + self.model.freeze_delay_hours.sample(
-                c.u(self.rnd, "response:freeze-later", c.later_alarms)) * HOUR
+        if exposed:
             self._freeze(exposed, freeze_at, end)
         if held or exposed:
             self.wake_clock()
 
+    def _freeze_exposed(self, targets: set[str], start: float, end: float) -> None:
+        """Freeze, from ``start`` to ``end``, those of ``targets`` not frozen over that time yet."""
+        if not targets or start >= end:
+            return  # with nothing to freeze, operations are not touched (they stay the quiet ones)
+        self.sync()
+        exposed = [wid for wid in targets if not self.treasury.frozen_over(wid, start, end)]
+        if exposed and self._freeze(exposed, start, end):
+            self.wake_clock()
+
     def _freeze(self, wallets: Iterable[str], start: float, end: float) -> bool:
-        """Freeze each of ``wallets`` over [start, end); return whether any freeze was new."""
+        """Freeze each of ``wallets`` over [start, end); return whether any freeze was new.
+
+        A taken-over wallet cannot be frozen: the exchange stops sending to it instead.
+        """
         added = False
         for wid in wallets:
-            added |= self.treasury.freeze(wid, start, end)
+            if wid in self.owners:
+                added |= self.treasury.abandon(wid, start)
+            else:
+                added |= self.treasury.freeze(wid, start, end)
         return added
 
     def wake_clock(self) -> None:
@@ -347,30 +451,25 @@ class World:
 
 
 def run_campaign(env: simpy.Environment, world: World, c: Campaign) -> Generator[Any, Any, None]:
-    """SimPy process: take the planned nodes in order until the campaign is revoked."""
+    """SimPy process: take the planned nodes in order; a response may redraw the plan while it waits."""
     if c.insider is not None:
         yield env.timeout(c.start - env.now)
         world.insider_acts(c)
         return
-    for step in c.plan:
-        if step.time >= c.revoked_at:
+    plan, i = c.plan, 0
+    while True:
+        if c.plan is not plan:  # redrawn by a response: the steps taken are the same, the rest may differ
+            plan, i = c.plan, 0
+        while i < len(plan) and plan[i].node in c.held:
+            i += 1
+        if i == len(plan):
             return
+        step = plan[i]
         if step.time > env.now:
             yield env.timeout(step.time - env.now)
-        if step.time >= c.revoked_at:
-            return
+            if c.plan is not plan and step not in c.plan:
+                continue  # the plan was redrawn meanwhile: this step no longer happens
         world.compromise(c, step)
-
-
-def first_detection(model: CompiledScenario, rnd: TrialRandom, c: Campaign, node: str,
-                    since: float) -> tuple[float, str]:
-    """Return when the controls watching ``node`` first notice campaign ``c`` there, and which control."""
-    best, by = math.inf, ""
-    for control, dist in model.detectors.get(node, ()):
-        t = since + dist.sample(c.u(rnd, f"detect:{control}:{node}"))
-        if t < best:
-            best, by = t, control
-    return best, by
 
 
 def simulate_trial(model: CompiledScenario, seed: int, trial: int, quiet: TrialResult | None = None,
@@ -378,8 +477,9 @@ def simulate_trial(model: CompiledScenario, seed: int, trial: int, quiet: TrialR
     """Simulate one trial of ``model``.
 
     Given the variant's ``quiet`` result (operations with no attacker), trials whose campaigns never
-    touch a wallet skip the SimPy world: see :func:`replay_harmless`. ``campaigns`` are the trial's
-    campaigns if already sampled (fresh, by a variant with the same attack surface).
+    touch a wallet skip the SimPy world: see :func:`~custodysim.simulation.harmless.replay_harmless`.
+    ``campaigns`` are the trial's campaigns if already sampled (fresh, by a variant with the same attack
+    surface).
     """
     rnd = TrialRandom(seed, trial)
     if campaigns is None:
@@ -391,83 +491,3 @@ def simulate_trial(model: CompiledScenario, seed: int, trial: int, quiet: TrialR
         if harmless is not None:
             return harmless.result(quiet)
     return World(model, rnd, campaigns, tell=tell).run()
-
-
-@dataclass(frozen=True)
-class Harmless:
-    """What a trial whose campaigns never reach a wallet reports besides the quiet operations.
-
-    It depends only on the campaigns and on what :func:`replay_harmless` reads of the variant
-    (:attr:`~custodysim.simulation.model.CompiledScenario.harmless_surface`), so variants that share those share it.
-    """
-
-    campaigns: int
-    footholds: int
-    stops: tuple[str, ...]
-    first_access: float
-    first_alarm: float
-
-    def result(self, quiet: TrialResult) -> TrialResult:
-        """Return the trial's result in a variant whose quiet result is ``quiet``."""
-        return TrialResult(
-            loss_by_asset=quiet.loss_by_asset, loss_usd=0.0, loss_usd_by_path=quiet.loss_usd_by_path,
-            loss_usd_by_wallet=quiet.loss_usd_by_wallet, campaigns=self.campaigns, footholds=self.footholds,
-            stops=list(self.stops), t_first_access=self.first_access, t_first_theft=math.inf,
-            t_first_alarm=self.first_alarm, ops=quiet.ops,
-        )
-
-
-def replay_harmless(model: CompiledScenario, rnd: TrialRandom, campaigns: list[Campaign]) -> Harmless | None:
-    """Replay a trial whose campaigns reach no key store, pipeline or request account before they are revoked.
-
-    Such campaigns cannot act on any wallet: operations run as in the quiet trial, an alarm freezes
-    nothing, and each campaign only spreads until its first alarm's revocation. That is replayed here
-    without SimPy, event for event as :class:`World` would run it. Returns None as soon as a campaign
-    would take a node that acts on a wallet (or an insider acts), or if an alarm falls at the same instant
-    as another event of its campaign (SimPy's event order then decides): the caller then runs the full
-    world. The campaigns given are left as they are: the replay runs on fresh copies of them
-    (:meth:`Campaign.fresh`).
-    """
-    capable = model.capability_nodes
-    if any(c.insider is not None for c in campaigns):
-        return None
-    campaigns = [c.fresh() for c in campaigns]
-    horizon = model.horizon
-    first_access = first_alarm = math.inf
-    stops: list[str] = []
-    footholds = 0
-    for c in campaigns:
-        alarms: list[tuple[float, int, str, str]] = []  # (time, order, node, source)
-        steps = iter(c.plan)
-        step: Step | None = next(steps, None)
-        while step is not None or alarms:
-            if alarms and (step is None or alarms[0][0] < step.time):
-                at, _, node, source = heapq.heappop(alarms)
-                if alarms and alarms[0][0] == at:
-                    return None
-                if not c.holds(node, at):
-                    continue  # revoked before it was noticed
-                if source not in c.stops:
-                    c.stops.append(source)
-                first_alarm = min(first_alarm, at)
-                if c.alarm_at == math.inf:
-                    c.alarm_at = at
-                    c.revoked_at = at + model.revoke_delay_hours.sample(c.u(rnd, "response:revoke")) * HOUR
-                continue
-            assert step is not None
-            if alarms and alarms[0][0] == step.time:
-                return None
-            if step.time >= c.revoked_at:
-                step = None  # the campaign is over; alarms already raised still ring
-                continue
-            if step.node in capable:
-                return None  # it reaches a wallet: the world decides
-            c.held[step.node] = step.time
-            first_access = min(first_access, step.time)
-            best, by = first_detection(model, rnd, c, step.node, step.time)
-            if best < horizon:
-                heapq.heappush(alarms, (best, len(c.held), step.node, f"detection:{by}"))
-            step = next(steps, None)
-        footholds += len(c.held)
-        stops += c.stops
-    return Harmless(len(campaigns), footholds, tuple(stops), first_access, first_alarm)

@@ -13,9 +13,11 @@ from functools import cached_property
 
 from custodysim.scenario.distributions import Distribution
 from custodysim.scenario.measures import effective
-from custodysim.scenario.schema import EXTERNAL, Flows, Scenario, TopUp
+from custodysim.scenario.schema import EXTERNAL, Flows, Notification, Scenario, TopUp
 
 DAY_HOURS = 24.0
+VIRTUAL_EXCHANGE = "(the exchange)"
+"""The organisation that raises alarms about wallets when no organisation is of kind ``exchange``."""
 
 
 @dataclass(frozen=True)
@@ -34,9 +36,9 @@ class SignerModel:
 class Rule:
     """A policy rule: its size (amount, or days for a delay) and who enforces it."""
 
-    kind: str  # per_transfer_limit | daily_limit | whitelist | delay
+    kind: str  # per_transfer_limit | daily_limit | whitelist | delay | no_logic_changes
     size: float
-    enforcer: str | None  # a system id, CHAIN, or None (nobody)
+    enforcer: str | None  # a system id, CHAIN, GUARD, or None (nobody)
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ class TransferModel:
 
 @dataclass(frozen=True)
 class EdgeModel:
-    """An access edge: attempt ``to`` once from ``source``."""
+    """An access edge: attempt ``to`` once from ``source`` (once ``opened_by`` has acted, if given)."""
 
     source: str
     to: str
@@ -117,17 +119,31 @@ class EdgeModel:
     stream: str
     p_success: float
     time_days: Distribution
+    opened_by: str | None = None
 
 
 @dataclass(frozen=True)
 class EntryModel:
-    """One initial-access attempt on one person."""
+    """One initial-access attempt on one person, part of a lure sent to several (``lure`` names it)."""
 
     stream: str
     person: str
     technique: str
     p_fall: float
     delay_days: Distribution
+    lure: str
+    common_mode: float  # the share of campaigns in which one draw decides every target's fall to this lure
+
+
+@dataclass(frozen=True)
+class StrikeModel:
+    """How a threat's campaigns strike (see :class:`~custodysim.scenario.schema.Strike`)."""
+
+    aim: str | frozenset[str]  # "largest", "first", or the wallets aimed at
+    wait_until_ready: bool
+    max_wait_days: float
+    give_up: bool  # after max_wait_days without being ready: never strike (else fire at the next chance)
+    once: bool
 
 
 @dataclass(frozen=True)
@@ -141,6 +157,7 @@ class ThreatModel:
     entries: tuple[EntryModel, ...]
     tampering: str
     drain_interval_days: float
+    strike: StrikeModel
 
 
 @dataclass(frozen=True)
@@ -166,6 +183,10 @@ class CompiledScenario:
     revoke_delay_hours: Distribution
     key_rotation_hours: Distribution
     recovered_fraction: float
+    node_org: dict[str, str]  # person or system -> its organisation
+    exchange_orgs: frozenset[str]  # the organisations that are the exchange (they raise alarms about wallets)
+    notified: dict[str, tuple[Distribution, float] | None]  # organisation -> (hours until told, finds) or never
+    verification_common_mode: float
     price_paths: dict[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)
 
     @cached_property
@@ -185,7 +206,18 @@ class CompiledScenario:
 
         Variants with equal attack surfaces and equal harmless surfaces replay a harmless trial alike.
         """
-        return (self.horizon, self.capability_nodes, tuple(sorted(self.detectors.items())), self.revoke_delay_hours)
+        return (self.horizon, self.capability_nodes, tuple(sorted(self.detectors.items())), self.revoke_delay_hours,
+                tuple(sorted(self.node_org.items())), self.exchange_orgs, tuple(sorted(self.notified.items())))
+
+    @cached_property
+    def door_openers(self) -> frozenset[str]:
+        """Return the people whose insider act opens an access edge."""
+        return frozenset(e.opened_by for edges in self.out_edges.values() for e in edges if e.opened_by)
+
+    @cached_property
+    def exchange(self) -> str:
+        """Return the organisation that raises the alarms about wallets (the first of kind exchange)."""
+        return min(self.exchange_orgs)
 
     def price_at(self, asset: str, day: float) -> float:
         """Return the asset's USD price in force on ``day`` (its price path, else its constant price)."""
@@ -229,6 +261,8 @@ def compile_scenario(spec: Scenario) -> CompiledScenario:
             rules.append(Rule("whitelist", 0.0, p.whitelist.enforced_by))
         if p.delay:
             rules.append(Rule("delay", p.delay.hours / DAY_HOURS, p.delay.enforced_by))
+        if p.no_logic_changes:
+            rules.append(Rule("no_logic_changes", 0.0, p.no_logic_changes.enforced_by))
         for comp in w.pipeline:
             pipeline_of[comp].append(wid)
         for req in w.requesters:
@@ -244,7 +278,7 @@ def compile_scenario(spec: Scenario) -> CompiledScenario:
     for e in s.access:
         out_edges[e.from_node].append(
             EdgeModel(e.from_node, e.to, e.technique, f"edge:{e.from_node}>{e.to}:{e.technique}", e.p_success,
-                      e.time_days)
+                      e.time_days, e.opened_by)
         )
     detectors: dict[str, list[tuple[str, Distribution]]] = defaultdict(list)
     for cid, det in s.controls.detection.items():
@@ -257,13 +291,24 @@ def compile_scenario(spec: Scenario) -> CompiledScenario:
             tid, t.campaigns_per_year * horizon / 365.0, tuple(t.forced_campaign_days), t.skill,
             tuple(
                 EntryModel(f"entry:{tid}:{ia.technique}:{person}", person, ia.technique,
-                           s.people[person].exposure.get(ia.technique, 0.0), ia.delay_days)
-                for ia in t.initial_access for person in ia.targets
+                           s.people[person].exposure.get(ia.technique, 0.0), ia.delay_days,
+                           f"lure:{tid}:{k}", ia.common_mode)
+                for k, ia in enumerate(t.initial_access) for person in ia.targets
             ),
             t.tampering, t.drain_interval_minutes / (60 * DAY_HOURS),
+            StrikeModel(t.strike.aim if isinstance(t.strike.aim, str) else frozenset(t.strike.aim),
+                        t.strike.wait_until_ready, t.strike.max_wait_days, t.strike.after_max_wait == "give_up",
+                        t.strike.once),
         )
         for tid, t in s.threats.items()
     )
+    exchange_orgs = frozenset(oid for oid, o in s.organisations.items() if o.kind == "exchange")
+    notified: dict[str, tuple[Distribution, float] | None] = {
+        oid: None if o.notified is None else (o.notified.after_hours, o.notified.finds_probability)
+        for oid, o in s.organisations.items()}
+    if not exchange_orgs:  # the wallets' owner still raises alarms about them, with no people or systems
+        exchange_orgs = frozenset({VIRTUAL_EXCHANGE})
+        notified[VIRTUAL_EXCHANGE] = (Notification().after_hours, Notification().finds_probability)
     transfers = tuple(
         TransferModel(t.from_wallet, None if t.to == EXTERNAL else t.to, t.amount, t.every_days,
                       t.first_day, t.signing_hours)
@@ -290,5 +335,10 @@ def compile_scenario(spec: Scenario) -> CompiledScenario:
         revoke_delay_hours=s.controls.response.revoke_delay_hours,
         key_rotation_hours=s.controls.response.key_rotation_hours,
         recovered_fraction=s.controls.response.recovered_fraction,
+        node_org={**{pid: p.organisation for pid, p in s.people.items()},
+                  **{sid: x.owner for sid, x in s.systems.items()}},
+        exchange_orgs=exchange_orgs,
+        notified=notified,
+        verification_common_mode=s.controls.verification.common_mode,
         price_paths={a: tuple(spec.price_path) for a, spec in s.assets.items() if spec.price_path},
     )

@@ -1,9 +1,14 @@
-"""The three theft paths: key theft under policy limits, tampering with legitimate transfers, insiders.
+"""The theft paths: key theft under policy limits, tampering with legitimate transfers, forged requests.
 
-Every attacker transfer meets the same checks in the same order, after signing and before broadcast:
-the whitelist (blocks and raises the alarm), the limits (cap the amount), the time-lock (holds it,
-cancellable at a freeze). A rule binds only while its enforcer is not in the attacker's hands, and a rule
-enforced by a co-signer binds only the transfers that need that co-signer's signature.
+Every attacker transaction meets the same checks in the same order, after signing and before broadcast:
+the whitelist (blocks and raises the alarm), the rule against logic changes (blocks a takeover), the limits
+(cap the amount), the time-lock (holds it, cancellable after an alarm). A rule binds only while its enforcer
+is not in the attacker's hands, and a rule enforced by a co-signer binds only the transactions that need
+that co-signer's signature. A takeover is not a transfer: no limit caps it, and a rule inside the wallet's
+own logic (``chain``) does not check the transaction that replaces that logic; a guard (``guard``) does.
+
+Whether a campaign strikes at a chance it has is its threat's strike (:func:`strikes_now`): the wallet it
+aims at, whether it waits until every signer's view is its own, and whether it strikes once.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any, Protocol
 
 import simpy
 
-from custodysim.scenario.schema import CHAIN
+from custodysim.scenario.schema import CHAIN, GUARD
 from custodysim.simulation.campaigns import Campaign
 from custodysim.simulation.model import CompiledScenario, Rule, SignerModel, WalletModel
 from custodysim.simulation.randomness import TrialRandom
@@ -23,6 +28,8 @@ from custodysim.simulation.treasury import Intercept, LegitTransfer, Treasury
 
 EPS = 1e-9
 DAY = 1.0
+TAKEOVER_RULES = frozenset({"whitelist", "no_logic_changes", "delay"})
+"""The rules that can check a takeover: it pays no address and moves no amount, so no limit applies."""
 
 
 class World(Protocol):
@@ -47,14 +54,20 @@ class World(Protocol):
     def trace(self, template: str, *args: object) -> None:
         """Record a line of the trial's story."""
 
-    def stop(self, c: Campaign, source: str, wallets: set[str], hold: bool = False) -> None:
+    def stop(self, c: Campaign, source: str, wallets: set[str], hold: bool = False, org: str | None = None) -> None:
         """Raise the alarm ``source`` on campaign ``c``."""
 
     def lose(self, c: Campaign, wallet: WalletModel, amount: float, path: str) -> None:
         """A theft transfer is broadcast: the funds are gone."""
 
+    def take_over(self, c: Campaign, wallet: WalletModel) -> None:
+        """The wallet's logic is replaced: it is the campaign's from now on."""
+
     def watch_outflow(self, c: Campaign, wallet: WalletModel, amount: float, sent: float) -> None:
         """Outflow monitoring may notice an attacker transfer, after its delay."""
+
+    def reachable(self, c: Campaign, t: float) -> list[WalletModel]:
+        """Return the wallets campaign ``c`` could strike at ``t`` (not those it has taken over)."""
 
 
 class Attempt(Enum):
@@ -67,16 +80,22 @@ class Attempt(Enum):
 
 def binds(rule: Rule, c: Campaign, quorum: Sequence[SignerModel], t: float,
           wallet: WalletModel, takeover: bool = False) -> bool:
-    """Whether ``rule`` constrains campaign ``c``'s transfer signed by ``quorum`` at ``t``."""
-    if rule.enforcer is None:
+    """Whether ``rule`` constrains campaign ``c``'s transaction signed by ``quorum`` at ``t``.
+
+    A takeover meets only the rules that check it (:data:`TAKEOVER_RULES`), and of the wallet's own logic
+    (``chain``) only its time-lock, which holds every transaction the logic executes.
+    """
+    enforcer = rule.enforcer
+    if enforcer is None:
         return False
-    if rule.enforcer == CHAIN:
+    if takeover and (rule.kind not in TAKEOVER_RULES or (enforcer == CHAIN and rule.kind != "delay")):
+        return False
+    if enforcer in (CHAIN, GUARD):
         return True
-    if takeover or c.holds(rule.enforcer, t):
+    if c.holds(enforcer, t):
         return False
-    cosigner_stores = {s.key_store for s in wallet.signers}
-    if rule.enforcer in cosigner_stores:
-        return any(s.key_store == rule.enforcer for s in quorum)
+    if any(s.key_store == enforcer for s in wallet.signers):  # a co-signer checks what it signs
+        return any(s.key_store == enforcer for s in quorum)
     return True
 
 
@@ -90,15 +109,81 @@ def choose_quorum(c: Campaign, wallet: WalletModel, t: float) -> list[SignerMode
     return usable[: wallet.threshold]
 
 
+def ready(world: World, c: Campaign, wallet: WalletModel, path: str, t: float) -> bool:
+    """Whether the campaign holds everything a strike on ``wallet`` by ``path`` needs at ``t``.
+
+    Stolen keys are ready once a quorum is held. A rewritten or forged transfer is ready once every signer
+    of the operational quorum who would check it (a holder who catches with some probability) sees the
+    attacker's version: a component on their view path is held, and so is their independent device.
+    """
+    if path == "key_theft":
+        return True
+    verification = world.model.verification
+    for signer in wallet.operational_quorum:
+        person = signer.holder
+        if person is None:
+            continue
+        device, p = verification[person]
+        if p <= 0:
+            continue
+        if device is not None and not c.holds(device, t):
+            return False
+        if not any(c.holds(comp, t) for comp in signer.views_through):
+            return False
+    return True
+
+
+def value_usd(world: World, wallet: WalletModel, t: float) -> float:
+    """Return what ``wallet`` holds at ``t``, in USD."""
+    return world.treasury.balance(wallet.id) * world.model.price_at(wallet.asset, t)
+
+
+def strikes_now(world: World, c: Campaign, wallet: WalletModel, path: str, t: float) -> bool:
+    """Whether campaign ``c`` strikes ``wallet`` by ``path`` at this chance, by its threat's strike.
+
+    Before its longest wait has passed (counted from its first chance), a campaign strikes only the wallet
+    it aims at (``largest``: the most valuable it can strike now, of those it has not struck yet) and,
+    waiting until ready, only once ready.
+    After it, it fires at its next chance on any wallet it aims at, or never strikes (``give_up``). A
+    one-shot campaign strikes once. Insiders act as soon as they decide to.
+    """
+    if c.threat is None:
+        return True
+    s = c.threat.strike
+    if c.gave_up or (s.once and c.struck) or wallet.id in c.taken_over:
+        return False
+    if not isinstance(s.aim, str) and wallet.id not in s.aim:
+        return False
+    if t >= c.first_chance + s.max_wait_days:
+        if s.give_up:
+            c.gave_up = True
+            world.trace("{} gives up after waiting {:g} days", c.label, s.max_wait_days)
+            return False
+        return True
+    if s.wait_until_ready and not ready(world, c, wallet, path, t):
+        # Nothing but its own next step (or the end of its wait) can make it ready: until then it lets
+        # every transfer of the wallet pass, and nobody needs to watch them on its behalf.
+        c.waiting[wallet.id] = min(c.next_step_after(t), c.first_chance + s.max_wait_days)
+        return False
+    if s.aim == "largest" and wallet.id not in c.struck:
+        mine = value_usd(world, wallet, t)
+        if any(value_usd(world, w, t) > mine for w in world.reachable(c, t) if w.id not in c.struck):
+            return False
+    return True
+
+
 def judge(world: World, c: Campaign, wallet: WalletModel, t: float) -> str | None:
     """Return the person who catches a rewritten transfer (a veto), or None if the quorum signs it.
 
     A signer sees the attacker's version if any component on its view path is compromised; it sees the
     real transaction if its view path is clean or it verifies on an independent, uncompromised device,
     and then catches the mismatch with its holder's verification probability. One person holding several
-    keys checks once.
+    keys checks once. The checks of one transfer are not independent: with the scenario's common-mode
+    share, one shared draw decides every signer's check (so k verifiers catch no more often than the best
+    of them); otherwise each signer draws on their own.
     """
     checked: set[str] = set()
+    shared: float | None = None
     for signer in wallet.operational_quorum:
         person = signer.holder
         if person is None or person in checked:
@@ -111,7 +196,12 @@ def judge(world: World, c: Campaign, wallet: WalletModel, t: float) -> str | Non
             world.trace("{} approves what {} shows ({})", person, shown_by[0], signer.id)
             continue
         where = f"on {device}" if independent else "on a clean screen"
-        if c.u(world.rnd, f"verify:{person}", c.transfers) < p:
+        if shared is None:
+            common = world.model.verification_common_mode
+            together = common > 0 and c.u(world.rnd, "verify:mode", c.transfers) < common
+            shared = c.u(world.rnd, "verify:shared", c.transfers) if together else math.nan
+        u = shared if shared == shared else c.u(world.rnd, f"verify:{person}", c.transfers)  # NaN: own draw
+        if u < p:
             world.trace("{} checks {} and catches the mismatch: refuses to sign ({})", person, where, signer.id)
             return person
         world.trace("{} checks {} but misses the mismatch and signs ({})", person, where, signer.id)
@@ -120,13 +210,23 @@ def judge(world: World, c: Campaign, wallet: WalletModel, t: float) -> str | Non
 
 def attempt(world: World, c: Campaign, wallet: WalletModel, quorum: Sequence[SignerModel],
             wanted: float, path: str, takeover: bool = False) -> Attempt:
-    """Run one attacker transfer of up to ``wanted`` out of ``wallet`` through the policy checks."""
+    """Run one attacker transaction out of ``wallet`` (up to ``wanted``, or a takeover) through the policy."""
     now = world.env.now
     rules = [r for r in wallet.rules if binds(r, c, quorum, now, wallet, takeover)]
-    if any(r.kind == "whitelist" for r in rules):
-        world.trace("the whitelist of {} blocks the transfer to the attacker's address", wallet.id)
-        world.stop(c, f"whitelist:{wallet.id}", {wallet.id}, hold=True)
-        return Attempt.BLOCKED
+    for kind, what in (("whitelist", "the attacker's address"), ("no_logic_changes", "a change of its logic")):
+        if any(r.kind == kind for r in rules):
+            world.trace("the {} rule of {} blocks {}", kind.replace("_", " "), wallet.id, what)
+            world.stop(c, f"{kind}:{wallet.id}", {wallet.id}, hold=True)
+            return Attempt.BLOCKED
+    delay = max((r.size for r in rules if r.kind == "delay"), default=0.0)
+    if takeover:
+        c.transfers += 1
+        if delay > 0:
+            world.trace("the takeover of {} waits {:.1f} h in a time-lock", wallet.id, delay * 24)
+            world.env.process(pending_takeover(world.env, world, c, wallet, now, now + delay))
+        else:
+            world.take_over(c, wallet)
+        return Attempt.SENT
     amount = min(wanted, world.treasury.balance(wallet.id))
     day = math.floor(now)
     for r in rules:
@@ -136,11 +236,10 @@ def attempt(world: World, c: Campaign, wallet: WalletModel, quorum: Sequence[Sig
             amount = min(amount, r.size - world.daily_out.get((wallet.id, day), 0.0))
     if amount <= EPS:
         return Attempt.NOTHING
+    c.transfers += 1
     taken = world.treasury.take(wallet.id, amount)
     world.wake_clock()  # a lower balance may bring a top-up request forward
     world.daily_out[(wallet.id, day)] = world.daily_out.get((wallet.id, day), 0.0) + taken
-    delay = max((r.size for r in rules if r.kind == "delay"), default=0.0)
-    c.transfers += 1
     world.watch_outflow(c, wallet, taken, now)
     if delay > 0:
         world.env.process(pending_transfer(world.env, world, c, wallet, taken, now, now + delay, path))
@@ -149,37 +248,62 @@ def attempt(world: World, c: Campaign, wallet: WalletModel, quorum: Sequence[Sig
     return Attempt.SENT
 
 
+def cancelled(world: World, c: Campaign, wallet: WalletModel, submitted: float, due: float) -> bool:
+    """Whether a time-locked attacker transaction submitted at ``submitted`` is cancelled before ``due``.
+
+    It is cancelled when a freeze of the wallet begins while it waits, or when the exchange's response to
+    any alarm on its campaign freezes (the alarm plus the freeze delay) while it waits: the people watching
+    the time-lock cancel what the campaign has queued, whatever the order of freeze and revocation.
+    """
+    return (world.treasury.freeze_began(wallet.id, submitted, due)
+            or any(submitted <= at <= due for at in c.freezes))
+
+
 def pending_transfer(env: simpy.Environment, world: World, c: Campaign, wallet: WalletModel, amount: float,
                      submitted: float, due: float, path: str) -> Generator[Any, Any, None]:
-    """SimPy process: a time-locked theft transfer, cancelled if the wallet is frozen before it is due."""
+    """SimPy process: a time-locked theft transfer, cancelled if an alarm's freeze comes before it is due."""
     if due >= world.model.horizon:
         return  # still pending when the horizon ends: not a loss inside it
     yield env.timeout(due - env.now)
-    if world.treasury.freeze_began(wallet.id, submitted, due):
+    world.sync()
+    if cancelled(world, c, wallet, submitted, due):
         world.treasury.settle_theft(wallet.id, amount, stolen=False)
         world.wake_clock()  # the funds are back: transfers out of the wallet may happen again
         c.stops.append(f"delay:{wallet.id}")
-        world.trace("time-locked transfer of {:,.4g} {} from {} cancelled at the freeze",
-                    amount, wallet.asset, wallet.id)
+        world.trace("time-locked transfer of {:,.4g} {} from {} cancelled", amount, wallet.asset, wallet.id)
         return
     world.lose(c, wallet, amount, path)
 
 
+def pending_takeover(env: simpy.Environment, world: World, c: Campaign, wallet: WalletModel,
+                     submitted: float, due: float) -> Generator[Any, Any, None]:
+    """SimPy process: a takeover queued by a time-lock, cancelled like a queued transfer."""
+    if due >= world.model.horizon:
+        return
+    yield env.timeout(due - env.now)
+    world.sync()
+    if cancelled(world, c, wallet, submitted, due):
+        c.stops.append(f"delay:{wallet.id}")
+        world.trace("time-locked takeover of {} cancelled", wallet.id)
+        return
+    world.take_over(c, wallet)
+
+
 def drain(env: simpy.Environment, world: World, c: Campaign, wallet: WalletModel,
-          path: str, takeover: bool = False) -> Generator[Any, Any, None]:
+          path: str) -> Generator[Any, Any, None]:
     """SimPy process: send theft transfers out of ``wallet`` while the campaign can sign for it."""
     horizon = world.model.horizon
     interval = c.threat.drain_interval_days if c.threat is not None else 1 / 144
     while env.now < horizon:
         now = env.now
-        quorum: Sequence[SignerModel] | None = wallet.signers if takeover else choose_quorum(c, wallet, now)
-        if quorum is None or (takeover and not c.active(now)):
+        quorum = choose_quorum(c, wallet, now)
+        if quorum is None:
             return
         world.sync()
         if world.treasury.frozen(wallet.id, now):
             wait = world.treasury.released_at(wallet.id, now) - now
         else:
-            result = attempt(world, c, wallet, quorum, math.inf, path, takeover)
+            result = attempt(world, c, wallet, quorum, math.inf, path)
             if result is Attempt.BLOCKED:
                 return
             if result is Attempt.SENT and world.treasury.balance(wallet.id) > EPS:
@@ -194,29 +318,25 @@ def drain(env: simpy.Environment, world: World, c: Campaign, wallet: WalletModel
 def tamper(world: World, c: Campaign, wallet: WalletModel, transfer: LegitTransfer) -> Intercept:
     """Rewrite a legitimate transfer; return what became of it.
 
-    The rewritten transfer goes to the operational quorum, whose signers judge it one by one (see
-    :func:`judge`), then through the policy checks like any attacker transfer. If the rewrite could take
-    nothing (an empty wallet, a used-up daily limit), the attacker lets the original through.
+    The rewritten transaction goes to the operational quorum, whose signers judge it (see :func:`judge`),
+    then through the policy checks like any attacker transaction. If the rewrite could take nothing (an
+    empty wallet, a used-up daily limit), the attacker lets the original through: that was no strike.
     """
     mode = c.threat.tampering if c.threat is not None else "amount"
-    world.trace("{} rewrites a {:,.4g} {} {} transfer "
-                "out of {} ({})", c.label, transfer.amount, wallet.asset, transfer.kind, wallet.id, mode)
+    world.trace("{} rewrites a {:,.4g} {} {} transfer out of {} ({})",
+                c.label, transfer.amount, wallet.asset, transfer.kind, wallet.id, mode)
     catcher = judge(world, c, wallet, transfer.time)
     c.transfers += 1
     if catcher is not None:
+        c.struck.add(wallet.id)
         world.stop(c, f"verification:{catcher}", {wallet.id}, hold=True)
         return Intercept.CANCELLED
-    takeover = mode == "takeover"
     wanted = transfer.amount if mode == "redirect" else math.inf
-    result = attempt(world, c, wallet, wallet.operational_quorum, wanted, "tampering", takeover)
+    result = attempt(world, c, wallet, wallet.operational_quorum, wanted, "tampering", mode == "takeover")
     if result is Attempt.NOTHING:
         return Intercept.PASS
-    if result is Attempt.BLOCKED:
-        return Intercept.CANCELLED
-    if takeover and wallet.id not in c.taken_over:
-        c.taken_over.add(wallet.id)
-        world.env.process(drain(world.env, world, c, wallet, "tampering", takeover=True))
-    return Intercept.HIJACKED
+    c.struck.add(wallet.id)
+    return Intercept.CANCELLED if result is Attempt.BLOCKED else Intercept.HIJACKED
 
 
 def forge(world: World, c: Campaign, wallet: WalletModel) -> None:
@@ -224,6 +344,7 @@ def forge(world: World, c: Campaign, wallet: WalletModel) -> None:
     world.sync()
     if world.treasury.frozen(wallet.id, world.env.now):
         return
+    c.struck.add(wallet.id)
     catcher = judge(world, c, wallet, world.env.now)
     c.transfers += 1
     if catcher is not None:

@@ -96,10 +96,12 @@ class _WalletState:
     credited: float = 0.0  # everything that flowed in: deposits, top-ups, transfers, sweeps
     retry_at: float = 0.0  # after a top-up request that sent nothing, when to ask again
     frozen_until: float = -math.inf  # when the last freeze ends: from then on the wallet is never frozen
+    owned: bool = False  # taken over: what lands in it is the attacker's
+    abandoned: float = math.inf  # from then on nothing is sent to it, and its customers deposit elsewhere
 
     def copy(self) -> _WalletState:
         return _WalletState(self.spec, self.balance, self.queue, self.topup, list(self.freezes), self.credited,
-                            self.retry_at, self.frozen_until)
+                            self.retry_at, self.frozen_until, self.owned, self.abandoned)
 
     def freeze(self, start: float, end: float) -> None:
         self.freezes.append((start, end))
@@ -150,6 +152,8 @@ class Treasury:
         self._next_scheduled = [t.first_day for t in model.transfers]
         self._landings: list[_Landing] = []
         self.listeners: dict[str, Listener] = {}
+        self.on_stolen: Callable[[str, float], None] | None = None
+        """Told (wallet, amount) when funds land in a taken-over wallet, at :attr:`now`."""
         self._advancing = False
         self.tally = OperationsTally()
         # conservation ledger, per asset
@@ -169,6 +173,7 @@ class Treasury:
         twin._next_scheduled = list(self._next_scheduled)
         twin._landings = list(self._landings)  # landings are never changed, only added and removed
         twin.listeners = {}
+        twin.on_stolen = None
         twin._advancing = False
         tally = self.tally
         twin.tally = OperationsTally(tally.withdrawals_usd, tally.delayed_withdrawals_usd, tally.wait_usd_days,
@@ -262,6 +267,33 @@ class Treasury:
         else:
             self.wallets[wallet].balance += amount
 
+    def take_over(self, wallet: str, t: float) -> float:
+        """The wallet becomes the attacker's at ``t``; return its balance, which is stolen with it.
+
+        The exchange never signs out of it again (its outflows are frozen for good: customers wait), and
+        whatever lands in it from now on is the attacker's too, until the exchange stops sending
+        (:meth:`abandon`).
+        """
+        st = self.wallets[wallet]
+        amount = st.balance
+        st.balance = 0.0
+        st.owned = True
+        self.stolen[st.spec.asset] += amount
+        st.freeze(t, math.inf)
+        return amount
+
+    def abandon(self, wallet: str, t: float) -> bool:
+        """From ``t`` the exchange sends nothing to the taken-over wallet; its customers deposit elsewhere.
+
+        Returns False if it was abandoned by then already.
+        """
+        st = self.wallets[wallet]
+        if st.abandoned <= t:
+            return False
+        st.abandoned = t
+        st.freeze(t, math.inf)  # an edge at t: its flows change there
+        return True
+
     def freeze_began(self, wallet: str, start: float, end: float) -> bool:
         """Whether a freeze of the wallet was in force at some time in [start, end]."""
         return any(a <= end and b > start for a, b in self.wallets[wallet].freezes)
@@ -321,10 +353,12 @@ class Treasury:
         for tr, occurring in zip(transfers, series, strict=True):
             more = math.inf if occurring is None else tr.amount * occurring[0]  # inf: never settled at once
             asked[tr.source] = asked.get(tr.source, 0.0) + more
+        owned = {wid for wid, st in self.wallets.items() if st.owned}
         for source, total in asked.items():
             st = self.wallets[source]
             if total <= 0 or st.spec.flows is not None or source in self.listeners \
-                    or st.spec.legit_transfer_limit <= 0 or st.frozen_until > now:
+                    or st.spec.legit_transfer_limit <= 0 or st.frozen_until > now \
+                    or any(tr.source == source and tr.dest in owned for tr in transfers):
                 continue
             margin = _MARGIN * max(st.balance, 1.0)
             if st.balance - total <= margin:
@@ -425,8 +459,8 @@ class Treasury:
                     if now < edge < best[0]:
                         best = (edge, _EDGE, None)
         top = st.spec.topup
-        if top is None:
-            return best
+        if top is None or st.abandoned <= now:
+            return best  # no top-up, or the exchange sends it nothing any more
         if st.topup is not None:
             when = st.topup.time
             return (when, _TOPUP_LANDS, st) if when < best[0] else best
@@ -546,7 +580,7 @@ class Treasury:
         w, d, price, cap = st.spec.flow_rates
         asset = st.spec.asset
         tally = self.tally
-        inflow = d * dt
+        inflow = 0.0 if st.abandoned <= t0 else d * dt  # customers of an abandoned wallet deposit elsewhere
         self.deposited[asset] += inflow
         st.credited += inflow
         requested_usd = w * dt * price
@@ -558,12 +592,15 @@ class Treasury:
             tally.wait_usd_days += requested_usd * lock
             tally.delayed_withdrawals_usd += requested_usd
         if st.frozen_at(t0):
-            # nothing is paid out: deposits accrue, every withdrawal waits
+            # nothing is paid out: deposits accrue (to the attacker, in a taken-over wallet), every withdrawal waits
             tally.wait_usd_days += (st.queue * dt + w * dt * dt / 2) * price
             if lock <= 0:
                 tally.delayed_withdrawals_usd += requested_usd
-            st.balance += inflow
             st.queue += w * dt
+            if st.owned:
+                self._stolen_inflow(st, inflow, counted=True)
+            else:
+                st.balance += inflow
             return
         queue = st.queue
         x0 = st.balance - queue
@@ -615,6 +652,8 @@ class Treasury:
 
     def _send(self, source: str, dest: str | None, wanted: float, kind: str,
               signing_days: float) -> _Landing | None:
+        if dest is not None and self.wallets[dest].abandoned <= self.now:
+            return None  # the exchange sends nothing to a wallet it knows is taken over
         src = self.wallets[source]
         spec = src.spec
         amount = wanted if wanted < src.balance else src.balance
@@ -653,6 +692,9 @@ class Treasury:
 
     def _credit(self, wallet: str, amount: float) -> None:
         st = self.wallets[wallet]
+        if st.owned:
+            self._stolen_inflow(st, amount)
+            return
         paid = min(st.queue, amount)
         st.queue -= paid
         st.balance += amount - paid
@@ -670,11 +712,26 @@ class Treasury:
         cap = st.spec.flow_rates[3]
         level = st.balance - st.queue
         if _above_cap(level, cap) and st.spec.sweep_to is not None:
-            excess = level - cap
             target = self.wallets[st.spec.sweep_to]
+            if target.abandoned <= self.now:
+                return  # the exchange sweeps nothing into a wallet it knows is taken over
+            excess = level - cap
             st.balance = st.queue + cap  # a positive level means no customer waits: the queue is 0
-            target.balance += excess
-            target.credited += excess
+            if target.owned:
+                self._stolen_inflow(target, excess)
+            else:
+                target.balance += excess
+                target.credited += excess
+
+    def _stolen_inflow(self, st: _WalletState, amount: float, counted: bool = False) -> None:
+        """Funds that reach a taken-over wallet go to the attacker (``counted``: already in ``credited``)."""
+        if amount <= 0:
+            return
+        if not counted:
+            st.credited += amount
+        self.stolen[st.spec.asset] += amount
+        if self.on_stolen is not None:
+            self.on_stolen(st.spec.id, amount)
 
     def total(self, asset: str) -> float:
         """Return what the wallets of ``asset`` hold plus what is in flight or held by the attacker."""

@@ -1,0 +1,52 @@
+"""What one trial reports: its losses by asset, path and wallet, what stopped the attacker, and when."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from custodysim.simulation.treasury import OperationsTally
+
+PATH_TYPES = ("key_theft", "tampering", "forged_request", "insider")
+
+
+@dataclass
+class TrialResult:
+    """What one trial reports: losses, footholds, stops, first times, operations, and its story."""
+
+    loss_by_asset: dict[str, float]
+    loss_usd: float
+    loss_usd_by_path: dict[str, float]
+    loss_usd_by_wallet: dict[str, float]
+    campaigns: int
+    footholds: int
+    stops: list[str]
+    t_first_access: float
+    t_first_theft: float
+    t_first_alarm: float
+    ops: OperationsTally
+    attack_path: list[str] = field(default_factory=list)
+    story: list[tuple[float, str]] = field(default_factory=list)
+
+    @property
+    def path_type(self) -> str:
+        """Return the path type that carried most of the loss ("none" without loss)."""
+        if self.loss_usd <= 0:
+            return "none"
+        return max(self.loss_usd_by_path, key=lambda k: self.loss_usd_by_path[k])
+
+    @property
+    def outcome(self) -> str:
+        """Return loss, stopped, no_theft (in but took nothing), no_foothold or no_campaign."""
+        return outcome(self.loss_usd, self.stops, self.footholds, self.campaigns)
+
+
+def outcome(loss_usd: float, stops: Sequence[str], footholds: int, campaigns: int) -> str:
+    """Return a trial's outcome: loss, stopped, no_theft (in but took nothing), no_foothold or no_campaign."""
+    if loss_usd > 0:
+        return "loss"
+    if stops:
+        return "stopped"
+    if footholds:
+        return "no_theft"
+    return "no_foothold" if campaigns else "no_campaign"
