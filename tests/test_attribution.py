@@ -291,3 +291,19 @@ def test_default_tornado_takes_a_library_default_over_the_library_range(base):
     assert (factor.low, factor.high, factor.source) == (0.05, 0.5, LIBRARY)
     rate = inputs["threats.apt.campaigns_per_year"]
     assert (rate.low, rate.high, rate.source) == (1.0, 4.0, DEFAULT)
+
+
+def test_the_tornado_moves_the_correlation_of_signers_checks_like_any_other_input(base):
+    """Three verifying signers: by default the tornado spans the library's range of their common mode."""
+    doc = build(base)
+    doc["wallets"]["vault"]["custody"] = {"scheme": "multisig", "threshold": 3, "signers": [
+        {"id": f"k{i}", "holder": h, "key_store": "vault_hsm"} for i, h in enumerate(("alice", "bob", "carol"))]}
+    for h in ("alice", "bob", "carol"):
+        doc["people"][h].update(verifies_on=f"dev_{h}", verification_probability=0.9)
+    inputs = {x.path: x for x in uncertain_inputs(load(doc).baseline)}
+    common = inputs["controls.verification.common_mode"]
+    prior = library.entry("verification_common_mode").prior("common_mode")
+    assert (common.value, common.low, common.high, common.source) == (prior.value, prior.low, prior.high, LIBRARY)
+    summary = attribute(load(uncertain(doc, {"controls.verification.common_mode": [0.0, 1.0]})), trials=400, seed=3)
+    row = next(r for r in summary["tornado"] if r["path"] == "controls.verification.common_mode")
+    assert row["loss_at_low_usd"] < row["loss_at_high_usd"]  # checks that fail together let more through

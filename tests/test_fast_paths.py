@@ -41,13 +41,15 @@ def _plain_world(model: CompiledScenario, seed: int, trial: int) -> TrialResult:
     """Simulate a trial the long way, with none of the shortcuts.
 
     SimPy always, a fresh ledger from day 0, every daily request, an operations clock that wakes at
-    every event while a campaign can rewrite transfers, and every event to the horizon run one by one.
+    every event while a campaign can rewrite transfers (waiting to be ready or not), and every event to the
+    horizon run one by one.
     """
     rnd = TrialRandom(seed, trial)
     world = World(model, rnd, sample_campaigns(model, rnd))
     with mock.patch.object(QuietTimeline, "at", lambda self, t: Treasury(model)), \
             mock.patch.object(Treasury, "_skip_dry", lambda self, limit: False), \
             mock.patch.object(World, "_finish_operations", lambda self: self.treasury.advance(model.horizon)), \
+            mock.patch.object(World, "_waits", staticmethod(lambda c, wid, t: False)), \
             mock.patch.object(Treasury, "next_transfer_time", lambda self, sources: self._next_event()[0]):
         result = world.run()
         if world._treasury is None:  # never touched: the plain ledger runs the whole year at the end

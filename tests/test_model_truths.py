@@ -13,8 +13,10 @@ from conftest import assert_same, build, losses, signers
 from custodysim.errors import ScenarioError
 from custodysim.running.runner import quiet_result
 from custodysim.scenario.loader import load_scenario_text
+from custodysim.simulation.campaigns import sample_campaigns
 from custodysim.simulation.engine import simulate_trial
 from custodysim.simulation.model import compile_scenario
+from custodysim.simulation.randomness import TrialRandom
 
 
 def test_threshold_does_not_help_when_all_signers_share_a_compromised_view(base):
@@ -134,7 +136,7 @@ def _verifiers_doc(base, holders: list[str], p: float, common_mode: float, seed:
 @pytest.mark.parametrize(("k", "p", "common_mode"), [(1, 0.5, 0.0), (2, 0.5, 0.0), (3, 0.4, 0.0), (3, 0.4, 1.0),
                                                      (3, 0.4, 0.5)])
 def test_verification_by_k_signers_passes_with_the_common_mode_formula(base, k, p, common_mode):
-    """k verifiers catching with p let a rewrite through with c(1-p) + (1-c)(1-p)^k: (1-p)^k only if independent."""
+    """K verifiers catching with p let a rewrite through with c(1-p) + (1-c)(1-p)^k: (1-p)^k only if independent."""
     doc = _verifiers_doc(base, ["alice", "bob", "carol"][:k], p, common_mode, seed=3)
     rows = losses(doc, trials=3000, seed=3)["baseline"]
     attempted = np.array([o in ("loss", "stopped") for o in rows.text("outcome")])
@@ -227,3 +229,21 @@ def test_no_theft_at_the_horizon_itself():
     thefts = [simulate_trial(model, 1, trial, quiet).t_first_theft for trial in range(40)]
     assert all(t < model.horizon or math.isinf(t) for t in thefts)
     assert sum(math.isfinite(t) for t in thefts) > 10  # thefts do happen inside the year
+
+
+@pytest.mark.parametrize("common_mode", [0.0, 1.0])
+def test_a_lure_fools_a_team_together_as_far_as_its_common_mode_says(base, common_mode):
+    """Two targets of one lure, each falling with 0.3: together always (common mode 1) or as 0.3^2 (0)."""
+    doc = build(base)
+    doc["people"]["carol"]["exposure"] = {"phish": 0.3}
+    doc["people"]["eng"]["exposure"] = {"phish": 0.3}
+    doc["threats"]["apt"]["initial_access"] = [{"technique": "phish", "targets": ["eng", "carol"],
+                                                "common_mode": common_mode}]
+    model = compile_scenario(load_scenario_text(yaml.safe_dump(doc)).baseline)
+    falls = np.array([[s.via.startswith("falls") for s in c.plan if s.node in ("eng", "carol")].count(True)
+                      for trial in range(3000) for c in sample_campaigns(model, TrialRandom(1, trial))])
+    both, one = (falls == 2).mean(), (falls == 1).mean()
+    if common_mode:
+        assert one == 0 and abs(both - 0.3) < 0.03
+    else:
+        assert abs(both - 0.09) < 0.015 and abs(one - 2 * 0.3 * 0.7) < 0.03

@@ -35,9 +35,12 @@ def scenarios(draw):
     if draw(st.booleans()):
         policy["daily_limit"] = {"amount": draw(amount), "enforced_by": draw(st.sampled_from([None, "policy_engine", "chain"]))}
     if draw(st.booleans()):
-        policy["delay"] = {"hours": draw(hours), "enforced_by": draw(st.sampled_from([None, "policy_engine", "ui"]))}
+        policy["delay"] = {"hours": draw(hours),
+                           "enforced_by": draw(st.sampled_from([None, "policy_engine", "ui", "chain", "guard"]))}
     if draw(st.booleans()):
-        policy["whitelist"] = {"enforced_by": draw(st.sampled_from([None, "policy_engine", "ui"]))}
+        policy["whitelist"] = {"enforced_by": draw(st.sampled_from([None, "policy_engine", "ui", "chain", "guard"]))}
+    if draw(st.booleans()):
+        policy["no_logic_changes"] = {"enforced_by": draw(st.sampled_from([None, "policy_engine", "ui", "guard"]))}
     k = draw(st.integers(min_value=1, max_value=3))
     holders = ["alice", "bob", "carol"][:k]
     doc["wallets"] = {
@@ -66,7 +69,20 @@ def scenarios(draw):
         {"from": "laptop", "to": "hot_server", "p_success": draw(likely), "time_days": draw(st.floats(0, 100))},
         {"from": "ui", "to": "vault_hsm", "p_success": draw(likely), "time_days": draw(st.floats(0, 100))},
         {"from": "ui", "to": "policy_engine", "p_success": draw(likely), "time_days": draw(st.floats(0, 100))},
+        # a door the insider bob opens from the vendor's laptop to his own verification device
+        {"from": "laptop", "to": "dev_bob", "p_success": draw(likely), "time_days": draw(st.floats(0, 30)),
+         "opened_by": "bob"},
     ]
+    doc["people"]["carol"]["exposure"] = {"phish": draw(prob)}  # a second target of the same lure
+    doc["threats"]["apt"]["initial_access"] = [{"technique": "phish", "targets": ["eng", "carol"],
+                                                "delay_days": draw(st.floats(0, 30)), "common_mode": draw(prob)}]
+    doc["threats"]["apt"]["strike"] = {
+        "aim": draw(st.sampled_from(["first", "largest", ["vault"], ["hot", "vault"]])),
+        "wait_until_ready": draw(st.booleans()), "max_wait_days": draw(st.floats(0, 200)),
+        "after_max_wait": draw(st.sampled_from(["fire", "give_up"])), "once": draw(st.booleans())}
+    doc["organisations"]["vendor"]["notified"] = draw(st.sampled_from([
+        None, {"after_hours": draw(hours), "finds_probability": draw(prob)}]))
+    doc["organisations"]["ex"]["notified"] = {"after_hours": draw(hours), "finds_probability": draw(prob)}
     doc["threats"]["apt"].update(campaigns_per_year=draw(st.floats(0.5, 6)),
                                  tampering=draw(st.sampled_from(["redirect", "amount", "takeover"])),
                                  drain_interval_minutes=draw(st.floats(1, 600)))
@@ -76,6 +92,7 @@ def scenarios(draw):
         "outflow_monitoring": {"watch": {"probability": draw(prob), "delay_hours": draw(hours)}},
         "response": {"freeze_delay_hours": draw(hours), "revoke_delay_hours": draw(hours),
                      "key_rotation_hours": draw(hours)},
+        "verification": {"common_mode": draw(prob)},
     }
     return doc
 

@@ -21,10 +21,12 @@ KeyInput = dict[str, str]
 def key_inputs(spec: Scenario, top_wallets: int = TOP_WALLETS) -> list[KeyInput]:
     """Return the inputs that drive the loss, most loss-relevant first.
 
-    Order: threats (campaign rate, skill, each initial-access target's exposure, insider rates), the
-    largest wallets by USD at the starting price, access edges (success probability and median time),
-    then controls (detection mean time, outflow monitoring probability and median delay, response
-    freeze and revoke median delays), then the library measures switched on, by parameter.
+    Order: threats (campaign rate, skill, how they strike, how a lure fools its targets together, each
+    initial-access target's exposure, insider rates), the largest wallets by USD at the starting price,
+    access edges (success probability and median time), then controls (detection mean time, outflow
+    monitoring probability and median delay, how signers' checks depend on each other, when other
+    organisations are told of an alarm and whether they find the footholds, response freeze and revoke
+    median delays), then the library measures switched on, by parameter.
 
     Args:
         spec: the scenario (normally the baseline).
@@ -53,7 +55,16 @@ def _threats(spec: Scenario) -> list[KeyInput]:
             out.append(_item(f"{name}: campaigns forced in every trial, on day",
                              ", ".join(amount(d) for d in t.forced_campaign_days), f"{where}.forced_campaign_days"))
         out.append(_item(f"{name}: skill (divides every access edge's time)", amount(t.skill), f"{where}.skill"))
-        for access in t.initial_access:
+        s = t.strike
+        aim = s.aim if isinstance(s.aim, str) else ", ".join(s.aim)
+        waits = "until ready, " if s.wait_until_ready else ""
+        then = "then fires" if s.after_max_wait == "fire" else "then gives up"
+        out.append(_item(f"{name}: strikes {'once' if s.once else 'again and again'} at {aim}; waits {waits}"
+                         f"at most ({then})", _span(s.max_wait_days, "days"), f"{where}.strike.max_wait_days"))
+        for k, access in enumerate(t.initial_access):
+            if len(access.targets) > 1:
+                out.append(_item(f"{name}: {access.technique} fools its targets together (common-mode share)",
+                                 amount(access.common_mode), f"{where}.initial_access[{k}].common_mode"))
             for target in access.targets:
                 person = spec.people.get(target)
                 exposure = person.exposure.get(access.technique, 0.0) if person is not None else 0.0
@@ -102,6 +113,23 @@ def _controls(spec: Scenario) -> list[KeyInput]:
                          f"{where}.probability"))
         out.append(_item(f"{name}: median delay before the alarm", _span(m.delay_hours.sample(0.5), "hours"),
                          f"{where}.delay_hours"))
+    if any(len({s.holder for s in w.custody.signers[: w.custody.threshold] if s.holder}) > 1
+           for w in spec.wallets.values()):
+        out.append(_item("signers' checks of one transfer decided together (common-mode share)",
+                         amount(c.verification.common_mode), "controls.verification.common_mode"))
+    owners = {s.owner for s in spec.systems.values()} | {p.organisation for p in spec.people.values()}
+    for name, o in spec.organisations.items():
+        if o.kind == "exchange" or name not in owners:
+            continue
+        if o.notified is None:
+            out.append(_item(f"{name}: told of another organisation's alarm", "never",
+                             f"organisations.{name}.notified"))
+            continue
+        out.append(_item(f"{name}: median delay before it is told of another organisation's alarm",
+                         _span(o.notified.after_hours.sample(0.5), "hours"),
+                         f"organisations.{name}.notified.after_hours"))
+        out.append(_item(f"{name}: probability its response finds the attacker's footholds",
+                         amount(o.notified.finds_probability), f"organisations.{name}.notified.finds_probability"))
     r = c.response
     out.append(_item("response: median delay to freeze outflows after an alarm",
                      _span(r.freeze_delay_hours.sample(0.5), "hours"), "controls.response.freeze_delay_hours"))

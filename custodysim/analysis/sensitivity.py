@@ -107,6 +107,14 @@ def library_prior(spec: Scenario, path: str) -> library.Prior | None:
     name, field = None, parts[-1]
     if parts[0] == "people" and len(parts) == 4 and parts[2] == "exposure":
         name, field = parts[3], "exposure"
+    elif path == "controls.verification.common_mode":
+        name = "verification_common_mode"
+    elif parts[0] == "threats" and parts[-2:] == ["strike", "max_wait_days"]:
+        name = "patient_strike"
+    elif parts[0] == "threats" and len(parts) == 5 and parts[2] == "initial_access" and field == "common_mode":
+        name = "lure_common_mode"
+    elif parts[0] == "organisations" and parts[-2] == "notified":
+        name = "organisation_notification"
     elif parts[0] == "access" and len(parts) == 3 and parts[1].isdigit() and int(parts[1]) < len(spec.access):
         name = spec.access[int(parts[1])].technique
     elif parts[:2] == ["controls", "measures"] and len(parts) == 4:
@@ -129,6 +137,8 @@ def _upper_bound(path: str) -> float | None:
         return 1.0
     if parts[:2] == ["controls", "outflow_monitoring"] and parts[-1] == "probability":
         return _field_le(OutflowMonitor, "probability")
+    if parts[-1] in ("common_mode", "finds_probability"):
+        return 1.0
     return None
 
 

@@ -154,7 +154,7 @@ def sample_campaigns(model: CompiledScenario, rnd: TrialRandom) -> list[Campaign
     """Draw the campaigns and insider acts of one trial, each with its spread plan."""
     campaigns: list[Campaign] = []
     horizon = model.horizon
-    acts = {person: _insider_acts(model, rnd, person) for person in model.insiders}
+    acts = {person: insider_acts(model, rnd, person) for person in model.insiders}
     doors = {person: min(starts) for person, starts in acts.items() if starts and person in model.door_openers}
     for threat in model.threats:
         prefix = f"{threat.id}/"
@@ -172,7 +172,7 @@ def sample_campaigns(model: CompiledScenario, rnd: TrialRandom) -> list[Campaign
     return campaigns
 
 
-def _insider_acts(model: CompiledScenario, rnd: TrialRandom, person: str) -> list[float]:
+def insider_acts(model: CompiledScenario, rnd: TrialRandom, person: str) -> list[float]:
     """Return when an insider acts in the trial (a Poisson number of uniform times)."""
     prefix = f"insider:{person}/"
     count = poisson_quantile(model.insiders[person], rnd.uniform(prefix + "count"), model.max_campaigns)

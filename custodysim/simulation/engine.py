@@ -137,7 +137,7 @@ class World:
         chances += [(wid, "forged_request") for wid in m.requester_of.get(node, ())]
         tampered = m.pipeline_of.get(node, ())
         if c.waiting:
-            self.wake_clock()  # a campaign waiting to be ready may be ready now
+            self._watch()  # a campaign waiting to be ready may be ready now
         self._add_tamperer(c, tampered)
         if not chances and not tampered:
             return
@@ -163,7 +163,7 @@ class World:
         """The campaign's longest wait is over: it fires (or gives up) at its next chance."""
         self.strike_armed(c)
         if c.waiting:
-            self.wake_clock()
+            self._watch()
 
     def strike_armed(self, c: Campaign) -> None:
         """Take the chances the campaign holds on its own (stolen keys, request accounts) that it strikes now."""
@@ -233,10 +233,7 @@ class World:
             listeners.append(c)
             if len(listeners) == 1:
                 self.treasury.listeners[wid] = partial(self._intercept, wid)
-        if self._clock is None:
-            self._clock = self.env.process(self._operations_clock())
-        else:
-            self.wake_clock()  # it sleeps until a time reckoned without this campaign
+        self._watch()  # the clock sleeps until a time reckoned without this campaign
 
     def _intercept(self, wid: str, transfer: LegitTransfer) -> Intercept:
         t = transfer.time
@@ -244,11 +241,19 @@ class World:
             return Intercept.PASS  # the attacker acts inside the horizon only, as SimPy stops before it
         wallet = self.model.wallets[wid]
         for c in self.tamperers[wid]:
-            if c.waiting.get(wid, -math.inf) > t:
+            if self._waits(c, wid, t):
                 continue  # surely not ready for this wallet yet
             if any(c.holds(comp, t) for comp in wallet.pipeline) and strikes_now(self, c, wallet, "tampering", t):
                 return tamper(self, c, wallet, transfer)
         return Intercept.PASS
+
+    @staticmethod
+    def _waits(c: Campaign, wid: str, t: float) -> bool:
+        """Whether campaign ``c`` surely lets every transfer out of ``wid`` pass at ``t`` (not ready yet).
+
+        It then needs no watching: such transfers may be met late, when the ledger next catches up.
+        """
+        return c.waiting.get(wid, -math.inf) > t
 
     def _operations_clock(self) -> Generator[Any, Any, None]:
         # Runs only while someone may intercept legitimate transfers, so that each is met on time: it wakes
@@ -259,7 +264,7 @@ class World:
         while self.env.now < horizon:
             now = self.env.now
             watched = [wid for wid, cs in self.tamperers.items()
-                       if any(c.may_strike() and c.waiting.get(wid, -math.inf) <= now and c.active(now) for c in cs)]
+                       if any(c.may_strike() and not self._waits(c, wid, now) and c.active(now) for c in cs)]
             if not watched:
                 self._clock = None  # no tamperer can strike any more: operations can go back to lazy
                 return
@@ -291,7 +296,6 @@ class World:
         amount = self.treasury.take_over(wallet.id, now)
         if amount > 0:
             self._count_loss(c, wallet, amount, "tampering", now)
-            self.watch_outflow(c, wallet, amount, now)
         self.wake_clock()
         self.strike_armed(c)
 
@@ -408,7 +412,7 @@ class World:
             return  # nothing to freeze
         self.sync()
         held = hold and self._freeze(wallets, now, end)
-        exposed = [wid for wid in targets if not self.treasury.frozen_over(wid, now, end)]
+        exposed = [wid for wid in targets if not self._frozen_over(wid, now, end)]
         if exposed:
             self._freeze(exposed, freeze_at, end)
         if held or exposed:
@@ -419,9 +423,15 @@ class World:
         if not targets or start >= end:
             return  # with nothing to freeze, operations are not touched (they stay the quiet ones)
         self.sync()
-        exposed = [wid for wid in targets if not self.treasury.frozen_over(wid, start, end)]
+        exposed = [wid for wid in targets if not self._frozen_over(wid, start, end)]
         if exposed and self._freeze(exposed, start, end):
             self.wake_clock()
+
+    def _frozen_over(self, wid: str, start: float, end: float) -> bool:
+        """Whether a freeze already covers [start, end) (a taken-over wallet: whether it is abandoned by then)."""
+        if wid in self.owners:
+            return self.treasury.wallets[wid].abandoned <= start
+        return self.treasury.frozen_over(wid, start, end)
 
     def _freeze(self, wallets: Iterable[str], start: float, end: float) -> bool:
         """Freeze each of ``wallets`` over [start, end); return whether any freeze was new.
@@ -435,6 +445,13 @@ class World:
             else:
                 added |= self.treasury.freeze(wid, start, end)
         return added
+
+    def _watch(self) -> None:
+        """Have the operations clock reckon again whom to watch: start it, or wake it if it sleeps."""
+        if self._clock is None:
+            self._clock = self.env.process(self._operations_clock())
+        else:
+            self.wake_clock()
 
     def wake_clock(self) -> None:
         """Tell a sleeping operations clock that the attacker changed the ledger: its next wake-up may move."""

@@ -221,6 +221,7 @@ def attempt(world: World, c: Campaign, wallet: WalletModel, quorum: Sequence[Sig
     delay = max((r.size for r in rules if r.kind == "delay"), default=0.0)
     if takeover:
         c.transfers += 1
+        world.watch_outflow(c, wallet, world.treasury.balance(wallet.id), now)  # a watcher sees what it puts at stake
         if delay > 0:
             world.trace("the takeover of {} waits {:.1f} h in a time-lock", wallet.id, delay * 24)
             world.env.process(pending_takeover(world.env, world, c, wallet, now, now + delay))
