@@ -170,3 +170,18 @@ def test_revocation_cuts_the_plan_short_and_a_later_path_may_still_arrive():
     assert "hot_server" not in c.held  # the exchange's own node: closed to the campaign after day 3
     assert c.holds("laptop", 364.0)  # the vendor never told: its laptop stays the attacker's
     np.testing.assert_array_equal(sorted(c.held), ["eng", "ex_box", "laptop"])
+
+
+def test_without_an_exchange_organisation_a_stand_in_raises_wallet_alarms_and_freezes():
+    """No organisation of kind exchange: a warning, and the wallets' alarms still freeze them."""
+    import yaml
+
+    from custodysim.scenario.loader import load_scenario_text
+
+    doc = _vendor_path(None)
+    doc["organisations"]["ex"]["kind"] = "other"
+    loaded = load_scenario_text(yaml.safe_dump(doc, sort_keys=False))
+    assert any("none is of kind 'exchange'" in w for w in loaded.warnings)
+    world, story = _trial(doc)
+    assert any("raised by (the exchange)" in line for line in story)
+    assert world.treasury.wallets["vault"].freezes  # the stand-in exchange froze the wallet

@@ -56,11 +56,12 @@ def _threats(spec: Scenario) -> list[KeyInput]:
                              ", ".join(amount(d) for d in t.forced_campaign_days), f"{where}.forced_campaign_days"))
         out.append(_item(f"{name}: skill (divides every access edge's time)", amount(t.skill), f"{where}.skill"))
         s = t.strike
-        aim = s.aim if isinstance(s.aim, str) else ", ".join(s.aim)
-        waits = "until ready, " if s.wait_until_ready else ""
-        then = "then fires" if s.after_max_wait == "fire" else "then gives up"
-        out.append(_item(f"{name}: strikes {'once' if s.once else 'again and again'} at {aim}; waits {waits}"
-                         f"at most ({then})", _span(s.max_wait_days, "days"), f"{where}.strike.max_wait_days"))
+        aim = {"largest": "the largest wallet", "first": "the first chance"}.get(s.aim, "") \
+            if isinstance(s.aim, str) else "wallets " + ", ".join(s.aim)
+        how = f"{'once' if s.once else 'repeatedly'}, at {aim}, {'when ready' if s.wait_until_ready else 'at once'}"
+        then = "fires" if s.after_max_wait == "fire" else "gives up"
+        out.append(_item(f"{name}: longest wait to strike ({how}; then {then})", _span(s.max_wait_days, "days"),
+                         f"{where}.strike.max_wait_days"))
         for k, access in enumerate(t.initial_access):
             if len(access.targets) > 1:
                 out.append(_item(f"{name}: {access.technique} fools its targets together (common-mode share)",

@@ -210,8 +210,9 @@ def scenario_warnings(s: Scenario) -> Iterator[str]:
             yield (f"access[{i}].opened_by: {edge.opened_by} has no insider_rate_per_year, so the door they open "
                    "never opens")
     if s.threats and not any(o.kind == "exchange" for o in s.organisations.values()):
-        yield ("organisations: none is of kind 'exchange'; alarms about wallets (a signer's veto, a blocked "
-               "transfer, outflow monitoring) then revoke no foothold, and nothing freezes the wallets")
+        yield ("organisations: none is of kind 'exchange'; the wallets then belong to a stand-in that owns no "
+               "person or system, so alarms about them (a signer's veto, a blocked transfer, outflow monitoring) "
+               "freeze them but revoke no foothold")
 
 
 def _flow_warnings(s: Scenario) -> Iterator[str]:

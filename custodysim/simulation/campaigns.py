@@ -59,6 +59,7 @@ class Campaign:
     freezes: list[float] = field(default_factory=list)  # when the exchange's responses freeze (start)
     first_chance: float = math.inf  # when the campaign could first strike a wallet it aims at
     struck: set[str] = field(default_factory=set)  # the wallets it has struck
+    armed: dict[tuple[str, str], None] = field(default_factory=dict)  # (wallet, path) chances it has not taken
     waiting: dict[str, float] = field(default_factory=dict)  # wallet -> until when it surely is not ready for it
     gave_up: bool = False
     stops: list[str] = field(default_factory=list)

@@ -41,7 +41,6 @@ class World:
         self.daily_out: dict[tuple[str, int], float] = {}
         self.tamperers: dict[str, list[Campaign]] = {}
         self.draining: set[tuple[str, str]] = set()
-        self.armed: dict[str, dict[tuple[str, str], None]] = {}  # campaign -> chances it has not taken yet
         self.owners: dict[str, Campaign] = {}  # taken-over wallet -> the campaign that owns it
         self._clock: simpy.Process | None = None
         self.tell = tell
@@ -142,9 +141,7 @@ class World:
         if not chances and not tampered:
             return
         self._first_chance(c, [wid for wid, _ in chances] + list(tampered))
-        armed = self.armed.setdefault(c.label, {})
-        for chance in chances:
-            armed[chance] = None
+        c.armed.update(dict.fromkeys(chances))
         self.strike_armed(c)
 
     def _first_chance(self, c: Campaign, wallets: list[str]) -> None:
@@ -167,7 +164,7 @@ class World:
 
     def strike_armed(self, c: Campaign) -> None:
         """Take the chances the campaign holds on its own (stolen keys, request accounts) that it strikes now."""
-        armed = self.armed.get(c.label)
+        armed = c.armed
         if not armed:
             return
         now = self.env.now

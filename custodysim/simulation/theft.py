@@ -143,9 +143,8 @@ def strikes_now(world: World, c: Campaign, wallet: WalletModel, path: str, t: fl
 
     Before its longest wait has passed (counted from its first chance), a campaign strikes only the wallet
     it aims at (``largest``: the most valuable it can strike now, of those it has not struck yet) and,
-    waiting until ready, only once ready.
-    After it, it fires at its next chance on any wallet it aims at, or never strikes (``give_up``). A
-    one-shot campaign strikes once. Insiders act as soon as they decide to.
+    waiting until ready, only once ready. After it, it fires at its next chance on any wallet it aims at,
+    or never strikes (``give_up``). A one-shot campaign strikes once. Insiders act as soon as they decide.
     """
     if c.threat is None:
         return True
@@ -208,6 +207,17 @@ def judge(world: World, c: Campaign, wallet: WalletModel, t: float) -> str | Non
     return None
 
 
+def allowance(world: World, wallet: WalletModel, rules: Sequence[Rule], wanted: float, t: float) -> float:
+    """Return how much of ``wanted`` a transfer out of ``wallet`` may take at ``t``: its balance, under ``rules``."""
+    amount = min(wanted, world.treasury.balance(wallet.id))
+    for r in rules:
+        if r.kind == "per_transfer_limit":
+            amount = min(amount, r.size)
+        elif r.kind == "daily_limit":
+            amount = min(amount, r.size - world.daily_out.get((wallet.id, math.floor(t)), 0.0))
+    return amount
+
+
 def attempt(world: World, c: Campaign, wallet: WalletModel, quorum: Sequence[SignerModel],
             wanted: float, path: str, takeover: bool = False) -> Attempt:
     """Run one attacker transaction out of ``wallet`` (up to ``wanted``, or a takeover) through the policy."""
@@ -228,15 +238,10 @@ def attempt(world: World, c: Campaign, wallet: WalletModel, quorum: Sequence[Sig
         else:
             world.take_over(c, wallet)
         return Attempt.SENT
-    amount = min(wanted, world.treasury.balance(wallet.id))
-    day = math.floor(now)
-    for r in rules:
-        if r.kind == "per_transfer_limit":
-            amount = min(amount, r.size)
-        elif r.kind == "daily_limit":
-            amount = min(amount, r.size - world.daily_out.get((wallet.id, day), 0.0))
+    amount = allowance(world, wallet, rules, wanted, now)
     if amount <= EPS:
         return Attempt.NOTHING
+    day = math.floor(now)
     c.transfers += 1
     taken = world.treasury.take(wallet.id, amount)
     world.wake_clock()  # a lower balance may bring a top-up request forward
@@ -320,24 +325,29 @@ def tamper(world: World, c: Campaign, wallet: WalletModel, transfer: LegitTransf
     """Rewrite a legitimate transfer; return what became of it.
 
     The rewritten transaction goes to the operational quorum, whose signers judge it (see :func:`judge`),
-    then through the policy checks like any attacker transaction. If the rewrite could take nothing (an
-    empty wallet, a used-up daily limit), the attacker lets the original through: that was no strike.
+    then through the policy checks like any attacker transaction. If a rewrite could take nothing (an
+    empty wallet, a used-up daily limit) and no whitelist would stop it, the attacker does not rewrite:
+    it lets the original through, and has not struck.
     """
     mode = c.threat.tampering if c.threat is not None else "amount"
+    takeover = mode == "takeover"
+    wanted = transfer.amount if mode == "redirect" else math.inf
+    quorum = wallet.operational_quorum
+    if not takeover:
+        rules = [r for r in wallet.rules if binds(r, c, quorum, transfer.time, wallet)]
+        blocked = any(r.kind == "whitelist" for r in rules)
+        if not blocked and allowance(world, wallet, rules, wanted, transfer.time) <= EPS:
+            return Intercept.PASS
     world.trace("{} rewrites a {:,.4g} {} {} transfer out of {} ({})",
                 c.label, transfer.amount, wallet.asset, transfer.kind, wallet.id, mode)
+    c.struck.add(wallet.id)  # now: the theft it sends may prompt the campaign's other chances
     catcher = judge(world, c, wallet, transfer.time)
     c.transfers += 1
     if catcher is not None:
-        c.struck.add(wallet.id)
         world.stop(c, f"verification:{catcher}", {wallet.id}, hold=True)
         return Intercept.CANCELLED
-    wanted = transfer.amount if mode == "redirect" else math.inf
-    result = attempt(world, c, wallet, wallet.operational_quorum, wanted, "tampering", mode == "takeover")
-    if result is Attempt.NOTHING:
-        return Intercept.PASS
-    c.struck.add(wallet.id)
-    return Intercept.CANCELLED if result is Attempt.BLOCKED else Intercept.HIJACKED
+    blocked = attempt(world, c, wallet, quorum, wanted, "tampering", takeover) is Attempt.BLOCKED
+    return Intercept.CANCELLED if blocked else Intercept.HIJACKED
 
 
 def forge(world: World, c: Campaign, wallet: WalletModel) -> None:
