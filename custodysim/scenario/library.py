@@ -235,7 +235,7 @@ ENTRIES: tuple[Entry, ...] = (
         "organisation_notification", "behaviour",
         "After an alarm, another organisation (a vendor, the exchange when a vendor raised it) is told, and "
         "acts only then, and may not find the attacker's footholds in its systems.",
-        "organisations.<id>.notified: after_hours from the first alarm on a campaign until the organisation "
+        "organisations.<id>.notified: after_hours from an alarm on a campaign until the organisation "
         "is told (it then responds as to an alarm of its own), and finds_probability that its response finds "
         "and revokes the footholds it holds. notified: null means it is never told.",
         (Prior("after_hours", _lognormal(72, 336), 24, 720, "hours until the organisation is told (median)"),

@@ -125,7 +125,7 @@ OrganisationKind = Literal[
 class Notification(Spec):
     """When an alarm raised elsewhere reaches an organisation, and whether its response finds the footholds.
 
-    ``after_hours`` runs from a campaign's first alarm until the organisation is told; it then responds as
+    ``after_hours`` runs from an alarm on a campaign until the organisation is told; it then responds as
     to an alarm of its own (the exchange freezes, every organisation revokes the footholds it finds).
     """
 

@@ -50,7 +50,8 @@ class Campaign:
     held: dict[str, float] = field(default_factory=dict)  # node -> time compromised
     closed: dict[str, float] = field(default_factory=dict)  # organisation -> when it revoked the footholds
     responses: dict[str, int] = field(default_factory=dict)  # organisation -> how often it responded
-    told: bool = False  # whether the first alarm has been passed on to the other organisations
+    told_until: float = -math.inf  # until when the last round of telling other organisations goes on
+    rounds_told: int = 0  # rounds of telling so far
     response_at: float = math.inf  # when the exchange's latest response began (an alarm or a notice)
     response_end: float = math.inf  # when that response is done (frozen, revoked, rotated)
     rounds: int = 0  # the exchange's responses so far (a new one after the last is over)
@@ -58,6 +59,7 @@ class Campaign:
     rotated_at: float = math.inf  # when the exchange's keys copied by the campaign stop working
     freezes: list[float] = field(default_factory=list)  # when the exchange's responses freeze (start)
     first_chance: float = math.inf  # when the campaign could first strike a wallet it aims at
+    deadline_set: bool = False  # whether it is to be woken when its longest wait is over
     struck: set[str] = field(default_factory=set)  # the wallets it has struck
     armed: dict[tuple[str, str], None] = field(default_factory=dict)  # (wallet, path) chances it has not taken
     waiting: dict[str, float] = field(default_factory=dict)  # wallet -> until when it surely is not ready for it
@@ -101,7 +103,10 @@ class Campaign:
     def holds(self, node: str, t: float) -> bool:
         """Whether the campaign controls ``node`` at ``t``."""
         since = self.held.get(node)
-        return since is not None and since <= t < self.closed_at(node)
+        if since is None or since > t:
+            return False
+        closed = self.closed  # written out (not closed_at): this is among the hottest lines of a run
+        return not closed or t < closed.get(self.org_of.get(node, ""), math.inf)
 
     def released(self, nodes: Iterable[str]) -> float:
         """Return when the campaign last lets go of any of ``nodes`` it took (infinity: it keeps one)."""
@@ -115,10 +120,14 @@ class Campaign:
         """
         if self.insider is not None:
             return signer.holder == self.insider and t < self.closed_at(self.insider)
-        since = self.held.get(signer.key_store)
+        store = signer.key_store
+        since = self.held.get(store)
         if since is None or since > t:
             return False
-        return t < self.closed_at(signer.key_store) or (signer.exportable and t < self.rotated_at)
+        closed = self.closed
+        if not closed or t < closed.get(self.org_of.get(store, ""), math.inf):
+            return True
+        return signer.exportable and t < self.rotated_at
 
     def usable_signers(self, wallet: WalletModel, t: float) -> list[SignerModel]:
         """Return the wallet's signers the campaign can sign with at ``t``."""
@@ -128,27 +137,32 @@ class Campaign:
         """Return when the campaign next takes a node after ``t`` (or at ``t``, if not taken yet; infinity: never)."""
         return next((s.time for s in self.plan if s.time > t or (s.time == t and s.node not in self.held)), math.inf)
 
-    def touches(self, org: str) -> bool:
-        """Whether the campaign holds, or plans to take, a node of organisation ``org``."""
+    def organisations(self) -> set[str]:
+        """Return the organisations in which the campaign holds, or plans to take, a node."""
         org_of = self.org_of
-        return any(org_of.get(node) == org for node in self.held) or \
-            any(org_of.get(s.node) == org for s in self.plan)
+        return {org_of.get(node, "") for node in self.held} | {org_of.get(s.node, "") for s in self.plan}
 
-    def cut_by(self, org: str, at: float) -> bool:
-        """Whether ``org`` closing at ``at`` cuts a step still to come: one in it, or one attempted from it."""
-        org_of = self.org_of
-        return any(s.time >= at and (org_of.get(s.node) == org or org_of.get(s.source) == org)
-                   for s in self.plan if s.node not in self.held)
+    def close(self, org: str, at: float, model: CompiledScenario, rnd: TrialRandom) -> None:
+        """Organisation ``org`` revokes the campaign at ``at``: the campaign is closed there from then on.
 
-    def replan(self, model: CompiledScenario, rnd: TrialRandom) -> None:
-        """Redraw the plan from now on, given the organisations that have closed: the past stays as it was.
-
-        The draws are the same (they are addressed by name): only the attempts that revocation cuts short
-        fail, and a node they led to may still be reached later by another path.
+        The plan is redrawn with the same draws (they are addressed by name): the attempts the revocation
+        cuts short fail, and a node they led to may still be reached later by another path. The past stays
+        as it was. When every step still to come after ``at`` is in ``org`` itself, no other path can
+        reach any of them (a plan drawn under more closures only loses nodes), and they simply go.
         """
-        assert self.threat is not None
-        self.plan = spread(model, self.threat, self.prefix, self.index, self.start, rnd, self.doors, self.closed,
-                           self.org_of)
+        self.closed[org] = at
+        if self.threat is None:
+            return
+        org_of = self.org_of
+        later = [s for s in self.plan if s.time >= at]
+        if all(org_of.get(s.node) == org for s in later):
+            if later:
+                self.plan = [s for s in self.plan if s.time < at]
+            return
+        if any(s.node not in self.held and (org_of.get(s.node) == org or org_of.get(s.source) == org)
+               for s in later):
+            self.plan = spread(model, self.threat, self.prefix, self.index, self.start, rnd, self.doors,
+                               self.closed, org_of)
 
 
 def sample_campaigns(model: CompiledScenario, rnd: TrialRandom) -> list[Campaign]:

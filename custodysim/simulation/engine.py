@@ -145,15 +145,21 @@ class World:
         self.strike_armed(c)
 
     def _first_chance(self, c: Campaign, wallets: list[str]) -> None:
-        """Start the campaign's wait at its first chance on a wallet it aims at, and wake it when it ends."""
+        """Start the campaign's wait at its first chance on a wallet it aims at."""
         strike = c.threat.strike if c.threat is not None else None
         if strike is None or c.first_chance < math.inf:
             return
         if not isinstance(strike.aim, str) and not strike.aim.intersection(wallets):
             return
         c.first_chance = self.env.now
-        deadline = c.first_chance + strike.max_wait_days
-        if deadline < self.model.horizon and strike.max_wait_days > 0:
+
+    def _defer(self, c: Campaign) -> None:
+        """The campaign let a chance go: make sure it is woken when its longest wait is over."""
+        if c.deadline_set or c.threat is None:
+            return
+        c.deadline_set = True
+        deadline = c.first_chance + c.threat.strike.max_wait_days
+        if self.env.now < deadline < self.model.horizon:
             self.env.timeout(deadline - self.env.now).callbacks.append(lambda _: self._wait_over(c))
 
     def _wait_over(self, c: Campaign) -> None:
@@ -175,6 +181,7 @@ class World:
                 del armed[wid, path]  # the keys are gone
                 continue
             if not strikes_now(self, c, wallet, path, now):
+                self._defer(c)
                 continue
             del armed[wid, path]
             if path == "forged_request":
@@ -193,10 +200,21 @@ class World:
             if choose_quorum(c, wallet, self.env.now) is not None:
                 self.env.process(drain(self.env, self, c, wallet, "insider"))
 
-    def reachable(self, c: Campaign, t: float) -> list[WalletModel]:
-        """Return the wallets campaign ``c`` could strike at ``t`` (not those it has taken over)."""
-        return [w for w in self.model.wallets.values() if w.id not in c.taken_over
-                and (any(c.holds(n, t) for n in w.contact_nodes) or choose_quorum(c, w, t) is not None)]
+    @staticmethod
+    def can_strike(c: Campaign, wallet: WalletModel, t: float) -> bool:
+        """Whether campaign ``c`` could strike ``wallet`` at ``t``: it holds a node on its way, or a quorum."""
+        return wallet.id not in c.taken_over and (any(c.holds(n, t) for n in wallet.contact_nodes)
+                                                  or choose_quorum(c, wallet, t) is not None)
+
+    def near(self, c: Campaign) -> set[str]:
+        """Return the wallets the nodes campaign ``c`` took give it some power over (if it still holds them)."""
+        m = self.model
+        near: set[str] = set()
+        for node in c.held:
+            near.update(wid for wid, _ in m.key_holdings.get(node, ()))
+            near.update(m.pipeline_of.get(node, ()))
+            near.update(m.requester_of.get(node, ()))
+        return near
 
     def _schedule_detection(self, c: Campaign, node: str, since: float) -> None:
         best, by = first_detection(self.model, self.rnd, c, node, since)
@@ -240,8 +258,10 @@ class World:
         for c in self.tamperers[wid]:
             if self._waits(c, wid, t):
                 continue  # surely not ready for this wallet yet
-            if any(c.holds(comp, t) for comp in wallet.pipeline) and strikes_now(self, c, wallet, "tampering", t):
-                return tamper(self, c, wallet, transfer)
+            if any(c.holds(comp, t) for comp in wallet.pipeline):
+                if strikes_now(self, c, wallet, "tampering", t):
+                    return tamper(self, c, wallet, transfer)
+                self._defer(c)
         return Intercept.PASS
 
     @staticmethod
@@ -337,20 +357,19 @@ class World:
         raiser = org if org is not None else self.model.exchange
         self.trace("alarm: {} on {} (raised by {})", source, c.label, raiser)
         self.first_alarm = min(self.first_alarm, now)
-        if not c.told:
-            c.told = True
-            for at, other in notices(self.model, self.rnd, c, raiser, now):
-                if at < self.model.horizon:
-                    self.env.timeout(at - now).callbacks.append(partial(self._told, c, other))
+        round_, told = notices(self.model, self.rnd, c, raiser, now)
+        for at, other in told:
+            if at < self.model.horizon:
+                self.env.timeout(at - now).callbacks.append(partial(self._told, c, other, round_))
         self._learn(c, raiser, True, wallets, hold)
 
-    def _told(self, c: Campaign, org: str, _: simpy.Event) -> None:
+    def _told(self, c: Campaign, org: str, round_: int, _: simpy.Event) -> None:
         self.trace("{} is told of {}", org, c.label)
-        self._learn(c, org, False, set(), False)
+        self._learn(c, org, False, set(), False, round_)
 
-    def _learn(self, c: Campaign, org: str, own: bool, wallets: set[str], hold: bool) -> None:
+    def _learn(self, c: Campaign, org: str, own: bool, wallets: set[str], hold: bool, round_: int = 0) -> None:
         """Organisation ``org`` learns of campaign ``c`` now: it revokes what it finds; the exchange freezes."""
-        if learn(self.model, self.rnd, c, org, self.env.now, own):
+        if learn(self.model, self.rnd, c, org, self.env.now, own, round_):
             self.trace("{} revokes {}'s footholds in its systems in {:.1f} h", org, c.label,
                        (c.closed[org] - self.env.now) / HOUR)
         elif not own and org not in c.closed:
@@ -458,9 +477,10 @@ class World:
     def _reach(self, c: Campaign, t: float) -> set[str]:
         """Return the wallets campaign ``c`` can act on at ``t``."""
         out: set[str] = set(c.taken_over)
-        for w in self.model.wallets.values():
+        for wid in self.near(c) - out:
+            w = self.model.wallets[wid]
             if c.usable_signers(w, t) or any(c.holds(n, t) for n in w.contact_nodes):
-                out.add(w.id)
+                out.add(wid)
         return out
 
 

@@ -78,16 +78,16 @@ def _replay(model: CompiledScenario, rnd: TrialRandom, c: Campaign) -> tuple[flo
     capable = model.capability_nodes
     horizon = model.horizon
     first_access = first_alarm = math.inf
-    events: list[tuple[float, int, int, str, str]] = []  # (time, order, kind, node or organisation, source)
+    events: list[tuple[float, int, int, str, str, int]] = []  # (time, order, kind, node or org, source, round)
     order = 0
     step: Step | None = next(iter(c.plan), None)
     while step is not None or events:
         if events and (step is None or events[0][0] < step.time):
-            at, _, kind, who, source = heapq.heappop(events)
+            at, _, kind, who, source, round_ = heapq.heappop(events)
             if events and events[0][0] == at:
                 return None
             if kind == _TOLD:
-                redrawn = learn(model, rnd, c, who, at, own=False)
+                redrawn = learn(model, rnd, c, who, at, False, round_)
             elif not c.holds(who, at):
                 continue  # revoked before it was noticed
             else:
@@ -95,12 +95,11 @@ def _replay(model: CompiledScenario, rnd: TrialRandom, c: Campaign) -> tuple[flo
                     c.stops.append(source)
                 first_alarm = min(first_alarm, at)
                 raiser = raised_by(model, c, who)
-                if not c.told:
-                    c.told = True
-                    for told_at, org in notices(model, rnd, c, raiser, at, exchange=False):
-                        if told_at < horizon:
-                            order += 1
-                            heapq.heappush(events, (told_at, order, _TOLD, org, ""))
+                told_round, told = notices(model, rnd, c, raiser, at)
+                for told_at, org in told:
+                    if told_at < horizon:
+                        order += 1
+                        heapq.heappush(events, (told_at, order, _TOLD, org, "", told_round))
                 redrawn = learn(model, rnd, c, raiser, at, own=True)
             if redrawn:
                 step = next((s for s in c.plan if s.node not in c.held), None)
@@ -115,6 +114,6 @@ def _replay(model: CompiledScenario, rnd: TrialRandom, c: Campaign) -> tuple[flo
         best, by = first_detection(model, rnd, c, step.node, step.time)
         if best < horizon:
             order += 1
-            heapq.heappush(events, (best, order, _ALARM, step.node, f"detection:{by}"))
+            heapq.heappush(events, (best, order, _ALARM, step.node, f"detection:{by}", 0))
         step = next((s for s in c.plan if s.node not in c.held), None)
     return first_access, first_alarm

@@ -2,10 +2,11 @@
 
 An alarm is raised by one organisation: the owner of the node where a compromise is detected, or the
 exchange for an alarm about a wallet (a signer's veto, a blocked transaction, outflow monitoring). That
-organisation revokes the campaign's footholds in its own people and systems after the revoke delay. The
-first alarm on a campaign is passed on: every other organisation is told after its own delay
-(``organisations.<id>.notified``), then responds as to an alarm of its own, but finds the campaign's
-footholds in its systems only with its ``finds_probability``. Once an organisation has revoked them, the
+organisation revokes the campaign's footholds in its own people and systems after the revoke delay. An
+alarm is passed on: every other organisation is told after its own delay (``organisations.<id>.notified``),
+then responds as to an alarm of its own, but finds the campaign's footholds in its systems only with its
+``finds_probability``. Alarms raised while the last round of telling is still going are not passed on
+again; the next one is, and each round is a new chance to find the attacker. Once an organisation has revoked them, the
 campaign holds nothing there and can take nothing there: its plan is redrawn without it.
 
 Both :class:`~custodysim.simulation.engine.World` and the harmless replay use these rules, so that the two
@@ -38,44 +39,52 @@ def revoke_delay(model: CompiledScenario, rnd: TrialRandom, c: Campaign, org: st
     return model.revoke_delay_hours.sample(c.u(rnd, name, k)) * HOUR
 
 
-def learn(model: CompiledScenario, rnd: TrialRandom, c: Campaign, org: str, at: float, own: bool) -> bool:
+def learn(model: CompiledScenario, rnd: TrialRandom, c: Campaign, org: str, at: float, own: bool,
+          round_: int = 0) -> bool:
     """Organisation ``org`` learns of campaign ``c`` at ``at``, by an alarm of its own or by being told.
 
     It responds: after its revoke delay it revokes the campaign's footholds in its people and systems, if
-    it finds them (always after an alarm of its own; with its ``finds_probability`` when told, and being
-    told twice teaches it nothing new). Returns whether that changed when the organisation closes to the
-    campaign, in which case the campaign's plan has been redrawn.
+    it finds them (always after an alarm of its own; when told in round ``round_`` of telling, with its
+    ``finds_probability``, a draw of that round). Returns whether that changed when the organisation
+    closes to the campaign (its plan is then redrawn: :meth:`Campaign.close`).
     """
+    if not own and c.closed.get(org, math.inf) <= at:
+        return False  # it has revoked the campaign already: there is nothing left to find
     k = c.responses.get(org, 0)
-    if k and not own:
-        return False
     c.responses[org] = k + 1
     if not own:
         told = model.notified.get(org)
-        if told is None or c.u(rnd, f"response:finds:{org}") >= told[1]:
+        if told is None or c.u(rnd, f"response:finds:{org}", round_) >= told[1]:
             return False
     close = at + revoke_delay(model, rnd, c, org, k)
     if close >= c.closed.get(org, math.inf):
         return False
-    c.closed[org] = close
-    if c.threat is not None and c.cut_by(org, close):
-        c.replan(model, rnd)
+    c.close(org, close, model, rnd)
     return True
 
 
-def notices(model: CompiledScenario, rnd: TrialRandom, c: Campaign, raiser: str, at: float,
-            exchange: bool = True) -> list[tuple[float, str]]:
-    """Return (when, organisation) for the other organisations told of ``c``'s first alarm, raised at ``at``.
+def notices(model: CompiledScenario, rnd: TrialRandom, c: Campaign, raiser: str,
+            at: float) -> tuple[int, list[tuple[float, str]]]:
+    """Pass on an alarm on ``c`` raised by ``raiser`` at ``at``: return the round and (when, whom) it tells.
 
-    An organisation whose ``notified`` is null is never told. Only the organisations the campaign holds or
-    plans to take something in are listed (being told changes nothing for the others), and, with
-    ``exchange``, the exchange, which freezes wallets when told.
+    No round starts while the last one is still going (someone of it not told yet). An organisation whose
+    ``notified`` is null is never told. Only the organisations the campaign holds or plans to take
+    something in, and has not been revoked from, are told (telling changes nothing for the others), and
+    the exchange, which freezes wallets when told.
     """
+    if at < c.told_until:
+        return -1, []
+    round_ = c.rounds_told
+    c.rounds_told += 1
+    touched = c.organisations()
     out = []
     for org, told in model.notified.items():
-        if org != raiser and told is not None and ((exchange and org in model.exchange_orgs) or c.touches(org)):
-            out.append((at + told[0].sample(c.u(rnd, f"response:told:{org}")) * HOUR, org))
-    return out
+        if org == raiser or told is None or org in c.closed:
+            continue
+        if org in model.exchange_orgs or org in touched:
+            out.append((at + told[0].sample(c.u(rnd, f"response:told:{org}", round_)) * HOUR, org))
+    c.told_until = max((when for when, _ in out), default=at)
+    return round_, out
 
 
 def first_detection(model: CompiledScenario, rnd: TrialRandom, c: Campaign, node: str,

@@ -66,8 +66,11 @@ class World(Protocol):
     def watch_outflow(self, c: Campaign, wallet: WalletModel, amount: float, sent: float) -> None:
         """Outflow monitoring may notice an attacker transfer, after its delay."""
 
-    def reachable(self, c: Campaign, t: float) -> list[WalletModel]:
-        """Return the wallets campaign ``c`` could strike at ``t`` (not those it has taken over)."""
+    def near(self, c: Campaign) -> set[str]:
+        """Return the wallets the nodes campaign ``c`` took give it some power over."""
+
+    def can_strike(self, c: Campaign, wallet: WalletModel, t: float) -> bool:
+        """Whether campaign ``c`` could strike ``wallet`` at ``t``."""
 
 
 class Attempt(Enum):
@@ -165,9 +168,12 @@ def strikes_now(world: World, c: Campaign, wallet: WalletModel, path: str, t: fl
         c.waiting[wallet.id] = min(c.next_step_after(t), c.first_chance + s.max_wait_days)
         return False
     if s.aim == "largest" and wallet.id not in c.struck:
-        mine = value_usd(world, wallet, t)
-        if any(value_usd(world, w, t) > mine for w in world.reachable(c, t) if w.id not in c.struck):
-            return False
+        others = world.near(c) - c.struck - {wallet.id}
+        if others:
+            mine = value_usd(world, wallet, t)
+            wallets = world.model.wallets
+            if any(value_usd(world, wallets[w], t) > mine and world.can_strike(c, wallets[w], t) for w in others):
+                return False
     return True
 
 

@@ -300,7 +300,8 @@ class Treasury:
 
     def frozen_over(self, wallet: str, start: float, end: float) -> bool:
         """Whether one freeze of the wallet already covers all of [start, end)."""
-        return any(a <= start and b >= end for a, b in self.wallets[wallet].freezes)
+        st = self.wallets[wallet]
+        return end <= st.frozen_until and any(a <= start and b >= end for a, b in st.freezes)
 
     def freeze(self, wallet: str, start: float, end: float) -> bool:
         """Freeze the wallet's outflows over [start, end); return False if a freeze already covers it."""
