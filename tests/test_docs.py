@@ -44,6 +44,7 @@ from custodysim.scenario.schema import (
     SegregatedVendorAccess,
     Settings,
     Signer,
+    SignerGroup,
     Strike,
     System,
     Threat,
@@ -60,7 +61,7 @@ from custodysim.scenario.schema import (
 DOC = Path(__file__).resolve().parents[1] / "docs" / "scenario-format.md"
 
 DOCUMENTED: tuple[type[BaseModel], ...] = (
-    Scenario, Settings, Asset, Organisation, Person, System, Signer, Custody, Enforced, Limit, Whitelist,
+    Scenario, Settings, Asset, Organisation, Person, System, Signer, SignerGroup, Custody, Enforced, Limit, Whitelist,
     Delay, Policy, Flows, TopUp, Wallet, ScheduledTransfer, Operations, AccessEdge, InitialAccess, Threat,
     Detection, OutflowMonitor, Response, Controls, Variant, Measures, Measure, AwarenessTraining, PhishingResistantMfa,
     DeviceBoundSessions, SegregatedVendorAccess, EndpointDetection, OutflowMonitoringMeasure, BalanceAlerts,

@@ -114,7 +114,7 @@ def _controls(spec: Scenario) -> list[KeyInput]:
                          f"{where}.probability"))
         out.append(_item(f"{name}: median delay before the alarm", _span(m.delay_hours.sample(0.5), "hours"),
                          f"{where}.delay_hours"))
-    if any(len({s.holder for s in w.custody.signers[: w.custody.threshold] if s.holder}) > 1
+    if any(len({s.holder for s in w.custody.operational_signers if s.holder}) > 1
            for w in spec.wallets.values()):
         out.append(_item("signers' checks of one transfer decided together (common-mode share)",
                          amount(c.verification.common_mode), "controls.verification.common_mode"))

@@ -224,24 +224,89 @@ class Signer(Spec):
     views_through: list[Id] | None = None
 
 
+class SignerGroup(Spec):
+    """One group of a structured quorum: ``threshold`` of its ``signers`` (signer ids) must sign."""
+
+    threshold: int = Field(ge=1, le=1000)
+    signers: list[Id] = Field(min_length=1, max_length=1000)
+
+    @model_validator(mode="after")
+    def _group_possible(self) -> SignerGroup:
+        if self.threshold > len(self.signers):
+            raise ValueError(f"threshold {self.threshold} exceeds the group's {len(self.signers)} signers")
+        dupes = sorted({i for i in self.signers if self.signers.count(i) > 1})
+        if dupes:
+            raise ValueError(f"a group names each signer once; repeated: {', '.join(dupes)}")
+        return self
+
+
 class Custody(Spec):
-    """How a wallet signs: one key, an m-of-n multisig, or a t-of-n MPC."""
+    """How a wallet signs: one key, an m-of-n multisig, or a t-of-n MPC.
+
+    The quorum is ``threshold`` of ``signers``, or, with ``groups``, every group's own threshold of its
+    signers at once ("3 of the exchange's 5 keys AND the custodian's key"). Legitimate transfers are
+    signed by the first ``threshold`` signers listed (of each group).
+    """
 
     scheme: Literal["single", "multisig", "mpc"] = "single"
     threshold: int = Field(1, ge=1, le=1000)
     signers: list[Signer] = Field(min_length=1, max_length=1000)
+    groups: list[SignerGroup] | None = Field(None, min_length=1, max_length=1000)
 
     @model_validator(mode="after")
     def _quorum_possible(self) -> Custody:
         if self.threshold > len(self.signers):
             raise ValueError(f"threshold {self.threshold} exceeds the {len(self.signers)} signers (m > n)")
-        if self.scheme == "single" and (len(self.signers) != 1 or self.threshold != 1):
-            raise ValueError("scheme 'single' takes exactly one signer and threshold 1")
+        if self.scheme == "single" and (len(self.signers) != 1 or self.threshold != 1 or self.groups):
+            raise ValueError("scheme 'single' takes exactly one signer and threshold 1, and no groups")
         ids = [s.id for s in self.signers]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"signer ids must be unique; repeated: {', '.join(dupes)}")
+        if self.groups is not None:
+            self._check_groups(ids)
         return self
+
+    def _check_groups(self, ids: list[str]) -> None:
+        if "threshold" in self.model_fields_set:
+            raise ValueError("with groups, each group has its own threshold: remove the custody's threshold "
+                             "(the quorum is every group's threshold at once; a variant that adds groups to "
+                             "a plain m-of-n sets the whole custody)")
+        grouped = [i for g in self.groups or () for i in g.signers]
+        unknown = sorted(set(grouped) - set(ids))
+        if unknown:
+            raise ValueError(f"groups name signers the custody does not have: {', '.join(unknown)}; "
+                             f"its signers: {', '.join(ids)}")
+        twice = sorted({i for i in grouped if grouped.count(i) > 1})
+        if twice:
+            raise ValueError(f"a signer belongs to one group only; in several: {', '.join(twice)}")
+        alone = [i for i in ids if i not in grouped]
+        if alone:
+            raise ValueError(f"every signer belongs to a group (a key outside every group never signs); "
+                             f"in none: {', '.join(alone)}")
+
+    @property
+    def quorum(self) -> tuple[tuple[int, tuple[str, ...]], ...]:
+        """Return the quorum as (threshold, signer ids) per group, all of which must sign."""
+        if self.groups is None:
+            return ((self.threshold, tuple(s.id for s in self.signers)),)
+        return tuple((g.threshold, tuple(g.signers)) for g in self.groups)
+
+    @property
+    def quorum_size(self) -> int:
+        """Return how many keys sign a transaction: the threshold, or the sum of the groups' thresholds."""
+        return sum(threshold for threshold, _ in self.quorum)
+
+    @property
+    def operational_signers(self) -> list[Signer]:
+        """Return the signers who approve a legitimate transfer: of each group, the first ``threshold`` listed.
+
+        They are returned in the order of ``signers``.
+        """
+        chosen: set[str] = set()
+        for threshold, members in self.quorum:
+            chosen.update([s.id for s in self.signers if s.id in members][:threshold])
+        return [s for s in self.signers if s.id in chosen]
 
 
 class Enforced(Spec):

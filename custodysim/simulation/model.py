@@ -59,8 +59,9 @@ class WalletModel:
     asset: str
     price_usd: float
     balance: float
-    threshold: int
+    threshold: int  # keys in a quorum (with groups, the sum of their thresholds)
     signers: tuple[SignerModel, ...]
+    groups: tuple[tuple[int, frozenset[int]], ...]  # (threshold, signer indices): every group must sign
     pipeline: frozenset[str]
     requesters: frozenset[str]
     rules: tuple[Rule, ...]
@@ -69,10 +70,13 @@ class WalletModel:
     topup: TopUp | None
     sweep_to: str | None
 
-    @property
+    @cached_property
     def operational_quorum(self) -> tuple[SignerModel, ...]:
-        """Return the signers asked to approve a legitimate transfer: the first ``threshold`` listed."""
-        return self.signers[: self.threshold]
+        """Return the signers asked to approve a legitimate transfer: the first ``threshold`` listed of each group."""
+        if len(self.groups) == 1:
+            return self.signers[: self.threshold]
+        chosen = {i for need, members in self.groups for i in sorted(members)[:need]}
+        return tuple(s for s in self.signers if s.index in chosen)
 
     @cached_property
     def contact_nodes(self) -> frozenset[str]:
@@ -248,6 +252,7 @@ def compile_scenario(spec: Scenario) -> CompiledScenario:
                         s.systems[sg.key_store].keys_exportable)
             for i, sg in enumerate(w.custody.signers)
         )
+        index = {sg.id: sg.index for sg in signers}
         for sg in signers:
             key_holdings[sg.key_store].append((wid, sg.index))
             cosigners[wid].add(sg.key_store)
@@ -269,7 +274,8 @@ def compile_scenario(spec: Scenario) -> CompiledScenario:
             requester_of[req].append(wid)
         sweep = w.sweep_to if w.sweep_to is not None else (w.topup.source if w.topup else None)
         wallets[wid] = WalletModel(
-            wid, w.asset, s.assets[w.asset].price_usd, w.balance, w.custody.threshold, signers,
+            wid, w.asset, s.assets[w.asset].price_usd, w.balance, w.custody.quorum_size, signers,
+            tuple((need, frozenset(index[i] for i in members)) for need, members in w.custody.quorum),
             frozenset(w.pipeline), frozenset(w.requesters), tuple(rules), tuple(monitors[wid]),
             w.flows, w.topup, sweep,
         )

@@ -103,13 +103,25 @@ def binds(rule: Rule, c: Campaign, quorum: Sequence[SignerModel], t: float,
 
 
 def choose_quorum(c: Campaign, wallet: WalletModel, t: float) -> list[SignerModel] | None:
-    """Return the attacker's best quorum from its usable keys: co-signers that enforce policy last."""
+    """Return the attacker's best quorum from its usable keys, or None if they make none.
+
+    With groups, each group's threshold comes from that group's keys. Within a group, co-signers that
+    enforce policy come last: a co-signer's rule binds only when its group cannot sign without it.
+    """
     usable = c.usable_signers(wallet, t)
     if len(usable) < wallet.threshold:
         return None
     enforcing = {r.enforcer for r in wallet.rules}
     usable.sort(key=lambda s: s.key_store in enforcing)
-    return usable[: wallet.threshold]
+    if len(wallet.groups) == 1:
+        return usable[: wallet.threshold]
+    quorum: list[SignerModel] = []
+    for need, members in wallet.groups:
+        mine = [s for s in usable if s.index in members]
+        if len(mine) < need:
+            return None
+        quorum += mine[:need]
+    return quorum
 
 
 def ready(world: World, c: Campaign, wallet: WalletModel, path: str, t: float) -> bool:
