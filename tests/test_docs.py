@@ -39,6 +39,7 @@ from custodysim.scenario.schema import (
     PhishingResistantMfa,
     Policy,
     Response,
+    RollingLimit,
     Scenario,
     ScheduledTransfer,
     SegregatedVendorAccess,
@@ -62,7 +63,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "scenario-format.md"
 
 DOCUMENTED: tuple[type[BaseModel], ...] = (
     Scenario, Settings, Asset, Organisation, Person, System, Signer, SignerGroup, Custody, Enforced, Limit, Whitelist,
-    Delay, Policy, Flows, TopUp, Wallet, ScheduledTransfer, Operations, AccessEdge, InitialAccess, Threat,
+    Delay, RollingLimit, Policy, Flows, TopUp, Wallet, ScheduledTransfer, Operations, AccessEdge, InitialAccess, Threat,
     Detection, OutflowMonitor, Response, Controls, Variant, Measures, Measure, AwarenessTraining, PhishingResistantMfa,
     DeviceBoundSessions, SegregatedVendorAccess, EndpointDetection, OutflowMonitoringMeasure, BalanceAlerts,
     IndependentVerification, IndependentPolicyEngine, TimeDelayWithCancellation, WalletSplitting,

@@ -8,7 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from conftest import BASE, build
+from conftest import BASE, build, load
 from typer.testing import CliRunner
 
 from custodysim.cli import app
@@ -73,6 +73,26 @@ def test_new_writes_a_starter_that_validates_and_runs(tmp_path):
     assert set(figures) == {"baseline", "independent-verification", "independent-whitelist", "device-bound-sessions"}
     assert figures["baseline"]["expected_loss_usd"] > 0  # the threat does reach the wallets
     assert "default" in text and "measures:" in text  # it shows how the library is used
+
+
+def test_the_starters_commented_custody_and_policy_examples_validate_when_used(tmp_path):
+    """Uncommented as their comments say, the starter's structured quorum and scoped, rolling policy validate."""
+    from custodysim.scenario.starter import starter_text
+
+    text = starter_text().replace("      threshold: 2\n      signers:\n        - {id: c1", "      signers:\n        - {id: c1")
+    text = text.replace("        - {id: c3, holder: signer_b, key_store: cold_vault}\n",
+                        "        - {id: c3, holder: signer_b, key_store: cold_vault}\n"
+                        "        - {id: custodian_cosigner, key_store: policy_engine}\n")
+    block = text[text.index("      # groups:"):text.index("\noperations:")]
+    # the YAML lines of the examples (the prose comments above them start with a capital or a word)
+    used = "\n".join(line.replace("# ", "", 1) if line.lstrip().startswith(("# groups", "# policy", "#   "))
+                     else line for line in block.splitlines())
+    doc = yaml.safe_load(text.replace(block, used))
+    vault = doc["wallets"]["cold"]
+    assert [g["threshold"] for g in vault["custody"]["groups"]] == [2, 1]
+    assert vault["policy"]["delay"]["applies_to"] == "admin" and vault["policy"]["rolling_limits"]
+    assert list(validator_for().iter_errors(doc)) == []
+    load(doc)  # the loader accepts it too
 
 
 def test_new_never_overwrites_a_file(tmp_path):

@@ -65,9 +65,8 @@ def control_costs(spec: Scenario, own_cost_usd: float = 0.0, variant: str | None
     for name, measure in controls.measures.switched_on().items():
         items[f"controls.measures.{name}"] = measure.annual_cost_usd
     for wid, wallet in spec.wallets.items():
-        for rule, enforced in wallet.policy:
-            if enforced is not None:
-                items[f"wallets.{wid}.policy.{rule}"] = enforced.annual_cost_usd
+        for where, enforced in wallet.policy.rules():
+            items[".".join(map(str, ("wallets", wid, "policy", *where)))] = enforced.annual_cost_usd
     if variant is not None:
         items[f"variants.{variant}"] = own_cost_usd
     return {path: cost for path, cost in items.items() if cost > 0}

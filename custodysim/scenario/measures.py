@@ -130,7 +130,7 @@ def _split_wallet(wallets: dict[str, Wallet], outflow: dict[str, OutflowMonitor]
 def policy_rules(measure: IndependentPolicyEngine | TimeDelayWithCancellation) -> dict[str, Enforced]:
     """Return the policy rules a policy measure puts on each of its wallets, by ``Policy`` field."""
     if isinstance(measure, TimeDelayWithCancellation):
-        return {"delay": Delay(hours=measure.hours, enforced_by=measure.enforced_by)}
+        return {"delay": Delay(hours=measure.hours, enforced_by=measure.enforced_by, applies_to=measure.applies_to)}
     rules: dict[str, Enforced] = {}
     if measure.whitelist:
         rules["whitelist"] = Whitelist(enforced_by=measure.enforced_by)

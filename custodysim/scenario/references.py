@@ -75,10 +75,9 @@ def _check(s: Scenario) -> Iterator[tuple[PathT, str]]:
             yield from need(base + ("pipeline", i), "system", comp, systems)
         for i, req in enumerate(w.requesters):
             yield from need(base + ("requesters", i), "person or system", req, nodes)
-        for rule in ("per_transfer_limit", "daily_limit", "whitelist", "delay", "no_logic_changes"):
-            enforced = getattr(w.policy, rule)
-            if enforced is not None and enforced.enforced_by not in (None, CHAIN, GUARD):
-                yield from need(base + ("policy", rule, "enforced_by"), f"system (or '{CHAIN}' or '{GUARD}')",
+        for where, enforced in w.policy.rules():
+            if enforced.enforced_by not in (None, CHAIN, GUARD):
+                yield from need(base + ("policy", *where, "enforced_by"), f"system (or '{CHAIN}' or '{GUARD}')",
                                 enforced.enforced_by, systems)
         if w.topup is not None:
             yield from _wallet_link(s, base + ("topup", "source"), wid, w.topup.source)
@@ -164,7 +163,8 @@ def _work_bounds(s: Scenario) -> Iterator[tuple[PathT, str]]:
             continue
         source = w.topup.source
         delay = s.wallets[source].policy.delay
-        lock_hours = delay.hours if delay is not None and delay.enforced_by is not None else 0.0
+        held = delay is not None and delay.enforced_by is not None and delay.applies_to != "admin"
+        lock_hours = delay.hours if delay is not None and held else 0.0  # an admin-only lock holds no top-up
         gap = w.topup.cap - w.topup.low_water
         cycle = max((w.topup.signing_hours + lock_hours) / 24, gap / net)
         available = funds[source] + sum(funds[x] for x in _sources(s, source))

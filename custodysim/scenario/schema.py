@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -309,11 +310,17 @@ class Custody(Spec):
         return [s for s in self.signers if s.id in chosen]
 
 
+Applies = Literal["all", "transfers", "admin"]
+"""The transactions a rule checks: every one, transfers only, or administrative actions only (a change of
+the wallet's logic, owners or signers: a takeover is one)."""
+
+
 class Enforced(Spec):
     """A policy rule, the component that enforces it (a system id, ``chain``, or nobody), and its yearly cost."""
 
     enforced_by: Id | None = None
     annual_cost_usd: AnnualCost = 0.0
+    applies_to: Applies = "all"
 
 
 class Limit(Enforced):
@@ -321,13 +328,26 @@ class Limit(Enforced):
 
     amount: Amount
 
+    @model_validator(mode="after")
+    def _caps_transfers(self) -> Limit:
+        if self.applies_to == "admin":
+            raise ValueError("a limit caps the amounts transfers move; an administrative action moves none: "
+                             "applies_to is 'all' or 'transfers'")
+        return self
+
+
+class RollingLimit(Limit):
+    """An amount limit over a rolling window: no ``hours``-long stretch of time sees more than ``amount`` go out."""
+
+    hours: float = Field(gt=0, le=24 * 365)
+
 
 class Whitelist(Enforced):
     """Destinations restricted to the exchange's own wallets and approved addresses."""
 
 
 class Delay(Enforced):
-    """A time lock: every transfer waits this long before broadcast and can be cancelled meanwhile."""
+    """A time lock: every transaction it applies to waits this long before broadcast, cancellable meanwhile."""
 
     hours: float = Field(ge=0, le=24 * 365)
 
@@ -337,6 +357,8 @@ class NoLogicChanges(Enforced):
 
     @model_validator(mode="after")
     def _not_inside_the_logic(self) -> NoLogicChanges:
+        if self.applies_to == "transfers":
+            raise ValueError("no_logic_changes checks administrative actions only: applies_to is 'all' or 'admin'")
         if self.enforced_by == CHAIN:
             raise ValueError(f"a rule inside the wallet's own logic ({CHAIN!r}) does not check the transaction "
                              f"that replaces that logic: enforce it by {GUARD!r} (a guard or module that checks "
@@ -352,6 +374,16 @@ class Policy(Spec):
     whitelist: Whitelist | None = None
     delay: Delay | None = None
     no_logic_changes: NoLogicChanges | None = None
+    rolling_limits: list[RollingLimit] = Field([], max_length=100)
+
+    def rules(self) -> Iterator[tuple[tuple[str | int, ...], Enforced]]:
+        """Yield every rule the policy states, with its path under ``policy`` (``("rolling_limits", 0)``)."""
+        for name in ("per_transfer_limit", "daily_limit", "whitelist", "delay", "no_logic_changes"):
+            rule = getattr(self, name)
+            if rule is not None:
+                yield (name,), rule
+        for i, limit in enumerate(self.rolling_limits):
+            yield ("rolling_limits", i), limit
 
 
 class Flows(Spec):
@@ -606,6 +638,7 @@ class TimeDelayWithCancellation(Measure):
     enforced_by: Id
     wallets: list[Id] = Field(min_length=1)
     hours: float = Field(_prior("time_delay_with_cancellation", "hours"), ge=0, le=24 * 365)
+    applies_to: Applies = "all"
 
 
 class WalletSplitting(Measure):

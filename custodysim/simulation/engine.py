@@ -39,6 +39,7 @@ class World:
         for c in campaigns:
             c.org_of = model.node_org
         self.daily_out: dict[tuple[str, int], float] = {}
+        self.outflows: dict[str, list[tuple[float, float]]] = {}
         self.tamperers: dict[str, list[Campaign]] = {}
         self.draining: set[tuple[str, str]] = set()
         self.owners: dict[str, Campaign] = {}  # taken-over wallet -> the campaign that owns it

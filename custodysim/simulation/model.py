@@ -13,7 +13,7 @@ from functools import cached_property
 
 from custodysim.scenario.distributions import Distribution
 from custodysim.scenario.measures import effective
-from custodysim.scenario.schema import EXTERNAL, Flows, Notification, Scenario, TopUp
+from custodysim.scenario.schema import EXTERNAL, Delay, Flows, Limit, Notification, RollingLimit, Scenario, TopUp
 
 DAY_HOURS = 24.0
 VIRTUAL_EXCHANGE = "(the exchange)"
@@ -36,9 +36,11 @@ class SignerModel:
 class Rule:
     """A policy rule: its size (amount, or days for a delay) and who enforces it."""
 
-    kind: str  # per_transfer_limit | daily_limit | whitelist | delay | no_logic_changes
+    kind: str  # per_transfer_limit | daily_limit | rolling_limit | whitelist | delay | no_logic_changes
     size: float
     enforcer: str | None  # a system id, CHAIN, GUARD, or None (nobody)
+    applies_to: str = "all"  # all | transfers | admin (takeovers)
+    window: float = 0.0  # a rolling limit's window, in days
 
 
 @dataclass(frozen=True)
@@ -96,9 +98,15 @@ class WalletModel:
         return min((r.size for r in self.rules if r.kind == "per_transfer_limit" and r.enforcer), default=math.inf)
 
     @cached_property
+    def rolling(self) -> bool:
+        """Whether the wallet has a rolling limit (whose window counts the attacker's outflows)."""
+        return any(r.kind == "rolling_limit" for r in self.rules)
+
+    @cached_property
     def legit_delay_days(self) -> float:
         """Return the time-lock every legitimate transfer waits (0 if none is enforced)."""
-        return max((r.size for r in self.rules if r.kind == "delay" and r.enforcer), default=0.0)
+        return max((r.size for r in self.rules if r.kind == "delay" and r.enforcer and r.applies_to != "admin"),
+                   default=0.0)
 
 
 @dataclass(frozen=True)
@@ -258,16 +266,15 @@ def compile_scenario(spec: Scenario) -> CompiledScenario:
             cosigners[wid].add(sg.key_store)
         rules: list[Rule] = []
         p = w.policy
-        if p.per_transfer_limit:
-            rules.append(Rule("per_transfer_limit", p.per_transfer_limit.amount, p.per_transfer_limit.enforced_by))
-        if p.daily_limit:
-            rules.append(Rule("daily_limit", p.daily_limit.amount, p.daily_limit.enforced_by))
-        if p.whitelist:
-            rules.append(Rule("whitelist", 0.0, p.whitelist.enforced_by))
-        if p.delay:
-            rules.append(Rule("delay", p.delay.hours / DAY_HOURS, p.delay.enforced_by))
-        if p.no_logic_changes:
-            rules.append(Rule("no_logic_changes", 0.0, p.no_logic_changes.enforced_by))
+        for where, rule in p.rules():
+            kind = "rolling_limit" if isinstance(rule, RollingLimit) else str(where[0])
+            size = rule.amount if isinstance(rule, Limit) else 0.0
+            if isinstance(rule, Delay):
+                size = rule.hours / DAY_HOURS
+            window = rule.hours / DAY_HOURS if isinstance(rule, RollingLimit) else 0.0
+            # a rule against logic changes checks administrative actions only (its `all` is theirs)
+            applies = "admin" if kind == "no_logic_changes" else rule.applies_to
+            rules.append(Rule(kind, size, rule.enforced_by, applies, window))
         for comp in w.pipeline:
             pipeline_of[comp].append(wid)
         for req in w.requesters:

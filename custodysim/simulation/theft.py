@@ -40,6 +40,8 @@ class World(Protocol):
     rnd: TrialRandom
     daily_out: dict[tuple[str, int], float]
     """The attacker's outflows from each wallet per calendar day, by (wallet, day)."""
+    outflows: dict[str, list[tuple[float, float]]]
+    """The attacker's outflows (time, amount) from each wallet with a rolling limit, in time order."""
 
     @property
     def treasury(self) -> Treasury:
@@ -85,11 +87,13 @@ def binds(rule: Rule, c: Campaign, quorum: Sequence[SignerModel], t: float,
           wallet: WalletModel, takeover: bool = False) -> bool:
     """Whether ``rule`` constrains campaign ``c``'s transaction signed by ``quorum`` at ``t``.
 
-    A takeover meets only the rules that check it (:data:`TAKEOVER_RULES`), and of the wallet's own logic
-    (``chain``) only its time-lock, which holds every transaction the logic executes.
+    A rule checks the transactions it ``applies_to``: a takeover is an administrative action, every other
+    attacker transaction a transfer. A takeover meets only the rules that check it (:data:`TAKEOVER_RULES`),
+    and of the wallet's own logic (``chain``) only its time-lock, which holds every transaction the logic
+    executes.
     """
     enforcer = rule.enforcer
-    if enforcer is None:
+    if enforcer is None or rule.applies_to == ("transfers" if takeover else "admin"):
         return False
     if takeover and (rule.kind not in TAKEOVER_RULES or (enforcer == CHAIN and rule.kind != "delay")):
         return False
@@ -225,6 +229,15 @@ def judge(world: World, c: Campaign, wallet: WalletModel, t: float) -> str | Non
     return None
 
 
+def in_window(world: World, wallet: WalletModel, rule: Rule, t: float) -> list[tuple[float, float]]:
+    """Return the attacker's outflows from ``wallet`` that ``rule``'s rolling window still counts at ``t``.
+
+    An outflow at ``t0`` counts while ``t < t0 + window``: so no window of that length, anywhere in time,
+    sees more than the limit go out.
+    """
+    return [(t0, a) for t0, a in world.outflows.get(wallet.id, ()) if t0 + rule.window > t + EPS]
+
+
 def allowance(world: World, wallet: WalletModel, rules: Sequence[Rule], wanted: float, t: float) -> float:
     """Return how much of ``wanted`` a transfer out of ``wallet`` may take at ``t``: its balance, under ``rules``."""
     amount = min(wanted, world.treasury.balance(wallet.id))
@@ -233,7 +246,15 @@ def allowance(world: World, wallet: WalletModel, rules: Sequence[Rule], wanted: 
             amount = min(amount, r.size)
         elif r.kind == "daily_limit":
             amount = min(amount, r.size - world.daily_out.get((wallet.id, math.floor(t)), 0.0))
+        elif r.kind == "rolling_limit":
+            amount = min(amount, r.size - sum(a for _, a in in_window(world, wallet, r, t)))
     return amount
+
+
+def room_at(world: World, wallet: WalletModel, t: float) -> float:
+    """Return when a rolling limit of ``wallet`` next gives room back: its oldest counted outflow leaves the window."""
+    return min((t0 + r.window for r in wallet.rules if r.kind == "rolling_limit"
+                for t0, _ in in_window(world, wallet, r, t)[:1]), default=math.inf)
 
 
 def attempt(world: World, c: Campaign, wallet: WalletModel, quorum: Sequence[SignerModel],
@@ -264,6 +285,8 @@ def attempt(world: World, c: Campaign, wallet: WalletModel, quorum: Sequence[Sig
     taken = world.treasury.take(wallet.id, amount)
     world.wake_clock()  # a lower balance may bring a top-up request forward
     world.daily_out[(wallet.id, day)] = world.daily_out.get((wallet.id, day), 0.0) + taken
+    if wallet.rolling:
+        world.outflows.setdefault(wallet.id, []).append((now, taken))
     world.watch_outflow(c, wallet, taken, now)
     if delay > 0:
         world.env.process(pending_transfer(world.env, world, c, wallet, taken, now, now + delay, path))
@@ -333,9 +356,9 @@ def drain(env: simpy.Environment, world: World, c: Campaign, wallet: WalletModel
             if result is Attempt.SENT and world.treasury.balance(wallet.id) > EPS:
                 wait = interval  # more to take: the next transfer
             else:
-                # empty or at the daily limit: come back when funds land or the day turns
+                # empty or at a limit: come back when funds land, the day turns or a rolling window gives room
                 next_funds = world.treasury.next_landing(wallet.id) - now
-                wait = max(interval, min(next_funds, math.floor(now) + DAY - now))
+                wait = max(interval, min(next_funds, math.floor(now) + DAY - now, room_at(world, wallet, now) - now))
         yield env.timeout(wait)
 
 
