@@ -131,11 +131,22 @@ class World:
         self._schedule_detection(c, node, now)
         m = self.model
         chances: list[tuple[str, str]] = []
-        for wid, _signer in m.key_holdings.get(node, ()):
-            if (c.label, wid) not in self.draining and choose_quorum(c, m.wallets[wid], now) is not None:
+        keys = c.keys_taken
+        for wid, stored in m.key_holdings.get(node, ()):
+            c.near.add(wid)
+            keys[wid] = taken = keys.get(wid, 0) + stored
+            wallet = m.wallets[wid]
+            # a quorum needs at least `threshold` of the keys it took: only then is one worth looking for
+            if taken >= wallet.threshold and (c.label, wid) not in self.draining \
+                    and choose_quorum(c, wallet, now) is not None:
                 chances.append((wid, "key_theft"))
-        chances += [(wid, "forged_request") for wid in m.requester_of.get(node, ())]
+        requested = m.requester_of.get(node, ())
+        chances += [(wid, "forged_request") for wid in requested]
         tampered = m.pipeline_of.get(node, ())
+        if requested:
+            c.near.update(requested)
+        if tampered:
+            c.near.update(tampered)
         if c.waiting:
             self._watch()  # a campaign waiting to be ready may be ready now
         self._add_tamperer(c, tampered)
@@ -207,15 +218,13 @@ class World:
         return wallet.id not in c.taken_over and (any(c.holds(n, t) for n in wallet.contact_nodes)
                                                   or choose_quorum(c, wallet, t) is not None)
 
-    def near(self, c: Campaign) -> set[str]:
-        """Return the wallets the nodes campaign ``c`` took give it some power over (if it still holds them)."""
-        m = self.model
-        near: set[str] = set()
-        for node in c.held:
-            near.update(wid for wid, _ in m.key_holdings.get(node, ()))
-            near.update(m.pipeline_of.get(node, ()))
-            near.update(m.requester_of.get(node, ()))
-        return near
+    @staticmethod
+    def near(c: Campaign) -> set[str]:
+        """Return the wallets the nodes campaign ``c`` has taken give it some power over (held or revoked since).
+
+        Kept up to date as the campaign takes nodes (:meth:`compromise`); callers must not change it.
+        """
+        return c.near
 
     def _schedule_detection(self, c: Campaign, node: str, since: float) -> None:
         best, by = first_detection(self.model, self.rnd, c, node, since)

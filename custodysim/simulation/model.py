@@ -188,7 +188,7 @@ class CompiledScenario:
     detectors: dict[str, tuple[tuple[str, Distribution], ...]]
     verification: dict[str, tuple[str | None, float]]  # person -> (independent device, probability)
     insiders: dict[str, float]  # person -> acts per horizon
-    key_holdings: dict[str, tuple[tuple[str, int], ...]]  # key store -> (wallet, signer index)
+    key_holdings: dict[str, tuple[tuple[str, int], ...]]  # key store -> (wallet, how many of its keys are there)
     pipeline_of: dict[str, tuple[str, ...]]  # component -> wallets it can tamper with
     requester_of: dict[str, tuple[str, ...]]  # node -> wallets it can request transfers from
     freeze_delay_hours: Distribution
@@ -250,7 +250,7 @@ def compile_scenario(spec: Scenario) -> CompiledScenario:
             monitors[wid].append(Monitor(mid, mon.probability, mon.delay_hours, mon.min_amount_usd))
 
     wallets: dict[str, WalletModel] = {}
-    key_holdings: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    key_holdings: dict[str, dict[str, int]] = defaultdict(dict)
     pipeline_of: dict[str, list[str]] = defaultdict(list)
     requester_of: dict[str, list[str]] = defaultdict(list)
     for wid, w in s.wallets.items():
@@ -262,7 +262,8 @@ def compile_scenario(spec: Scenario) -> CompiledScenario:
         )
         index = {sg.id: sg.index for sg in signers}
         for sg in signers:
-            key_holdings[sg.key_store].append((wid, sg.index))
+            stored = key_holdings[sg.key_store]
+            stored[wid] = stored.get(wid, 0) + 1
             cosigners[wid].add(sg.key_store)
         rules: list[Rule] = []
         p = w.policy
@@ -341,7 +342,7 @@ def compile_scenario(spec: Scenario) -> CompiledScenario:
         verification={pid: (p.verifies_on, p.verification_probability) for pid, p in s.people.items()},
         insiders={pid: p.insider_rate_per_year * horizon / 365.0 for pid, p in s.people.items()
                   if p.insider_rate_per_year > 0},
-        key_holdings={k: tuple(v) for k, v in key_holdings.items()},
+        key_holdings={k: tuple(v.items()) for k, v in key_holdings.items()},
         pipeline_of={k: tuple(v) for k, v in pipeline_of.items()},
         requester_of={k: tuple(v) for k, v in requester_of.items()},
         freeze_delay_hours=s.controls.response.freeze_delay_hours,

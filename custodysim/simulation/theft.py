@@ -253,6 +253,8 @@ def allowance(world: World, wallet: WalletModel, rules: Sequence[Rule], wanted: 
 
 def room_at(world: World, wallet: WalletModel, t: float) -> float:
     """Return when a rolling limit of ``wallet`` next gives room back: its oldest counted outflow leaves the window."""
+    if not wallet.rolling:
+        return math.inf
     return min((t0 + r.window for r in wallet.rules if r.kind == "rolling_limit"
                 for t0, _ in in_window(world, wallet, r, t)[:1]), default=math.inf)
 
