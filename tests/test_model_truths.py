@@ -1,4 +1,4 @@
-"""The truths MODEL.md says the model must show, each on a purpose-built scenario."""
+"""The truths the model must show (docs/model.md states the rules), each on a purpose-built scenario."""
 
 from __future__ import annotations
 

@@ -91,7 +91,9 @@ def _lognormal(median: float, p90: float) -> dict[str, Any]:
     return {"dist": "lognormal", "median": median, "p90": p90}
 
 
-_INCIDENTS = "shared/domain/incidents.md (DMM 2024, Coincheck 2018, Ronin 2022, CoinsPaid 2023 timelines)"
+_INCIDENTS = "docs/sources.md, 'Incidents' (DMM 2024, Coincheck 2018, Ronin 2022, CoinsPaid 2023 timelines)"
+_SESSIONS = "docs/sources.md, 'What the incidents teach about controls': sessions are keys"
+_LESSONS = "docs/sources.md, 'What the incidents teach about controls'"
 _FBI_DMM = "FBI / DC3 / NPA statement on the DMM Bitcoin theft, 23 Dec 2024"
 _CISA_TT = "CISA/FBI/Treasury advisory AA22-108A, TraderTraitor (Apr 2022)"
 _RONIN = "Ronin Network post-mortem, 'Back to Building: Ronin Security Breach Post-Mortem' (Apr 2022)"
@@ -100,7 +102,8 @@ _DBIR = "Verizon DBIR 2024, social engineering: simulated phishing, who clicks a
 _GOOGLE_MFA = ("Google Security Blog, 'New research: How effective is basic account hygiene at preventing "
                "hijacking' (May 2019): security keys stopped all bulk and targeted phishing in the study")
 _CHAINALYSIS = "Chainalysis, 2025 Crypto Crime report: 2024 thefts, private-key compromises 43.8% of value"
-_CONTROLS = "shared/domain/controls.md (Fireblocks TAP, BitGo policies, Safe delay module, Revault, CCSS)"
+_CONTROLS = ("docs/sources.md, 'How custody controls behave' (Fireblocks TAP, BitGo policies, Safe guards and "
+             "delay modifier, Revault, CCSS)")
 _BYBIT = ("FBI public service announcement I-022625-PSA, 'North Korea Responsible for $1.5 Billion Bybit Hack' "
           "(26 Feb 2025), https://www.ic3.gov/PSA/2025/PSA250226; Safe{Wallet} and Sygnia statements on the "
           "compromised developer machine (26 Feb 2025): compromised 4 Feb, one rewritten cold-wallet transfer 21 Feb")
@@ -254,7 +257,7 @@ ENTRIES: tuple[Entry, ...] = (
          Prior("time_days", _lognormal(30, 90), 3, 60, "days from the foothold to the use")),
         "DMM: about 7 weeks from the coding test to the session hijack. Long-lived sessions without device "
         "binding make it likely; device-bound sessions (a control below) make it rare.",
-        "medium", (_FBI_DMM, "shared/domain/controls.md, 'Sessions are a key'")),
+        "medium", (_FBI_DMM, _SESSIONS)),
     Entry(
         "credential_reuse", "movement",
         "Passwords or keys found on a compromised machine (files, password stores, shell history) open "
@@ -273,7 +276,7 @@ ENTRIES: tuple[Entry, ...] = (
          Prior("time_days", _lognormal(14, 45), 3, 30, "days to get there")),
         "A vendor's cloud sessions were hijacked after the attackers failed to enrol their own MFA device; "
         "consoles hold the keys to many servers at once.",
-        "high", ("shared/domain/controls.md, 'What the incidents add'", _CISA_TT)),
+        "high", (_LESSONS, _CISA_TT)),
     Entry(
         "key_store_from_host", "movement",
         "From a server that holds or can use a key store (hot wallet server, HSM client), the attacker "
@@ -283,7 +286,7 @@ ENTRIES: tuple[Entry, ...] = (
          Prior("time_days", _lognormal(3, 14), 0.5, 10, "days to find and use them")),
         "Coincheck's NEM key sat on a networked server; keys encrypted on their own host were decrypted "
         "there in several thefts.",
-        "medium", (_INCIDENTS, "shared/domain/controls.md, 'What the incidents add'")),
+        "medium", (_INCIDENTS, _LESSONS)),
     Entry(
         "lateral_movement", "movement",
         "Generic movement between machines of one network (remote services, stolen admin credentials).",
@@ -321,7 +324,7 @@ ENTRIES: tuple[Entry, ...] = (
         (Prior("factor", 0.2, 0.05, 0.5, "multiplier of p_success"),),
         "The DMM path needed a long-lived session replayed from elsewhere; binding and short lifetimes "
         "close most of it, but an attacker on the device itself can still ride the session.",
-        "medium", (_FBI_DMM, "shared/domain/controls.md, 'Sessions are a key'")),
+        "medium", (_FBI_DMM, _SESSIONS)),
     Entry(
         "segregated_vendor_access", "prevention",
         "Vendor and contractor staff reach the exchange's signing path only through separate, monitored "
@@ -380,7 +383,7 @@ ENTRIES: tuple[Entry, ...] = (
         "enforced_by; it binds while that component is not the attacker's.",
         (),
         "No default number: the whitelist is exact, the limits are the exchange's choice. Its worth comes "
-        "from where it runs (see MODEL.md, truth 3).",
+        "from where it runs: it binds only while its enforcer is not the attacker's (docs/model.md, 'Policies').",
         "low", (_CONTROLS,)),
     Entry(
         "time_delay_with_cancellation", "response",
@@ -388,7 +391,8 @@ ENTRIES: tuple[Entry, ...] = (
         "Adds a time lock of hours to each listed wallet, enforced by enforced_by.",
         (Prior("hours", 24.0, 6.0, 72.0, "hours every transfer waits"),),
         "The Safe delay module's default cooldown is 24 hours; vault designs use hours to days. It only "
-        "helps where detection plus response is faster (MODEL.md, truth 4).",
+        "helps where detection plus the response's freeze come before the lock runs out (docs/model.md, "
+        "'Policies').",
         "low", (_CONTROLS,)),
     Entry(
         "wallet_splitting", "limitation",
@@ -449,6 +453,9 @@ STAGE_TITLES = {
 """Section titles, in the order the reference lists them (FAIR-CAM's prevention, detection, response)."""
 
 
+SOURCES_NOTE = "Every source's public address, and the incident and control facts in full: docs/sources.md."
+
+
 def markdown() -> str:
     """Return the library reference in Markdown: every entry, its defaults, ranges, rationale and sources."""
     lines: list[str] = []
@@ -479,6 +486,7 @@ def describe(e: Entry) -> str:
         lines.append("")
     lines += [f"How chosen (uncertainty {e.uncertainty}): {e.rationale}", "", "Sources:"]
     lines += [f"  - {source}" for source in e.sources]
+    lines += ["", SOURCES_NOTE]
     return "\n".join(lines)
 
 
