@@ -8,10 +8,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# What a user reads or runs: the package (code, templates, the starter), the docs, the scenarios, the READMEs.
+# What a user reads or runs: the package (code, templates, the starter), the docs, the scenarios, the READMEs,
+# and the reports of the reference run (its trials.csv holds numbers only).
 USER_FILES = sorted(
     p for pattern in ("custodysim/**/*.py", "custodysim/**/*.yaml", "custodysim/**/*.j2", "docs/*.md",
-                      "scenarios/**/*.yaml", "scenarios/**/*.md", "*.md", "benchmarks/*.md", "benchmarks/*.py")
+                      "scenarios/**/*.yaml", "scenarios/**/*.md", "*.md", "benchmarks/*.md", "benchmarks/*.py",
+                      "results/*.md", "results/dmm-2024/*.md", "results/dmm-2024/*.html", "results/dmm-2024/*.yaml",
+                      "results/dmm-2024/*.json")
     for p in ROOT.glob(pattern)
 )
 # Material of the team's workspace that users do not have, named in any way.
@@ -27,7 +30,7 @@ def test_the_user_files_are_found():
     """The scan covers the package, the docs, the scenarios and the READMEs (it cannot pass by finding nothing)."""
     names = {_relative(p) for p in USER_FILES}
     assert {"README.md", "docs/model.md", "docs/sources.md", "custodysim/scenario/library.py",
-            "scenarios/dmm-2024.yaml", "scenarios/incidents/README.md"} <= names
+            "scenarios/dmm-2024.yaml", "scenarios/incidents/README.md", "results/dmm-2024/report.html"} <= names
 
 
 @pytest.mark.parametrize("path", USER_FILES, ids=_relative)
