@@ -692,7 +692,7 @@ def test_work_beyond_the_per_trial_bound_refused(old: str, new: str, where: Path
     """Transfers so frequent that one trial would simulate millions of them are refused, not left to hang."""
     text = edit(old, new)
     if where[:2] == ("wallets", "hot"):  # a source that never runs dry and no signing time: refills back to back
-        text = edit("signing_hours: 2", "signing_hours: 0", edit("balance: 5000", "balance: 1e300", text))
+        text = edit("signing_hours: 2", "signing_hours: 0", edit("balance: 5000", "balance: 1e10", text))
     p = _only(text)
     assert p.path == where
     assert "a trial can simulate" in p.message

@@ -618,3 +618,39 @@ def test_target_without_exposure_warns() -> None:
     """A targeted person with no exposure to the technique is reported as a warning (a likely typo)."""
     loaded = load_scenario_text(edit("exposure: {fake_recruiter_test: 0.5}", "exposure: {fake_recruiter: 0.5}"))
     assert any("never fall" in w and "eng" in w for w in loaded.warnings)
+
+
+@pytest.mark.parametrize(("old", "new", "where"), [
+    ("    balance: 5000\n", "    balance: yes\n", ("wallets", "main", "balance")),
+    ("p_success: 0.8", "p_success: on", ("access", 0, "p_success")),
+    ("seed: 1}", "seed: true}", ("settings", "seed")),
+    ("campaigns_per_year: 1\n", "campaigns_per_year: off\n", ("threats", "tt", "campaigns_per_year")),
+])
+def test_a_true_false_value_where_a_number_belongs_is_refused(old: str, new: str, where: tuple) -> None:
+    """YAML's yes/on/true are not read as 1 where a number belongs: refused, naming the field and its line."""
+    text = edit(old, new)
+    p = only_problem(text)
+    assert p.path == where
+    assert "true/false value" in p.message
+    assert p.line == line_of(text, new.strip().rstrip("}"))
+
+
+def test_numbers_in_exponent_notation_are_numbers() -> None:
+    """`5e3` (no dot, which YAML 1.1 would read as text) is the number 5,000, as YAML 1.2 reads it."""
+    loaded = load_scenario_text(edit("    balance: 5000\n", "    balance: 5e3\n"))
+    assert loaded.baseline.wallets["main"].balance == 5000.0
+
+
+@pytest.mark.parametrize(("old", "new", "where", "message"), [
+    ("    balance: 5000\n", "    balance: 1e12\n", ("wallets", "main", "balance"), "beyond the USD 1e+15"),
+    ("price_usd: 60000", "price_usd: 1e308", ("assets", "BTC", "price_usd"), "less than or equal to 1000000000000000"),
+    ("flows: {withdrawals_per_day: 50,", "flows: {withdrawals_per_day: 5e12,", ("wallets", "hot", "flows",
+                                                                                 "withdrawals_per_day"), "beyond"),
+])
+def test_an_amount_whose_usd_value_is_beyond_the_bound_is_refused(old: str, new: str, where: tuple,
+                                                                    message: str) -> None:
+    """An amount or price whose USD value could overflow a year's sums is refused at validation, naming the field."""
+    p = only_problem(edit(old, new))
+    assert p.path == where
+    assert message in p.message
+    assert p.line is not None

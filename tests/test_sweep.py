@@ -229,7 +229,7 @@ def _cli(args: list[str]) -> Any:
     (["--set", "wallets.hott.balance=1,2"], "--set wallets.hott.balance: there is no wallets entry 'hott' "
                                             "(did you mean 'hot'?)"),
     (["--set", "wallets.hot.balance=abc,2"], "--set wallets.hot.balance: wallets.hot.balance: Input should be a "
-                                             "valid number, unable to parse string as a number (got 'abc') "
+                                             "valid number (got 'abc') "
                                              "(at balance=abc)"),
     (["--set", "wallets.hot.balance=[1,2]"], "--set wallets.hot.balance: cannot read the value '[1'"),
     (["--set", "wallets.hot.balance="], "--set wallets.hot.balance: no values given"),

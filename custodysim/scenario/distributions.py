@@ -21,7 +21,7 @@ _Z90 = _STD_NORMAL.inv_cdf(0.9)
 
 
 class _Dist(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, strict=True)
 
     def sample(self, u: float) -> float:
         """Return the quantile of this distribution at ``u`` in [0, 1)."""

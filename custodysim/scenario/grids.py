@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import yaml
 
 from custodysim.errors import OptionError
+from custodysim.scenario.yamlsource import NumbersLoader
 
 MAX_POINTS = 200
 """The most grid points a sweep may run (a scenario may hold as many variants)."""
@@ -75,7 +76,7 @@ def parse_axis(option: str) -> Axis:
 def _scalar(path: str, text: str) -> Any:
     """Return ``text`` read as a YAML scalar, or raise an OptionError naming the path and the value."""
     try:
-        value = yaml.safe_load(text)
+        value = yaml.load(text, Loader=NumbersLoader)  # a safe loader
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or "not valid YAML"
         raise OptionError(f"--set {path}: cannot read the value {text!r} ({problem}); give a number, "

@@ -201,8 +201,11 @@ def _problem_from_pydantic(err: Any, doc: Document, data: Any) -> Problem:
         message += " (an uncertain input is [low, high])"
     scalar_input = "input" in err and not isinstance(err["input"], (dict, list))
     if scalar_input and kind not in ("missing", "extra_forbidden"):
-        shown = repr(err["input"])
-        message += f" (got {shown[:60]}{'...' if len(shown) > 60 else ''})"
+        if isinstance(err["input"], bool):  # YAML reads yes/no/on/off/true/false as one
+            message += " (got a true/false value: YAML reads yes, no, on, off, true and false as one)"
+        else:
+            shown = repr(err["input"])
+            message += f" (got {shown[:60]}{'...' if len(shown) > 60 else ''})"
     return Problem(loc, message, doc.line_of(loc))
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 
 from custodysim.errors import PathT
 from custodysim.scenario.measures import check_measures, effective
-from custodysim.scenario.schema import CHAIN, EXTERNAL, GUARD, TOPUP_RETRY_DAYS, Scenario
+from custodysim.scenario.schema import CHAIN, EXTERNAL, GUARD, MAX_USD, TOPUP_RETRY_DAYS, Limit, Scenario
 
 MAX_LEGIT_TRANSFERS = 200_000
 """Legitimate transfers (scheduled ones and top-ups) one trial may simulate."""
@@ -126,7 +126,41 @@ def _check(s: Scenario) -> Iterator[tuple[PathT, str]]:
         for i, wid in enumerate(mon.wallets or []):
             yield from need(("controls", "outflow_monitoring", cid, "wallets", i), "wallet", wid, wallets)
 
+    yield from _usd_bounds(s)
     yield from _work_bounds(s)
+
+
+def _usd_bounds(s: Scenario) -> Iterator[tuple[PathT, str]]:
+    """Refuse an amount whose USD value, at its asset's highest price, is beyond :data:`MAX_USD`."""
+    for wid, w in s.wallets.items():
+        asset = s.assets.get(w.asset)
+        if asset is None:
+            continue  # a dangling asset is reported above
+        price = max([asset.price_usd, *(p for _, p in asset.price_path)])
+        amounts: list[tuple[PathT, float]] = [(("balance",), w.balance)]
+        if w.flows is not None:
+            amounts += [(("flows", "withdrawals_per_day"), w.flows.withdrawals_per_day),
+                        (("flows", "deposits_per_day"), w.flows.deposits_per_day)]
+        if w.topup is not None:
+            amounts += [(("topup", "cap"), w.topup.cap), (("topup", "low_water"), w.topup.low_water)]
+        amounts += [(("policy", *where, "amount"), rule.amount) for where, rule in w.policy.rules()
+                    if isinstance(rule, Limit)]
+        for where, amount in amounts:
+            if amount * price > MAX_USD:
+                yield ("wallets", wid, *where), _beyond(amount, w.asset, price)
+    for i, t in enumerate(s.operations.transfers):
+        source = s.wallets.get(t.from_wallet)
+        if source is None or source.asset not in s.assets:
+            continue  # a dangling wallet or asset is reported above
+        asset = s.assets[source.asset]
+        price = max([asset.price_usd, *(p for _, p in asset.price_path)])
+        if t.amount * price > MAX_USD:
+            yield ("operations", "transfers", i, "amount"), _beyond(t.amount, source.asset, price)
+
+
+def _beyond(amount: float, asset: str, price: float) -> str:
+    return (f"{amount:g} {asset} at up to USD {price:g} each is USD {amount * price:.3g}, beyond the USD "
+            f"{MAX_USD:.0e} an amount may stand for; check the units (amounts are in the asset, prices in USD)")
 
 
 def _about(n: float) -> str:

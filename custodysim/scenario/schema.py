@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
 
 from custodysim.scenario import library
 from custodysim.scenario.distributions import Distribution, as_distribution
@@ -41,6 +41,10 @@ Dist = Annotated[
 Probability = Annotated[float, Field(ge=0, le=1)]
 Amount = Annotated[float, Field(ge=0)]
 AnnualCost = Annotated[float, Field(ge=0, le=1e13)]
+MAX_USD = 1e15
+"""The largest USD value an amount, a price or their product may stand for (ten times the world's yearly
+output): beyond it, sums over a year of trials would lose their precision and, far beyond, overflow."""
+Usd = Annotated[float, Field(ge=0, le=MAX_USD)]
 """A control's cost in USD a year (licences, staff time, hardware): at most USD 10 trillion."""
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
@@ -77,9 +81,13 @@ TOPUP_RETRY_DAYS = 1.0
 
 
 class Spec(BaseModel):
-    """Base of every spec: immutable, unknown keys refused, no NaN or infinity."""
+    """Base of every spec: immutable, unknown keys refused, no NaN or infinity, strict types.
 
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, validate_default=True)
+    Strict: a number field takes numbers only (YAML's ``yes``, ``on`` or ``true`` is refused, not read as 1),
+    a text field text only.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, validate_default=True, strict=True)
 
 
 def _prior(name: str, field: str) -> Any:
@@ -99,8 +107,10 @@ class Settings(Spec):
 class Asset(Spec):
     """An asset and its USD price; ``price_path`` steps the price at the given days."""
 
-    price_usd: float = Field(gt=0)
-    price_path: list[tuple[Annotated[float, Field(ge=0)], Annotated[float, Field(gt=0)]]] = []
+    price_usd: float = Field(gt=0, le=MAX_USD)
+    # a [day, price] list is read as a tuple (not strict), its two numbers stay strictly numbers
+    price_path: list[Annotated[tuple[Annotated[float, Strict(), Field(ge=0)],
+                                     Annotated[float, Strict(), Field(gt=0, le=MAX_USD)]], Strict(False)]] = []
 
     @model_validator(mode="after")
     def _days_ascending(self) -> Asset:
@@ -426,7 +436,7 @@ class Wallet(Spec):
 class ScheduledTransfer(Spec):
     """A recurring legitimate transfer (rebalancing, settlement): an opportunity for a tamperer."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, populate_by_name=True,
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, populate_by_name=True, strict=True,
                               validate_default=True)
 
     from_wallet: Id = Field(alias="from")
@@ -460,7 +470,7 @@ class AccessEdge(Spec):
     With a library technique, a left-out ``p_success`` or ``time_days`` takes the library's default.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, populate_by_name=True,
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, populate_by_name=True, strict=True,
                               validate_default=True)
 
     from_node: Id = Field(alias="from")
@@ -543,7 +553,7 @@ class OutflowMonitor(Spec):
     wallets: list[Id] | None = None
     probability: Probability
     delay_hours: Dist = 0.0  # type: ignore[assignment]
-    min_amount_usd: Amount = 0.0
+    min_amount_usd: Usd = 0.0
     annual_cost_usd: AnnualCost = 0.0
 
 
@@ -560,7 +570,7 @@ class Response(Spec):
 class Measure(Spec):
     """A control of the library, switched on; every parameter left out takes the library's default."""
 
-    annual_cost_usd: Amount = 0.0
+    annual_cost_usd: AnnualCost = 0.0
 
 
 class AwarenessTraining(Measure):
@@ -605,7 +615,7 @@ class OutflowMonitoringMeasure(Measure):
     wallets: list[Id] | None = None
     probability: Probability = _prior("outflow_monitoring", "probability")
     delay_hours: Dist = _prior("outflow_monitoring", "delay_hours")
-    min_amount_usd: Amount = 0.0
+    min_amount_usd: Usd = 0.0
 
 
 class BalanceAlerts(OutflowMonitoringMeasure):
@@ -699,15 +709,15 @@ class Variant(Spec):
 class Insurance(Spec):
     """An insurance layer over a trial's loss: ``covered_share`` of the loss above the deductible, at most the limit."""
 
-    deductible_usd: Amount = 0.0
-    limit_usd: Annotated[float, Field(gt=0)]
+    deductible_usd: Usd = 0.0
+    limit_usd: Annotated[float, Field(gt=0, le=MAX_USD)]
     covered_share: Probability = 1.0
 
 
 class Finance(Spec):
     """What can absorb a loss: the owner's capital, and an insurance layer in front of it."""
 
-    capital_usd: Amount | None = None
+    capital_usd: Usd | None = None
     insurance: Insurance | None = None
 
     @model_validator(mode="after")

@@ -9,6 +9,7 @@ the file.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,8 +37,23 @@ def _is_text(node: yaml.Node) -> bool:
     return isinstance(node, yaml.ScalarNode) and node.tag in (_STR_TAG, _VALUE_TAG)
 
 
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, stopped as soon as the file holds more than MAX_SOURCE_NODES values."""
+class NumbersLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that also reads ``1e6`` and ``-2E-3`` as numbers, as YAML 1.2 does.
+
+    YAML 1.1 wants a dot in a float's mantissa, so PyYAML reads ``1e6`` as text; the schema takes numbers
+    only where numbers belong (never text, never true/false), so the loader must give it one.
+    """
+
+    yaml_implicit_resolvers = {  # noqa: RUF012 (PyYAML's class-level table, copied so that SafeLoader's stays as it is)
+        key: list(value) for key, value in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
+NumbersLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+class _Loader(NumbersLoader):
+    """The numbers loader, stopped as soon as the file holds more than MAX_SOURCE_NODES values."""
 
     def __init__(self, text: str) -> None:
         super().__init__(text)
