@@ -41,11 +41,12 @@ Dist = Annotated[
 Probability = Annotated[float, Field(ge=0, le=1)]
 Amount = Annotated[float, Field(ge=0)]
 AnnualCost = Annotated[float, Field(ge=0, le=1e13)]
+"""A control's cost in USD a year (licences, staff time, hardware): at most USD 10 trillion."""
 MAX_USD = 1e15
 """The largest USD value an amount, a price or their product may stand for (ten times the world's yearly
 output): beyond it, sums over a year of trials would lose their precision and, far beyond, overflow."""
 Usd = Annotated[float, Field(ge=0, le=MAX_USD)]
-"""A control's cost in USD a year (licences, staff time, hardware): at most USD 10 trillion."""
+"""A USD amount (a deductible, a limit, capital): at most :data:`MAX_USD`."""
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
