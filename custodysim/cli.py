@@ -22,7 +22,7 @@ from rich.table import Table
 
 from custodysim import __version__
 from custodysim.errors import CustodysimError, RunInterrupted
-from custodysim.formatting import narrowing, number, pct, usd
+from custodysim.formatting import narrowing, number, pct, terminal_text, usd
 from custodysim.reporting.stories import tell
 from custodysim.running.executors import default_workers
 from custodysim.running.rows import MAX_ROWS
@@ -39,10 +39,25 @@ app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
     help="Simulate what a crypto exchange's custody architecture would lose to a real attacker.",
 )
+
+
+class _Terminal(Console):
+    """A console that prints what a scenario says as text: no rich markup, no highlighting, no control characters.
+
+    A description or technique may hold ``[/x]`` (rich markup) or an escape sequence that would clear or
+    recolour the reader's terminal; neither acts here. Tables take the console's no-markup default too.
+    """
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("markup", False)
+        kwargs.setdefault("highlight", False)
+        super().print(*(terminal_text(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
 # Piped output is not squeezed into 80 columns: tables stay readable in logs and CI.
 # No emoji codes: "file.yaml:100:" must not become a picture.
-out = Console(width=None if sys.stdout.isatty() else 120, emoji=False)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 120, emoji=False)
+out = _Terminal(width=None if sys.stdout.isatty() else 120, emoji=False, markup=False, highlight=False)
+err = _Terminal(stderr=True, width=None if sys.stderr.isatty() else 120, emoji=False, markup=False, highlight=False)
 
 
 # Options that several commands share.
@@ -421,7 +436,7 @@ def compare(
 def _progress() -> Progress:
     # Redrawn as chunks complete, not by a refresh thread: with no thread running, worker processes can
     # be forked (they start at once, with everything imported) instead of going through a fork server.
-    return Progress(TextColumn("{task.description:<26}"), BarColumn(), MofNCompleteColumn(),
+    return Progress(TextColumn("{task.description:<26}", markup=False), BarColumn(), MofNCompleteColumn(),
                     TimeRemainingColumn(), console=err, transient=True, auto_refresh=False)
 
 

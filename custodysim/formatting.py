@@ -1,6 +1,8 @@
-"""How money, shares and asset amounts are written in every report and table."""
+"""How money, shares and asset amounts are written in every report and table, and user text made inert."""
 
 from __future__ import annotations
+
+import re
 
 
 def usd(x: float | None) -> str:
@@ -42,3 +44,26 @@ def narrowing(paired: list[float], unpaired: list[float]) -> str:
 def number(x: float | None, digits: int = 1) -> str:
     """Format a plain figure with ``digits`` decimals and thousands separators; ``n/a`` for None."""
     return "n/a" if x is None else f"{x:,.{digits}f}"
+
+
+_MARKDOWN_ACTIVE = str.maketrans({c: "\\" + c for c in "\\<>[]&|`"})
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def markdown_text(value: object) -> str:
+    """Return ``value`` as Markdown that shows its text and does nothing else.
+
+    Every character through which text becomes markup, a link or HTML in a Markdown renderer (``<``,
+    ``>``, ``[``, ``]``, ``&``, backquotes, table pipes, backslashes) is backslash-escaped: a scenario's
+    ``<script>`` or ``[x](javascript:...)`` is shown as written, never run or linked.
+    """
+    return str(value).translate(_MARKDOWN_ACTIVE)
+
+
+def terminal_text(value: object) -> str:
+    """Return ``value`` without terminal escape sequences or control characters (newlines and tabs stay).
+
+    What a scenario names is printed as text: it can neither clear nor recolour the reader's terminal.
+    """
+    return _CONTROL.sub("", _ANSI.sub("", str(value)))

@@ -10,7 +10,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from custodysim.analysis.frontier import efficient_names, frontier_rows
-from custodysim.formatting import amount, narrowing, number, pct, usd
+from custodysim.formatting import amount, markdown_text, narrowing, number, pct, usd
 from custodysim.running.rows import VariantRows
 
 OUTCOMES = {
@@ -25,12 +25,14 @@ OUTCOMES = {
 
 def template_env(autoescape: bool = False) -> Environment:
     """Return the Jinja environment of the reports, with the number-formatting filters."""
+    # Markdown has no autoescape: every value a Markdown template prints is made inert text instead
+    # (a scenario's description may hold HTML or links; a table cell's text may hold a pipe).
     env = Environment(loader=PackageLoader("custodysim.reporting", "templates"), undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=autoescape)
+                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=autoescape,
+                      finalize=None if autoescape else markdown_text)
     env.filters["usd"] = usd
     env.filters["pct"] = pct
     env.filters["amount"] = amount
-    env.filters["md"] = lambda s: str(s).replace("|", "\\|")  # text inside a Markdown table cell
     env.globals["narrowing"] = narrowing
     env.globals["num"] = number
     return env
