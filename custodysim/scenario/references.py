@@ -136,7 +136,7 @@ def _usd_bounds(s: Scenario) -> Iterator[tuple[PathT, str]]:
         asset = s.assets.get(w.asset)
         if asset is None:
             continue  # a dangling asset is reported above
-        price = max([asset.price_usd, *(p for _, p in asset.price_path)])
+        price = asset.highest_price
         amounts: list[tuple[PathT, float]] = [(("balance",), w.balance)]
         if w.flows is not None:
             amounts += [(("flows", "withdrawals_per_day"), w.flows.withdrawals_per_day),
@@ -153,7 +153,7 @@ def _usd_bounds(s: Scenario) -> Iterator[tuple[PathT, str]]:
         if source is None or source.asset not in s.assets:
             continue  # a dangling wallet or asset is reported above
         asset = s.assets[source.asset]
-        price = max([asset.price_usd, *(p for _, p in asset.price_path)])
+        price = asset.highest_price
         if t.amount * price > MAX_USD:
             yield ("operations", "transfers", i, "amount"), _beyond(t.amount, source.asset, price)
 

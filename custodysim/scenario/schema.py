@@ -120,6 +120,11 @@ class Asset(Spec):
             raise ValueError("price_path steps must be in order of day")
         return self
 
+    @property
+    def highest_price(self) -> float:
+        """Return the highest USD price the asset reaches (at the start or along its price path)."""
+        return max([self.price_usd, *(price for _, price in self.price_path)])
+
     def price_at(self, day: float) -> float:
         """Return the USD price in force on ``day``."""
         price = self.price_usd

@@ -218,14 +218,6 @@ class World:
         return wallet.id not in c.taken_over and (any(c.holds(n, t) for n in wallet.contact_nodes)
                                                   or choose_quorum(c, wallet, t) is not None)
 
-    @staticmethod
-    def near(c: Campaign) -> set[str]:
-        """Return the wallets the nodes campaign ``c`` has taken give it some power over (held or revoked since).
-
-        Kept up to date as the campaign takes nodes (:meth:`compromise`); callers must not change it.
-        """
-        return c.near
-
     def _schedule_detection(self, c: Campaign, node: str, since: float) -> None:
         best, by = first_detection(self.model, self.rnd, c, node, since)
         if best < self.model.horizon:
@@ -487,7 +479,7 @@ class World:
     def _reach(self, c: Campaign, t: float) -> set[str]:
         """Return the wallets campaign ``c`` can act on at ``t``."""
         out: set[str] = set(c.taken_over)
-        for wid in self.near(c) - out:
+        for wid in c.near - out:
             w = self.model.wallets[wid]
             if c.usable_signers(w, t) or any(c.holds(n, t) for n in w.contact_nodes):
                 out.add(wid)

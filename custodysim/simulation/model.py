@@ -98,6 +98,11 @@ class WalletModel:
         return min((r.size for r in self.rules if r.kind == "per_transfer_limit" and r.enforcer), default=math.inf)
 
     @cached_property
+    def enforcers(self) -> frozenset[str | None]:
+        """Return the components that enforce the wallet's rules (an attacker's quorum leaves them out if it can)."""
+        return frozenset(r.enforcer for r in self.rules)
+
+    @cached_property
     def rolling(self) -> bool:
         """Whether the wallet has a rolling limit (whose window counts the attacker's outflows)."""
         return any(r.kind == "rolling_limit" for r in self.rules)
@@ -268,11 +273,13 @@ def compile_scenario(spec: Scenario) -> CompiledScenario:
         rules: list[Rule] = []
         p = w.policy
         for where, rule in p.rules():
-            kind = "rolling_limit" if isinstance(rule, RollingLimit) else str(where[0])
-            size = rule.amount if isinstance(rule, Limit) else 0.0
-            if isinstance(rule, Delay):
+            kind, size, window = str(where[0]), 0.0, 0.0
+            if isinstance(rule, RollingLimit):
+                kind, size, window = "rolling_limit", rule.amount, rule.hours / DAY_HOURS
+            elif isinstance(rule, Limit):
+                size = rule.amount
+            elif isinstance(rule, Delay):
                 size = rule.hours / DAY_HOURS
-            window = rule.hours / DAY_HOURS if isinstance(rule, RollingLimit) else 0.0
             # a rule against logic changes checks administrative actions only (its `all` is theirs)
             applies = "admin" if kind == "no_logic_changes" else rule.applies_to
             rules.append(Rule(kind, size, rule.enforced_by, applies, window))

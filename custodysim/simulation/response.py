@@ -2,12 +2,12 @@
 
 An alarm is raised by one organisation: the owner of the node where a compromise is detected, or the
 exchange for an alarm about a wallet (a signer's veto, a blocked transaction, outflow monitoring). That
-organisation revokes the campaign's footholds in its own people and systems after the revoke delay. An
-alarm is passed on: every other organisation is told after its own delay (``organisations.<id>.notified``),
-then responds as to an alarm of its own, but finds the campaign's footholds in its systems only with its
-``finds_probability``. Alarms raised while the last round of telling is still going are not passed on
-again; the next one is, and each round is a new chance to find the attacker. Once an organisation has revoked them, the
-campaign holds nothing there and can take nothing there: its plan is redrawn without it.
+organisation revokes the campaign's footholds in its own people and systems after the revoke delay. An alarm
+is passed on: every other organisation is told after its own delay (``organisations.<id>.notified``), then
+responds as to an alarm of its own, but finds the campaign's footholds in its systems only with its
+``finds_probability``. Alarms raised while the last round of telling is still going are not passed on again;
+the next one is, and each round is a new chance to find the attacker. Once an organisation has revoked them,
+the campaign holds nothing there and can take nothing there: its plan is redrawn without it.
 
 Both :class:`~custodysim.simulation.engine.World` and the harmless replay use these rules, so that the two
 agree event for event. The exchange's own side of a response (freezing wallets, rotating keys) is the

@@ -68,9 +68,6 @@ class World(Protocol):
     def watch_outflow(self, c: Campaign, wallet: WalletModel, amount: float, sent: float) -> None:
         """Outflow monitoring may notice an attacker transfer, after its delay."""
 
-    def near(self, c: Campaign) -> set[str]:
-        """Return the wallets the nodes campaign ``c`` took give it some power over."""
-
     def can_strike(self, c: Campaign, wallet: WalletModel, t: float) -> bool:
         """Whether campaign ``c`` could strike ``wallet`` at ``t``."""
 
@@ -115,7 +112,7 @@ def choose_quorum(c: Campaign, wallet: WalletModel, t: float) -> list[SignerMode
     usable = c.usable_signers(wallet, t)
     if len(usable) < wallet.threshold:
         return None
-    enforcing = {r.enforcer for r in wallet.rules}
+    enforcing = wallet.enforcers
     usable.sort(key=lambda s: s.key_store in enforcing)
     if len(wallet.groups) == 1:
         return usable[: wallet.threshold]
@@ -184,7 +181,7 @@ def strikes_now(world: World, c: Campaign, wallet: WalletModel, path: str, t: fl
         c.waiting[wallet.id] = min(c.next_step_after(t), c.first_chance + s.max_wait_days)
         return False
     if s.aim == "largest" and wallet.id not in c.struck:
-        others = world.near(c) - c.struck - {wallet.id}
+        others = c.near - c.struck - {wallet.id}
         if others:
             mine = value_usd(world, wallet, t)
             wallets = world.model.wallets
