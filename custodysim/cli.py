@@ -23,6 +23,7 @@ from rich.table import Table
 from custodysim import __version__
 from custodysim.errors import CustodysimError, RunInterrupted
 from custodysim.formatting import narrowing, number, pct, terminal_text, usd
+from custodysim.reporting.report import key_loss
 from custodysim.reporting.stories import tell
 from custodysim.running.executors import default_workers
 from custodysim.running.rows import MAX_ROWS
@@ -465,7 +466,21 @@ def _print_summary(summary: dict[str, Any]) -> None:
         achieved = ", ".join(f"{name} {pct(a)}" for name, a in p["achieved"].items())
         out.print(f"Stopped after {summary['trials']:,} trials per variant ({why}; target {pct(p['target'])}). "
                   f"95% CI half-width / expected loss: {achieved}", markup=False, highlight=False, soft_wrap=True)
+    _print_key_loss(summary)
     _print_costs(summary)
+
+
+def _print_key_loss(summary: dict[str, Any]) -> None:
+    """Print what lost keys cost each variant, apart from theft (only if some variant locks a wallet)."""
+    lost = key_loss(summary)
+    if not lost:
+        return
+    table = _table("Lost keys: expected loss = theft + lock-out", "years locked", "years locked out",
+                   "lock-out loss", "theft loss")
+    for name, k in lost.items():
+        theft = summary["variants"][name]["expected_loss_usd"] - k["expected_loss_usd"]
+        table.add_row(name, pct(k["p_locked"]), pct(k["p_lock_out"]), usd(k["expected_loss_usd"]), usd(theft))
+    out.print(table)
 
 
 def _print_costs(summary: dict[str, Any]) -> None:

@@ -18,7 +18,12 @@ def usd(x: float | None) -> str:
 
 
 def pct(x: float) -> str:
-    """Format a share as a percentage with one decimal: ``13.2%`` (never ``-0.0%``)."""
+    """Format a share as a percentage with one decimal: ``13.2%`` (never ``-0.0%``).
+
+    A share above 0 that would round to 0 is ``<0.1%``: a rare event is not a zero.
+    """
+    if 0 < x < 0.0005:
+        return "<0.1%"
     return f"{round(100 * x, 1) + 0.0:.1f}%"  # + 0.0 turns -0.0 into 0.0
 
 

@@ -26,6 +26,7 @@ from custodysim.scenario.schema import (
     IndependentVerification,
     InitialAccess,
     Insurance,
+    KeyLoss,
     Limit,
     Measure,
     Measures,
@@ -67,7 +68,7 @@ DOCUMENTED: tuple[type[BaseModel], ...] = (
     Detection, OutflowMonitor, Response, Controls, Variant, Measures, Measure, AwarenessTraining, PhishingResistantMfa,
     DeviceBoundSessions, SegregatedVendorAccess, EndpointDetection, OutflowMonitoringMeasure, BalanceAlerts,
     IndependentVerification, IndependentPolicyEngine, TimeDelayWithCancellation, WalletSplitting,
-    Finance, Insurance, Notification, NoLogicChanges, Strike, Verification,
+    Finance, Insurance, Notification, NoLogicChanges, Strike, Verification, KeyLoss,
     Fixed, Uniform, Exponential, LogNormal, Triangular,
 )
 

@@ -27,6 +27,7 @@ from custodysim.scenario.distributions import poisson_quantile, poisson_quantile
 from custodysim.scenario.loader import load_scenario
 from custodysim.simulation.campaigns import sample_campaigns, screen_trials
 from custodysim.simulation.engine import TrialResult, World, replay_harmless, simulate_trial
+from custodysim.simulation.keyloss import locks
 from custodysim.simulation.model import CompiledScenario, compile_scenario
 from custodysim.simulation.randomness import TrialRandom, uniform, uniform_array
 from custodysim.simulation.treasury import QuietTimeline, Treasury, quiet_timeline
@@ -45,7 +46,7 @@ def _plain_world(model: CompiledScenario, seed: int, trial: int) -> TrialResult:
     horizon run one by one.
     """
     rnd = TrialRandom(seed, trial)
-    world = World(model, rnd, sample_campaigns(model, rnd))
+    world = World(model, rnd, sample_campaigns(model, rnd), locks=locks(model, rnd))
     with mock.patch.object(QuietTimeline, "at", lambda self, t: Treasury(model)), \
             mock.patch.object(Treasury, "_skip_dry", lambda self, limit: False), \
             mock.patch.object(World, "_finish_operations", lambda self: self.treasury.advance(model.horizon)), \

@@ -310,7 +310,7 @@ def test_cli_runs_on_a_dask_cluster(dask_cluster, one_worker, tmp_path):
 # --- compact rows ---------------------------------------------------------------------------------------------
 
 INTEGER_COLUMNS = {"trial", "campaigns", "footholds", "transfers_signed", "transfers_delayed", "signing_ceremonies",
-                   "transfers_blocked"}
+                   "transfers_blocked", "locks"}
 ODD_TEXTS = ["", "a,b", 'say "hi"', "line\nbreak", "plain", "ünïcode > x"]
 
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from custodysim.simulation.campaigns import sample_campaigns
 from custodysim.simulation.engine import World
+from custodysim.simulation.keyloss import locks
 from custodysim.simulation.model import compile_scenario
 from custodysim.simulation.randomness import TrialRandom
 from custodysim.simulation.treasury import Treasury
@@ -21,6 +22,10 @@ balance = st.floats(min_value=1.0, max_value=1000.0)
 prob = st.floats(min_value=0.0, max_value=1.0)
 likely = st.floats(min_value=0.3, max_value=1.0)  # edges and campaigns that often get somewhere
 hours = st.floats(min_value=0.0, max_value=72.0)
+key_loss = st.one_of(st.none(), st.fixed_dictionaries(
+    {"rate_per_year": st.floats(0.0, 20.0)},
+    optional={"recovery_days": st.floats(0.5, 400.0), "unrecoverable_probability": prob}).filter(
+    lambda k: "recovery_days" in k or "unrecoverable_probability" not in k))
 
 
 @st.composite
@@ -52,7 +57,8 @@ def scenarios(draw):
         "vault": {"asset": "BTC", "tier": "warm", "balance": draw(balance) * 10,
                   "custody": {"scheme": "multisig", "threshold": draw(st.integers(1, k)),
                               "signers": [{"id": f"v{i}", "holder": h, "key_store": "vault_hsm"}
-                                          for i, h in enumerate(holders)]},
+                                          for i, h in enumerate(holders)],
+                              "key_loss": draw(key_loss)},
                   "pipeline": ["ui"], "policy": dict(policy)},
         "cold": {"asset": "BTC", "tier": "cold", "balance": draw(amount),
                  "custody": {"scheme": "single", "signers": [{"id": "c", "holder": "alice", "key_store": "dev_alice"}]}},
@@ -101,7 +107,7 @@ def _run_checked(doc, trial):
     """Run one trial; return (world, initial balances), failing if a balance ever goes negative."""
     model = compile_scenario(load(doc).baseline)
     rnd = TrialRandom(11, trial)
-    world = World(model, rnd, sample_campaigns(model, rnd))
+    world = World(model, rnd, sample_campaigns(model, rnd), locks=locks(model, rnd))
     original = Treasury.advance
 
     def checked(self, t):
@@ -123,10 +129,11 @@ PROPERTY = settings(max_examples=int(os.environ.get("STRESS_EXAMPLES", "60")), d
 @PROPERTY
 @given(doc=scenarios(), trial=st.integers(0, 10_000))
 def test_funds_are_conserved(doc, trial):
-    """Wallets at the end + in flight + withdrawn + sent out + stolen - deposited = wallets at the start."""
+    """Wallets at the end + in flight + withdrawn + sent out + stolen + locked out - deposited = wallets at the start."""
     world, initial = _run_checked(doc, trial)
     t = world.treasury
-    end = t.total("BTC") + t.withdrawn["BTC"] + t.sent_out["BTC"] + t.stolen["BTC"] - t.deposited["BTC"]
+    end = (t.total("BTC") + t.withdrawn["BTC"] + t.sent_out["BTC"] + t.stolen["BTC"] + t.locked["BTC"]
+           - t.deposited["BTC"])
     start = sum(initial.values())
     assert abs(end - start) <= 1e-6 * max(1.0, start, t.deposited["BTC"])
 
@@ -139,7 +146,7 @@ def test_loss_never_exceeds_what_the_attacker_could_reach(doc, trial):
     for wid, lost in world.loss_by_wallet.items():  # price 1 USD: USD loss = native units
         state = world.treasury.wallets[wid]
         assert lost <= initial[wid] + state.credited + 1e-6
-    assert abs(sum(world.loss.values()) - world.treasury.stolen["BTC"]) < 1e-6
+    assert abs(sum(world.loss.values()) - world.treasury.stolen["BTC"] - world.treasury.locked["BTC"]) < 1e-6
 
 
 @PROPERTY

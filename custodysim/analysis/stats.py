@@ -46,6 +46,7 @@ def variant_figures(rows: VariantRows, assets: list[str], wallets: list[str],
         "max_loss_native": {a: float(np.max(num[f"loss_{a}"], initial=0.0)) for a in assets},
         "loss_by_path_usd": {p: float(np.mean(num[f"loss_usd_{p}"])) for p in PATH_TYPES},
         "loss_by_wallet_usd": {w: float(np.mean(num[f"loss_usd_wallet_{w}"])) for w in wallets},
+        "key_loss": key_loss_figures(num["loss_usd_lock_out"], num["locks"]),
         "stops_by_control": {k: {"trials": v, "share": v / n} for k, v in stops.most_common()},
         "outcomes": dict(Counter(rows.categorical("outcome").counts()).most_common()),
         "operations": {
@@ -58,6 +59,25 @@ def variant_figures(rows: VariantRows, assets: list[str], wallets: list[str],
             "transfers_blocked_mean": _mean_or_none(num["transfers_blocked"]),
             "signing_ceremonies_per_year": _per_year(_mean_or_none(num["signing_ceremonies"]), horizon_days),
         },
+    }
+
+
+def key_loss_figures(lost_usd: np.ndarray, locks: np.ndarray) -> dict[str, Any]:
+    """Return what lost keys cost a variant, apart from theft.
+
+    ``p_locked`` is the share of years in which some wallet is locked at least once (too few keys to sign,
+    for a while or for good), ``p_lock_out`` the share in which one is locked for good, and
+    ``expected_loss_usd`` the expected loss of those lock-outs (part of the variant's expected loss).
+    """
+    mean, low, high = mean_ci(lost_usd)
+    n = len(lost_usd)
+    return {
+        "p_locked": float(np.mean(locks > 0)) if n else 0.0,
+        "locks_mean": float(np.mean(locks)) if n else 0.0,
+        "p_lock_out": float(np.mean(lost_usd > 0)) if n else 0.0,
+        "expected_loss_usd": mean,
+        # a loss is never negative, whatever the normal approximation says of a rare one
+        "expected_loss_ci95_usd": [max(low, 0.0), high],
     }
 
 

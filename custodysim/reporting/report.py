@@ -41,7 +41,8 @@ def template_env(autoescape: bool = False) -> Environment:
 def render_markdown(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
     """Render report.md from a run's summary and manifest."""
     frontier = frontier_context(summary["variants"])
-    return template_env().get_template("report.md.j2").render(s=summary, m=manifest, **frontier)
+    return template_env().get_template("report.md.j2").render(s=summary, m=manifest, key_loss=key_loss(summary),
+                                                              **frontier)
 
 
 def frontier_context(variants: dict[str, dict[str, Any]], unit: str = "variant") -> dict[str, Any]:
@@ -98,6 +99,7 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], rows: list[Va
         "native": {r.name: _native_var99(r) for r in ordered},
         "assets": list(summary["variants"][baseline]["expected_loss_native"]),
         "paths": _nonzero_keys(summary, "loss_by_path_usd"),
+        "key_loss": key_loss(summary),
         "wallets": _nonzero_keys(summary, "loss_by_wallet_usd"),
         "controls": _controls(summary, ordered),
         "outcomes": _outcomes(summary),
@@ -112,6 +114,12 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], rows: list[Va
         **frontier_context(summary["variants"]),
     }
     return template_env(autoescape=True).get_template("report.html.j2").render(**context)
+
+
+def key_loss(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Return each variant's lost-key figures; nothing if no variant ever locks a wallet (or the run predates them)."""
+    figures = {n: v["key_loss"] for n, v in summary["variants"].items() if "key_loss" in v}
+    return figures if any(f["p_locked"] > 0 for f in figures.values()) else {}
 
 
 def by_total_cost(summary: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

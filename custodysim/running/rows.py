@@ -7,6 +7,7 @@ tuple of the strings those codes stand for.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -22,9 +23,11 @@ ROW_BYTES = 220
 """Memory per trial row, for the limit's message: 8 bytes per numeric column (25 in dmm-2024) and 4 per text column."""
 LOSS_USD = 1
 """The index of ``loss_usd`` among the numeric columns (after ``trial``)."""
-LATER_COLUMNS = ("signing_ceremonies", "transfers_blocked")
-"""Numeric columns added after the first release: a run folder written before them lacks them, and
-reading it back fills them with NaN (figures computed from them are then null)."""
+LATER_COLUMNS = {"signing_ceremonies": math.nan, "transfers_blocked": math.nan, "loss_usd_lock_out": 0.0,
+                 "locks": 0.0}
+"""Numeric columns added after the first release, with what a run folder written before them reads back:
+NaN for a figure it did not record (figures computed from it are then null), 0 for what its model could
+not have (no key was ever lost)."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ class Columns:
             *(f"loss_usd_{p}" for p in PATH_TYPES), *(f"loss_usd_wallet_{w}" for w in self.wallets),
             "campaigns", "footholds", "t_first_access_days", "t_first_theft_days", "t_first_alarm_days",
             "withdrawal_delay_mean_hours", "withdrawals_delayed_share", "transfers_signed",
-            "transfers_delayed", "transfer_delay_hours", *LATER_COLUMNS,
+            "transfers_delayed", "transfer_delay_hours", "signing_ceremonies", "transfers_blocked", "locks",
         ]
 
     text = ("path_type", "outcome", "wallets_hit", "stopped_by", "attack_path")

@@ -92,7 +92,7 @@ def read_trials_csv(path: Path) -> tuple[list[VariantRows], Columns]:
         if header is None:
             raise ValueError("trials.csv is empty")
         columns = _columns_of(header)
-        # A run written before the later columns lacks them: they read back as NaN.
+        # A run written before the later columns lacks them: they read back as LATER_COLUMNS says.
         present = [c for c in columns.numeric if c not in LATER_COLUMNS or c in header]
         if header != ["variant", *present, *Columns.text]:
             raise ValueError("unexpected columns in trials.csv")
@@ -123,7 +123,7 @@ def _add_block(builders: dict[str, RowsBuilder], name: str, block: list[list[str
     n_num = len(where)
     numbers = np.array([[float(x) if x != "" else math.nan for x in r[1:1 + n_num]] for r in block])
     if n_num < len(columns.numeric):
-        full = np.full((len(block), len(columns.numeric)), math.nan)
+        full = np.tile(np.array([LATER_COLUMNS.get(c, math.nan) for c in columns.numeric]), (len(block), 1))
         full[:, where] = numbers
         numbers = full
     builders[name].add(Chunk.from_texts(numbers, [r[1 + n_num:] for r in block]))
@@ -138,5 +138,6 @@ def _columns_of(header: list[str]) -> Columns:
         raise ValueError("unexpected columns in trials.csv") from None
     assets = tuple(c[len("loss_"):] for c in header[header.index("loss_usd") + 1:first_path])
     prefix = "loss_usd_wallet_"
-    wallets = tuple(c[len(prefix):] for c in header[first_path + len(PATH_TYPES):first_after_wallets])
+    paths = sum(f"loss_usd_{p}" in header for p in PATH_TYPES)  # a run written before lock-outs has one fewer
+    wallets = tuple(c[len(prefix):] for c in header[first_path + paths:first_after_wallets])
     return Columns(assets, wallets)

@@ -35,6 +35,7 @@ from custodysim.scenario.schema import Scenario
 from custodysim.simulation.campaigns import Campaign, sample_campaigns, screen_trials
 from custodysim.simulation.engine import World
 from custodysim.simulation.harmless import Harmless, replay_harmless
+from custodysim.simulation.keyloss import locks, may_lock
 from custodysim.simulation.model import CompiledScenario, compile_scenario
 from custodysim.simulation.randomness import TrialRandom
 from custodysim.simulation.results import PATH_TYPES, TrialResult, outcome
@@ -78,7 +79,7 @@ def row_of(trial: int, r: TrialResult, cols: Columns) -> tuple[list[float], list
         ops.wait_usd_days * 24 / price_w if price_w > 0 else 0.0,
         ops.delayed_withdrawals_usd / price_w if price_w > 0 else 0.0,
         float(ops.transfers_signed), float(ops.transfers_delayed), ops.transfer_delay_days * 24,
-        float(ops.ceremonies), float(ops.transfers_blocked),
+        float(ops.ceremonies), float(ops.transfers_blocked), float(r.locks),
     ]
     texts = [
         r.path_type, r.outcome, ";".join(sorted(r.loss_usd_by_wallet)),
@@ -111,7 +112,8 @@ def run_trials(model: CompiledScenario, seed: int, first: int, count: int, cols:
     chunk at once (see :func:`screen_trials`): their rows are the quiet row with their
     campaign count. Trials whose campaigns never reach a wallet are replayed without SimPy
     (:func:`~custodysim.simulation.harmless.replay_harmless`): their rows are the quiet row with the replay's figures.
-    Only the others are simulated.
+    Only the others are simulated, and the trials that lose enough keys to lock a wallet (found for the
+    chunk at once too: :func:`~custodysim.simulation.keyloss.may_lock`).
 
     Args:
         model: the variant.
@@ -146,11 +148,21 @@ def run_trials(model: CompiledScenario, seed: int, first: int, count: int, cols:
     harmless_figures: list[tuple[float, float, float]] = []
     world_at: list[int] = []
     world_rows: list[list[float]] = []
-    for i in np.flatnonzero(needed).tolist():
+    lockable = may_lock(model, seed, trials) if model.losing_keys else None
+    for i in np.flatnonzero(needed if lockable is None else needed | lockable).tolist():
         trial = first + i
         rnd = randoms.get(trial)
         if rnd is None:
             rnd = randoms[trial] = TrialRandom(seed, trial)
+        locked = locks(model, rnd) if lockable is not None and lockable[i] else None
+        if locked:
+            fresh = [c.fresh(model.node_org) for c in _sampled(model, rnd, plans)]
+            row, texts[i] = row_of(trial, World(model, rnd, fresh, locks=locked).run(), cols)
+            world_at.append(i)
+            world_rows.append(row)
+            continue
+        if not needed[i]:
+            continue  # it might have locked a wallet, but did not: the quiet row stands
         if trial in replays:
             harmless = replays[trial]
         else:

@@ -29,7 +29,7 @@ WRITE_BLOCK = 16_384
 EOL = "\r\n"
 """The line end, as the csv module writes it."""
 INTEGER_COLUMNS = frozenset({"trial", "campaigns", "footholds", "transfers_signed", "transfers_delayed",
-                             "signing_ceremonies", "transfers_blocked"})
+                             "signing_ceremonies", "transfers_blocked", "locks"})
 """Numeric columns of counts, written as integers."""
 
 

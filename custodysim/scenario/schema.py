@@ -232,13 +232,38 @@ class System(Spec):
         return self.kind not in ("hsm", "hardware_wallet")
 
 
+class KeyLoss(Spec):
+    """How keys become unavailable (a device fails, a holder leaves, a backup is lost) and come back.
+
+    Each key is lost at ``rate_per_year``, independently of the others. A lost key is restored after
+    ``recovery_days`` (from its backup, or by a recovery ceremony), except for the share
+    ``unrecoverable_probability`` of losses that nothing can undo (the backup went with it); without
+    ``recovery_days`` a lost key is lost for good.
+    """
+
+    rate_per_year: float = Field(ge=0, le=100)
+    recovery_days: float | None = Field(None, gt=0, le=3650)
+    unrecoverable_probability: Probability = 0.0
+
+    @model_validator(mode="after")
+    def _recovery_named(self) -> KeyLoss:
+        if self.recovery_days is None and "unrecoverable_probability" in self.model_fields_set:
+            raise ValueError("unrecoverable_probability is the share of losses recovery cannot undo: "
+                             "give recovery_days too (without it no lost key is ever recovered)")
+        return self
+
+
 class Signer(Spec):
-    """One key (or MPC share) of a wallet: who approves with it, where it lives, how they see transfers."""
+    """One key (or MPC share) of a wallet: who approves with it, where it lives, how they see transfers.
+
+    ``key_loss`` sets how this key is lost and recovered, in place of the custody's ``key_loss``.
+    """
 
     id: Id
     holder: Id | None = None
     key_store: Id
     views_through: list[Id] | None = None
+    key_loss: KeyLoss | None = None
 
 
 class SignerGroup(Spec):
@@ -262,13 +287,15 @@ class Custody(Spec):
 
     The quorum is ``threshold`` of ``signers``, or, with ``groups``, every group's own threshold of its
     signers at once ("3 of the exchange's 5 keys AND the custodian's key"). Legitimate transfers are
-    signed by the first ``threshold`` signers listed (of each group).
+    signed by the first ``threshold`` signers listed (of each group). ``key_loss`` says how its keys are
+    lost and recovered (a signer may say otherwise for its own key); without it keys are never lost.
     """
 
     scheme: Literal["single", "multisig", "mpc"] = "single"
     threshold: int = Field(1, ge=1, le=1000)
     signers: list[Signer] = Field(min_length=1, max_length=1000)
     groups: list[SignerGroup] | None = Field(None, min_length=1, max_length=1000)
+    key_loss: KeyLoss | None = None
 
     @model_validator(mode="after")
     def _quorum_possible(self) -> Custody:

@@ -1,7 +1,8 @@
 """One trial: a SimPy world where campaigns spread, strike and get caught while operations run.
 
-Most trials never build a SimPy environment: a trial with no campaign returns the variant's quiet result,
-and one whose campaigns never reach a wallet is replayed without SimPy (:mod:`~custodysim.simulation.harmless`).
+Most trials never build a SimPy environment: a trial with no campaign (and no lost keys) returns the
+variant's quiet result, and one whose campaigns never reach a wallet is replayed without SimPy
+(:mod:`~custodysim.simulation.harmless`).
 Where a world is built, its ledger starts from the variant's quiet timeline at the attacker's first contact.
 """
 
@@ -16,6 +17,7 @@ import simpy
 
 from custodysim.simulation.campaigns import Campaign, Step, sample_campaigns
 from custodysim.simulation.harmless import replay_harmless
+from custodysim.simulation.keyloss import Lock, locks
 from custodysim.simulation.model import CompiledScenario, WalletModel
 from custodysim.simulation.randomness import TrialRandom
 from custodysim.simulation.response import first_detection, learn, notices, raised_by, revoke_delay
@@ -30,8 +32,9 @@ class World:
     """All mutable state of one trial, and the actions the processes take on it."""
 
     def __init__(self, model: CompiledScenario, rnd: TrialRandom, campaigns: list[Campaign],
-                 tell: bool = False) -> None:
+                 tell: bool = False, locks: list[Lock] | None = None) -> None:
         self.model = model
+        self.locks = locks or []
         self.rnd = rnd
         self.env = simpy.Environment()
         self._treasury: Treasury | None = None
@@ -43,6 +46,7 @@ class World:
         self.tamperers: dict[str, list[Campaign]] = {}
         self.draining: set[tuple[str, str]] = set()
         self.owners: dict[str, Campaign] = {}  # taken-over wallet -> the campaign that owns it
+        self.locked_out: set[str] = set()  # wallets nobody can sign for any more
         self._clock: simpy.Process | None = None
         self.tell = tell
         self.story: list[tuple[float, str]] = []
@@ -58,7 +62,7 @@ class World:
         """Return the trial's ledger, taken from the quiet timeline the first time the attacker reaches it."""
         if self._treasury is None:
             self._treasury = quiet_timeline(self.model).at(self.env.now)
-            self._treasury.on_stolen = self._inflow_stolen
+            self._treasury.on_lost = self._inflow_lost
         return self._treasury
 
     # ------------------------------------------------------------------ running
@@ -67,6 +71,8 @@ class World:
         for c in self.campaigns:
             if c.plan or c.insider is not None:  # a campaign that fooled nobody does nothing
                 self.env.process(run_campaign(self.env, self, c))
+        for lock in self.locks:
+            self.env.timeout(lock.start).callbacks.append(partial(self._lock, lock))
         self.env.run(until=self.model.horizon)
         if self._treasury is None:
             ops = quiet_timeline(self.model).final.tally  # nothing ever touched operations
@@ -84,7 +90,7 @@ class World:
             campaigns=len(self.campaigns), footholds=sum(len(c.held) for c in self.campaigns),
             stops=[s for c in self.campaigns for s in c.stops],
             t_first_access=self.first_access, t_first_theft=self.first_theft, t_first_alarm=self.first_alarm,
-            ops=ops, attack_path=path, story=self.story,
+            ops=ops, locks=len(self.locks), attack_path=path, story=self.story,
         )
 
     def _finish_operations(self) -> None:
@@ -318,9 +324,13 @@ class World:
         self.wake_clock()
         self.strike_armed(c)
 
-    def _inflow_stolen(self, wid: str, amount: float) -> None:
-        """Funds that landed in a taken-over wallet: the attacker's (the ledger calls this as it runs)."""
-        self._count_loss(self.owners[wid], self.model.wallets[wid], amount, "tampering", self.treasury.now)
+    def _inflow_lost(self, wid: str, amount: float) -> None:
+        """Funds that landed in a taken-over wallet (the attacker's) or a locked-out one (lost), as the ledger runs."""
+        wallet, t = self.model.wallets[wid], self.treasury.now
+        if wid in self.locked_out:
+            self._count_lock_out(wallet, amount, t)
+        else:
+            self._count_loss(self.owners[wid], wallet, amount, "tampering", t)
 
     def _count_loss(self, c: Campaign, wallet: WalletModel, amount: float, path: str, t: float) -> None:
         kept = amount * (1.0 - self.model.recovered_fraction)
@@ -331,6 +341,34 @@ class World:
         c.loss_usd += usd
         self.first_theft = min(self.first_theft, t)
         self.trace("{:,.6g} {} leave {} for the attacker ({})", amount, wallet.asset, wallet.id, path)
+
+    # ------------------------------------------------------------------ lost keys
+    def _lock(self, lock: Lock, _: simpy.Event) -> None:
+        """Too few of the wallet's keys are left to sign: its outflows wait until they are back, or for good.
+
+        A wallet the attacker has taken over is the attacker's: the exchange's keys no longer matter to it.
+        """
+        wid, now = lock.wallet, self.env.now
+        if wid in self.owners:
+            return
+        self.sync()
+        if lock.end < math.inf:
+            self.trace("{} is locked: too few of its keys are available, until day {:.1f}", wid, lock.end)
+            self.treasury.lock(wid, now, lock.end)
+        else:
+            self.trace("{} is locked out: too many of its keys are lost for good", wid)
+            self.locked_out.add(wid)
+            amount = self.treasury.lock_out(wid, now)
+            if amount > 0:
+                self._count_lock_out(self.model.wallets[wid], amount, now)
+        self.wake_clock()
+
+    def _count_lock_out(self, wallet: WalletModel, amount: float, t: float) -> None:
+        usd = amount * self.model.price_at(wallet.asset, t)
+        self.loss[wallet.asset] += amount
+        self.loss_by_path["lock_out"] += usd
+        self.loss_by_wallet[wallet.id] = self.loss_by_wallet.get(wallet.id, 0.0) + usd
+        self.trace("{:,.6g} {} in {} are lost with its keys", amount, wallet.asset, wallet.id)
 
     def watch_outflow(self, c: Campaign, wallet: WalletModel, amount: float, sent: float) -> None:
         """Outflow monitoring may notice an attacker transfer, after its delay."""
@@ -520,10 +558,11 @@ def simulate_trial(model: CompiledScenario, seed: int, trial: int, quiet: TrialR
     rnd = TrialRandom(seed, trial)
     if campaigns is None:
         campaigns = sample_campaigns(model, rnd)
-    if quiet is not None and not tell:
+    locked = locks(model, rnd)
+    if quiet is not None and not tell and not locked:
         if not campaigns:
             return quiet
         harmless = replay_harmless(model, rnd, campaigns)
         if harmless is not None:
             return harmless.result(quiet)
-    return World(model, rnd, campaigns, tell=tell).run()
+    return World(model, rnd, campaigns, tell=tell, locks=locked).run()

@@ -13,7 +13,17 @@ from functools import cached_property
 
 from custodysim.scenario.distributions import Distribution
 from custodysim.scenario.measures import effective
-from custodysim.scenario.schema import EXTERNAL, Delay, Flows, Limit, Notification, RollingLimit, Scenario, TopUp
+from custodysim.scenario.schema import (
+    EXTERNAL,
+    Delay,
+    Flows,
+    KeyLoss,
+    Limit,
+    Notification,
+    RollingLimit,
+    Scenario,
+    TopUp,
+)
 
 DAY_HOURS = 24.0
 VIRTUAL_EXCHANGE = "(the exchange)"
@@ -30,6 +40,9 @@ class SignerModel:
     key_store: str
     views_through: tuple[str, ...]
     exportable: bool
+    loss_per_day: float = 0.0  # how often the key is lost (0: never)
+    recovery_days: float = math.inf  # how long until a lost key is restored (infinity: never)
+    unrecoverable: float = 0.0  # the share of losses nothing restores
 
 
 @dataclass(frozen=True)
@@ -207,6 +220,11 @@ class CompiledScenario:
     price_paths: dict[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)
 
     @cached_property
+    def losing_keys(self) -> tuple[WalletModel, ...]:
+        """Return the wallets whose keys can be lost (see :mod:`~custodysim.simulation.keyloss`)."""
+        return tuple(w for w in self.wallets.values() if any(sg.loss_per_day > 0 for sg in w.signers))
+
+    @cached_property
     def capability_nodes(self) -> frozenset[str]:
         """Return the nodes whose compromise lets an attacker act on a wallet (keys, pipeline, requests)."""
         return frozenset(self.key_holdings) | frozenset(self.pipeline_of) | frozenset(self.requester_of)
@@ -245,6 +263,14 @@ class CompiledScenario:
         return price
 
 
+def _key_loss(spec: KeyLoss | None) -> tuple[float, float, float]:
+    """Return a key's (losses per day, days to recover, unrecoverable share) from its ``key_loss``."""
+    if spec is None:
+        return 0.0, math.inf, 0.0
+    recovery = math.inf if spec.recovery_days is None else spec.recovery_days
+    return spec.rate_per_year / 365.0, recovery, spec.unrecoverable_probability
+
+
 def compile_scenario(spec: Scenario) -> CompiledScenario:
     """Build the simulation view of a validated scenario (its library measures written out first)."""
     s = effective(spec)
@@ -262,7 +288,7 @@ def compile_scenario(spec: Scenario) -> CompiledScenario:
         signers = tuple(
             SignerModel(i, sg.id, sg.holder, sg.key_store,
                         tuple(sg.views_through if sg.views_through is not None else w.pipeline),
-                        s.systems[sg.key_store].keys_exportable)
+                        s.systems[sg.key_store].keys_exportable, *_key_loss(sg.key_loss or w.custody.key_loss))
             for i, sg in enumerate(w.custody.signers)
         )
         index = {sg.id: sg.index for sg in signers}

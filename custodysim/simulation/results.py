@@ -7,12 +7,14 @@ from dataclasses import dataclass, field
 
 from custodysim.simulation.treasury import OperationsTally
 
-PATH_TYPES = ("key_theft", "tampering", "forged_request", "insider")
+PATH_TYPES = ("key_theft", "tampering", "forged_request", "insider", "lock_out")
+"""How a loss came about: four ways of theft, and ``lock_out`` (a wallet nobody can sign for any more)."""
+THEFT_PATHS = PATH_TYPES[:4]
 
 
 @dataclass
 class TrialResult:
-    """What one trial reports: losses, footholds, stops, first times, operations, and its story."""
+    """What one trial reports: losses, footholds, stops, first times, operations, locks, and its story."""
 
     loss_by_asset: dict[str, float]
     loss_usd: float
@@ -25,6 +27,7 @@ class TrialResult:
     t_first_theft: float
     t_first_alarm: float
     ops: OperationsTally
+    locks: int = 0  # times a wallet was locked for want of keys (for a while, or for good)
     attack_path: list[str] = field(default_factory=list)
     story: list[tuple[float, str]] = field(default_factory=list)
 

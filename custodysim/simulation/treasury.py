@@ -9,8 +9,8 @@ Conventions (see docs/model.md): a top-up of (cap - level) is requested when the
 low-water, one in flight per wallet, landing after the source's signing time plus any time-lock; a short
 source sends what it has; what a wallet holds above its cap is swept to ``sweep_to`` (default: the top-up
 source) at once; a frozen wallet pays nothing out, so its customers wait and its legitimate transfers are
-held until the freeze ends; a transfer out of the exchange is gone when sent (only transfers between the
-exchange's wallets land later).
+held until the freeze ends (a lock, for want of keys, holds them alike); a transfer out of the exchange is
+gone when sent (only transfers between the exchange's wallets land later).
 
 Work is spent only where something can happen: requests to an empty wallet that would send nothing are
 skipped in one step (:meth:`Treasury._skip_dry`), and :class:`QuietTimeline` keeps the quiet year so that
@@ -92,20 +92,26 @@ class _WalletState:
     balance: float
     queue: float = 0.0  # customer withdrawals waiting (flowing wallets only)
     topup: _Landing | None = None  # this wallet's top-up in flight
-    freezes: list[tuple[float, float]] = field(default_factory=list)
+    freezes: list[tuple[float, float]] = field(default_factory=list)  # everything that holds its outflows
     credited: float = 0.0  # everything that flowed in: deposits, top-ups, transfers, sweeps
     retry_at: float = 0.0  # after a top-up request that sent nothing, when to ask again
     frozen_until: float = -math.inf  # when the last freeze ends: from then on the wallet is never frozen
     owned: bool = False  # taken over: what lands in it is the attacker's
     abandoned: float = math.inf  # from then on nothing is sent to it, and its customers deposit elsewhere
+    held: list[tuple[float, float]] = field(default_factory=list)  # the freezes that hold an attacker too
+    locked_out: bool = False  # too few keys left, for good: what lands in it is lost
 
     def copy(self) -> _WalletState:
         return _WalletState(self.spec, self.balance, self.queue, self.topup, list(self.freezes), self.credited,
-                            self.retry_at, self.frozen_until, self.owned, self.abandoned)
+                            self.retry_at, self.frozen_until, self.owned, self.abandoned, list(self.held),
+                            self.locked_out)
 
-    def freeze(self, start: float, end: float) -> None:
+    def freeze(self, start: float, end: float, attacker: bool = True) -> None:
+        """Hold the wallet's outflows over [start, end): the exchange's, and ``attacker``'s too (not a lock)."""
         self.freezes.append((start, end))
         self.frozen_until = max(self.frozen_until, end)
+        if attacker:
+            self.held.append((start, end))
 
     def frozen_at(self, t: float) -> bool:
         return t < self.frozen_until and any(a <= t < b for a, b in self.freezes)
@@ -152,8 +158,8 @@ class Treasury:
         self._next_scheduled = [t.first_day for t in model.transfers]
         self._landings: list[_Landing] = []
         self.listeners: dict[str, Listener] = {}
-        self.on_stolen: Callable[[str, float], None] | None = None
-        """Told (wallet, amount) when funds land in a taken-over wallet, at :attr:`now`."""
+        self.on_lost: Callable[[str, float], None] | None = None
+        """Told (wallet, amount) when funds land in a taken-over or locked-out wallet, at :attr:`now`."""
         self._advancing = False
         self.tally = OperationsTally()
         # conservation ledger, per asset
@@ -161,6 +167,7 @@ class Treasury:
         self.withdrawn = dict.fromkeys(model.assets, 0.0)
         self.sent_out = dict.fromkeys(model.assets, 0.0)
         self.stolen = dict.fromkeys(model.assets, 0.0)
+        self.locked = dict.fromkeys(model.assets, 0.0)  # held by wallets nobody can sign for any more
         self.held_by_attacker = dict.fromkeys(model.assets, 0.0)
 
     def copy(self) -> Treasury:
@@ -173,14 +180,14 @@ class Treasury:
         twin._next_scheduled = list(self._next_scheduled)
         twin._landings = list(self._landings)  # landings are never changed, only added and removed
         twin.listeners = {}
-        twin.on_stolen = None
+        twin.on_lost = None
         twin._advancing = False
         tally = self.tally
         twin.tally = OperationsTally(tally.withdrawals_usd, tally.delayed_withdrawals_usd, tally.wait_usd_days,
                                      tally.transfers_signed, tally.transfers_delayed, tally.transfer_delay_days,
                                      tally.ceremonies, tally.transfers_blocked)
         twin.deposited, twin.withdrawn = dict(self.deposited), dict(self.withdrawn)
-        twin.sent_out, twin.stolen = dict(self.sent_out), dict(self.stolen)
+        twin.sent_out, twin.stolen, twin.locked = dict(self.sent_out), dict(self.stolen), dict(self.locked)
         twin.held_by_attacker = dict(self.held_by_attacker)
         return twin
 
@@ -190,12 +197,21 @@ class Treasury:
         return self.wallets[wallet].balance
 
     def frozen(self, wallet: str, t: float) -> bool:
-        """Whether the wallet's outflows are frozen at ``t``."""
-        return self.wallets[wallet].frozen_at(t)
+        """Whether a freeze holds an attacker's outflows from the wallet at ``t`` (a lock does not)."""
+        st = self.wallets[wallet]
+        return t < st.frozen_until and any(a <= t < b for a, b in st.held)
 
     def released_at(self, wallet: str, t: float) -> float:
-        """Return the first time >= ``t`` at which the wallet's outflows are not frozen."""
-        return self.wallets[wallet].released_at(t)
+        """Return the first time >= ``t`` at which no freeze holds an attacker's outflows from the wallet."""
+        st = self.wallets[wallet]
+        held = st.held
+        moved = t < st.frozen_until
+        while moved:
+            moved = False
+            for a, b in held:
+                if a <= t < b:
+                    t, moved = b, True
+        return t
 
     def last_freeze_edge(self) -> float:
         """Return when the last freeze known so far ends (-infinity if there is none)."""
@@ -282,6 +298,29 @@ class Treasury:
         st.freeze(t, math.inf)
         return amount
 
+    def lock(self, wallet: str, start: float, end: float) -> None:
+        """The exchange has too few keys to sign out of the wallet over [start, end): its outflows wait.
+
+        A lock holds the exchange only: an attacker signing with keys of its own is not held, and a
+        time-locked theft transaction is not cancelled by it.
+        """
+        self.wallets[wallet].freeze(start, end, attacker=False)
+
+    def lock_out(self, wallet: str, t: float) -> float:
+        """The exchange can never sign out of the wallet again; return its balance, lost with it at ``t``.
+
+        Nothing is sent to it from ``t``, and what lands in it afterwards (a transfer already on its way)
+        is lost too.
+        """
+        st = self.wallets[wallet]
+        amount = st.balance
+        st.balance = 0.0
+        st.locked_out = True
+        self.locked[st.spec.asset] += amount
+        st.abandoned = min(st.abandoned, t)
+        st.freeze(t, math.inf, attacker=False)
+        return amount
+
     def abandon(self, wallet: str, t: float) -> bool:
         """From ``t`` the exchange sends nothing to the taken-over wallet; its customers deposit elsewhere.
 
@@ -295,13 +334,13 @@ class Treasury:
         return True
 
     def freeze_began(self, wallet: str, start: float, end: float) -> bool:
-        """Whether a freeze of the wallet was in force at some time in [start, end]."""
-        return any(a <= end and b > start for a, b in self.wallets[wallet].freezes)
+        """Whether a freeze of the wallet (not a lock) was in force at some time in [start, end]."""
+        return any(a <= end and b > start for a, b in self.wallets[wallet].held)
 
     def frozen_over(self, wallet: str, start: float, end: float) -> bool:
-        """Whether one freeze of the wallet already covers all of [start, end)."""
+        """Whether one freeze of the wallet (not a lock) already covers all of [start, end)."""
         st = self.wallets[wallet]
-        return end <= st.frozen_until and any(a <= start and b >= end for a, b in st.freezes)
+        return end <= st.frozen_until and any(a <= start and b >= end for a, b in st.held)
 
     def freeze(self, wallet: str, start: float, end: float) -> bool:
         """Freeze the wallet's outflows over [start, end); return False if a freeze already covers it."""
@@ -354,7 +393,7 @@ class Treasury:
         for tr, occurring in zip(transfers, series, strict=True):
             more = math.inf if occurring is None else tr.amount * occurring[0]  # inf: never settled at once
             asked[tr.source] = asked.get(tr.source, 0.0) + more
-        owned = {wid for wid, st in self.wallets.items() if st.owned}
+        owned = {wid for wid, st in self.wallets.items() if st.owned or st.locked_out}
         for source, total in asked.items():
             st = self.wallets[source]
             if total <= 0 or st.spec.flows is not None or source in self.listeners \
@@ -598,8 +637,8 @@ class Treasury:
             if lock <= 0:
                 tally.delayed_withdrawals_usd += requested_usd
             st.queue += w * dt
-            if st.owned:
-                self._stolen_inflow(st, inflow, counted=True)
+            if st.owned or st.locked_out:
+                self._lost_inflow(st, inflow, counted=True)
             else:
                 st.balance += inflow
             return
@@ -654,7 +693,7 @@ class Treasury:
     def _send(self, source: str, dest: str | None, wanted: float, kind: str,
               signing_days: float) -> _Landing | None:
         if dest is not None and self.wallets[dest].abandoned <= self.now:
-            return None  # the exchange sends nothing to a wallet it knows is taken over
+            return None  # the exchange sends nothing to a wallet it knows is taken over or locked out
         src = self.wallets[source]
         spec = src.spec
         amount = wanted if wanted < src.balance else src.balance
@@ -693,8 +732,8 @@ class Treasury:
 
     def _credit(self, wallet: str, amount: float) -> None:
         st = self.wallets[wallet]
-        if st.owned:
-            self._stolen_inflow(st, amount)
+        if st.owned or st.locked_out:
+            self._lost_inflow(st, amount)
             return
         paid = min(st.queue, amount)
         st.queue -= paid
@@ -715,24 +754,27 @@ class Treasury:
         if _above_cap(level, cap) and st.spec.sweep_to is not None:
             target = self.wallets[st.spec.sweep_to]
             if target.abandoned <= self.now:
-                return  # the exchange sweeps nothing into a wallet it knows is taken over
+                return  # the exchange sweeps nothing into a wallet it knows is taken over or locked out
             excess = level - cap
             st.balance = st.queue + cap  # a positive level means no customer waits: the queue is 0
-            if target.owned:
-                self._stolen_inflow(target, excess)
+            if target.owned or target.locked_out:
+                self._lost_inflow(target, excess)
             else:
                 target.balance += excess
                 target.credited += excess
 
-    def _stolen_inflow(self, st: _WalletState, amount: float, counted: bool = False) -> None:
-        """Funds that reach a taken-over wallet go to the attacker (``counted``: already in ``credited``)."""
+    def _lost_inflow(self, st: _WalletState, amount: float, counted: bool = False) -> None:
+        """Funds that reach a taken-over wallet go to the attacker; those that reach a locked-out one are lost.
+
+        ``counted``: already in ``credited``.
+        """
         if amount <= 0:
             return
         if not counted:
             st.credited += amount
-        self.stolen[st.spec.asset] += amount
-        if self.on_stolen is not None:
-            self.on_stolen(st.spec.id, amount)
+        (self.locked if st.locked_out else self.stolen)[st.spec.asset] += amount
+        if self.on_lost is not None:
+            self.on_lost(st.spec.id, amount)
 
     def total(self, asset: str) -> float:
         """Return what the wallets of ``asset`` hold plus what is in flight or held by the attacker."""
