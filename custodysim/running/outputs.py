@@ -21,7 +21,7 @@ import math
 import os
 import shlex
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from pathlib import Path
@@ -87,8 +87,7 @@ def staged_folder(final: Path, replace: bool = False, resume: bool = False,
             raise RunFolderError(f"{final}: there is no interrupted run to resume (no {staging.name} beside it)")
         held = _lock(staging)
         if held is None:
-            raise RunFolderError(f"{final}: the run to this folder is still in progress ({_holder(staging)}); "
-                                 "only an interrupted run can be resumed")
+            raise RunFolderError(_live(final, staging))
     else:
         ensure_new(final, replace)
         if staging.exists():
@@ -115,8 +114,26 @@ def staged_folder(final: Path, replace: bool = False, resume: bool = False,
             staging.rmdir()  # if nothing was written yet, there is nothing to keep
         raise
     finally:
-        _HELD.discard(held)
-        os.close(held)
+        _unlock(held)
+
+
+def check_not_live(final: Path) -> None:
+    """Refuse to resume the run to ``final`` while a live process holds its staging folder.
+
+    Raises:
+        RunFolderError: naming the process.
+    """
+    staging = partial_dir(final)
+    if staging.is_dir():
+        held = _lock(staging)
+        if held is None:
+            raise RunFolderError(_live(final, staging))
+        _unlock(held)
+
+
+def _live(final: Path, staging: Path) -> str:
+    return (f"{final}: the run to this folder is still in progress ({_holder(staging)}); only an interrupted run "
+            "can be resumed")
 
 
 def _put_in_place(staging: Path, final: Path, replace: bool) -> None:
@@ -160,6 +177,11 @@ def _lock(staging: Path) -> int | None:
     return fd
 
 
+def _unlock(fd: int) -> None:
+    _HELD.discard(fd)
+    os.close(fd)
+
+
 def _forget_locks() -> None:
     """In a forked worker: close the parent's locked descriptors, so the lock goes when the parent does."""
     for fd in _HELD:
@@ -190,8 +212,7 @@ def _in_the_way(final: Path, staging: Path) -> str:
     if held is None:
         return (f"{final}: a run to this folder is in progress ({_holder(staging)}, writing {staging}); wait "
                 "for it to finish, or choose another --out")
-    _HELD.discard(held)
-    os.close(held)
+    _unlock(held)
     return (f"{final}: an interrupted run to this folder is kept in {staging}; resume it with "
             f"'custodysim run --resume {shlex.quote(str(final))}' or delete {staging}")
 
@@ -209,7 +230,7 @@ Content = str | bytes | Callable[[Path], None]
 """A file's content: text (written as UTF-8), bytes, or a function that writes the file at the path it is given."""
 
 
-def replace_files(files: dict[Path, Content]) -> None:
+def replace_files(files: Mapping[Path, Content]) -> None:
     """Write every file aside, then rename them all into place: a failure while writing changes none of them.
 
     Raises:

@@ -23,6 +23,7 @@ from custodysim.reporting.stories import worst_stories
 from custodysim.running.checkpoints import ChunkStore
 from custodysim.running.executors import Executor, open_executor
 from custodysim.running.outputs import (
+    check_not_live,
     default_run_dir,
     json_text,
     partial_dir,
@@ -203,6 +204,7 @@ def resume_run(folder: Path, progress: Progress | None = None, workers: int = 1,
         OptionError, ExecutorError: as for :func:`execute_run`.
     """
     started = time.perf_counter()
+    check_not_live(folder)  # a live run's plan is not ours to read
     plan, loaded = _read_plan(folder)
     pool = open_executor(workers, executor, scheduler)
     try:
@@ -353,11 +355,15 @@ def rerender(folder: Path) -> StoredRun:
                                     horizon, economics)
     summary["provenance"] = {**summary.get("provenance", {}), "rerendered_by_version": __version__}
     inputs = key_inputs(loaded.baseline) if loaded is not None else []
-    replace_files({  # every file rendered before any is written, and all replaced together
+    files = {  # every file rendered before any is written, and all replaced together
         folder / "summary.json": json_text(summary),
         folder / "report.md": render_markdown(summary, run.manifest),
         folder / "report.html": render_html(summary, run.manifest, run.rows, run.stories, inputs),
-    })
+    }
+    try:
+        replace_files(files)
+    except WriteError as exc:
+        raise RunFolderError(f"{exc}; none of the run's files was changed") from None
     return StoredRun(run.folder, summary, run.manifest, run.rows, run.columns, run.stories)
 
 
