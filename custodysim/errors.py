@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,7 +62,21 @@ class ScenarioError(CustodysimError):
 
 
 class RunFolderError(CustodysimError):
-    """A run folder that cannot be written (it exists, or its parent is not writable)."""
+    """A run folder that cannot be written or read (it exists, is in use, or its files are damaged)."""
+
+
+class WriteError(RunFolderError):
+    """A file or folder that could not be written (a full disk, no permission, a folder gone).
+
+    Args:
+        path: what was being written.
+        cause: the operating system's error.
+    """
+
+    def __init__(self, path: Path, cause: OSError) -> None:
+        self.path = path
+        self.cause = cause.strerror or str(cause)
+        super().__init__(f"cannot write {path}: {self.cause}")
 
 
 class OutputExistsError(CustodysimError):
@@ -78,7 +93,7 @@ class RunInterrupted(CustodysimError):
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         super().__init__(f"interrupted: no run folder was written; the completed chunks are kept in a hidden "
-                         f"folder beside it. Resume with: custodysim run --resume {folder}")
+                         f"folder beside it. Resume with: custodysim run --resume {shlex.quote(str(folder))}")
 
 
 class OptionError(CustodysimError):

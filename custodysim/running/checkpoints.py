@@ -24,13 +24,13 @@ of chunks while the workers simulate, on the process that hands out their work.
 from __future__ import annotations
 
 import json
-import os
 import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from custodysim.running.outputs import write_file, writing
 from custodysim.running.rows import Chunk
 
 MAGIC = b"CSCHUNK1"
@@ -49,7 +49,8 @@ class ChunkStore:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder / "chunks"
-        self.folder.mkdir(parents=True, exist_ok=True)
+        with writing(self.folder):
+            self.folder.mkdir(parents=True, exist_ok=True)
 
     def _path(self, variant: str, first: int) -> Path:
         return self.folder / f"{variant}.{first:010d}.chunk"
@@ -70,7 +71,11 @@ class ChunkStore:
         return _parse(content, count, width)
 
     def save(self, variant: str, first: int, chunk: Chunk) -> None:
-        """Save a completed chunk."""
+        """Save a completed chunk.
+
+        Raises:
+            WriteError: the file cannot be written (a full disk, say); the chunks saved before are kept.
+        """
         numbers = np.ascontiguousarray(chunk.numbers, dtype=_NUMBER)
         codes = np.ascontiguousarray(chunk.codes, dtype=_CODE)
         header = json.dumps({"rows": len(chunk), "numbers": numbers.shape[1], "codes": codes.shape[1],
@@ -79,10 +84,7 @@ class ChunkStore:
         crc = 0
         for part in parts:
             crc = zlib.crc32(part, crc)
-        path = self._path(variant, first)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(b"".join([*parts, _U32.pack(crc)]))
-        os.replace(tmp, path)
+        write_file(self._path(variant, first), b"".join([*parts, _U32.pack(crc)]))
 
     def count(self) -> int:
         """Return how many chunks are saved."""

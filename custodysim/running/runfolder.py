@@ -1,10 +1,17 @@
-"""Reading a finished run folder back: its summary, manifest, trial rows and stories."""
+"""Reading a finished run folder back: its summary, manifest, trial rows and stories, each checked.
+
+A folder is checked before anything uses it: JSON of the types its figures need, losses that are
+finite amounts of 0 or more, rows that fit the manifest, and a scenario copy whose hash is the
+manifest's. A damaged folder is refused, naming the file and the damage, before any file is written.
+"""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +23,10 @@ from custodysim.running.rows import LATER_COLUMNS, Chunk, Columns, RowsBuilder, 
 from custodysim.simulation.results import PATH_TYPES
 
 REQUIRED = ("manifest.json", "summary.json", "trials.csv")
+SCENARIO_COPY = "scenario.yaml"
+"""The scenario file exactly as run (its sha256 is in the manifest)."""
+FIGURES = ("expected_loss_usd", "p_any_loss", "var99_usd", "es99_usd")
+"""The figures of a variant in summary.json that a comparison checks against trials.csv."""
 BLOCK = 1000
 """Rows of trials.csv parsed into arrays at a time: a long file is never held as millions of Python lists."""
 
@@ -54,10 +65,112 @@ def read_run(folder: Path) -> StoredRun:
         stories = json.loads(stories_path.read_text(encoding="utf-8")) if stories_path.is_file() else []
     except (OSError, ValueError, KeyError) as exc:
         raise RunFolderError(f"{folder}: its files cannot be read as a run ({exc})") from None
-    if [r.name for r in rows] != list(summary.get("variants", {})):
+    _check_json(folder / "manifest.json", manifest, _MANIFEST)
+    _check_json(folder / "summary.json", summary, _SUMMARY)
+    if [r.name for r in rows] != list(summary["variants"]):
         raise RunFolderError(f"{folder}: trials.csv and summary.json name different variants")
-    _check_rows(folder, rows, manifest.get("trials"), summary.get("baseline"))
+    _check_rows(folder, rows, manifest["trials"], summary["baseline"])
+    _check_stories(folder / "stories.json", stories, set(summary["variants"]))
+    _check_scenario_copy(folder, manifest.get("scenario_sha256"))
     return StoredRun(folder, summary, manifest, rows, columns, stories)
+
+
+Check = tuple[str, Callable[[Any], bool]]
+"""What a JSON value should be, in words, and the test of it."""
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _whole(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _all(check: Check) -> Check:
+    """Return the check of an object whose every value passes ``check``."""
+    expected, ok = check
+    return f"an object whose values are each {expected}", lambda v: isinstance(v, dict) and all(map(ok, v.values()))
+
+
+_TEXT: Check = ("text", lambda v: isinstance(v, str))
+_OBJECT: Check = ("an object", lambda v: isinstance(v, dict))
+_AMOUNT: Check = ("a finite number of 0 or more", lambda v: _number(v) and v >= 0)
+_FIGURE: Check = ("a finite number or null", lambda v: v is None or _number(v))
+_COUNT: Check = ("a whole number of 0 or more", _whole)
+_TRIALS: Check = ("a whole number of 1 or more", lambda v: _whole(v) and v >= 1)
+_LINES: Check = ("a list of text", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))
+
+Fields = dict[str, tuple[Check, bool]]
+"""The keys of a JSON object: what each should be, and whether it must be there."""
+_MANIFEST: Fields = {"scenario_file": (_TEXT, False), "scenario_sha256": (_TEXT, False), "version": (_TEXT, False),
+                     "created_utc": (_TEXT, False), "command": (_LINES, False), "seed": (_COUNT, True),
+                     "trials": (_TRIALS, True)}
+_VARIANT: Fields = {**{f: (_FIGURE, False) for f in FIGURES}, "costs": (_OBJECT, False)}
+_COSTS: Fields = {"control_cost_usd": (("a finite number of 0 or more, or null", lambda v: v is None or _AMOUNT[1](v)),
+                                       False)}
+_PRECISION: Fields = {"target": (("a share between 0 and 1", lambda v: _number(v) and 0 < v < 1), True),
+                      "max_trials": (_TRIALS, True), "achieved": (_all(_AMOUNT), True),
+                      "stopped_by": (("'precision' or 'max_trials'", lambda v: v in ("precision", "max_trials")), True)}
+_SUMMARY: Fields = {"scenario": (_TEXT, True), "description": (_TEXT, False), "baseline": (_TEXT, True),
+                    "trials": (_TRIALS, True), "seed": (_COUNT, True),
+                    "horizon_days": (("a positive number", lambda v: _number(v) and v > 0), False),
+                    "variants": (_all(_OBJECT), True), "variant_descriptions": (_all(_TEXT), False),
+                    "precision": (_OBJECT, False), "provenance": (_OBJECT, False)}
+_NESTED: dict[str, Fields] = {"precision": _PRECISION, "costs": _COSTS}
+"""The fields of the objects found under these keys."""
+_STORY: Fields = {"variant": (_TEXT, True), "trial": (_COUNT, True), "loss_usd": (_AMOUNT, True),
+                  "loss_by_asset": (_all(_AMOUNT), False), "outcome": (_TEXT, True), "lines": (_LINES, True)}
+
+
+def _check_json(path: Path, data: dict[str, Any], fields: Fields, where: str = "") -> None:
+    """Refuse an object of ``path`` (at ``where``) whose keys are not what ``fields`` says.
+
+    Raises:
+        RunFolderError: naming the file, the key and what it holds.
+    """
+    for key, ((expected, ok), required) in fields.items():
+        if key not in data:
+            if required:
+                raise RunFolderError(f"{path}: {where}{key} is missing; the file is damaged")
+            continue
+        if not ok(data[key]):
+            shown = json.dumps(data[key])
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            raise RunFolderError(f"{path}: {where}{key} should be {expected}, not {shown}; the file is damaged")
+        if key in _NESTED:
+            _check_json(path, data[key], _NESTED[key], f"{where}{key}.")
+    if where == "" and fields is _SUMMARY:
+        for name, figures in data["variants"].items():
+            _check_json(path, figures, _VARIANT, f"variants.{name}.")
+
+
+def _check_stories(path: Path, stories: Any, variants: set[str]) -> None:
+    """Refuse stories.json unless it is a list of stories of the run's variants."""
+    if not isinstance(stories, list):
+        raise RunFolderError(f"{path}: should hold a list of stories, not {type(stories).__name__}; "
+                             "the file is damaged")
+    for i, story in enumerate(stories):
+        if not isinstance(story, dict):
+            raise RunFolderError(f"{path}: [{i}] should be an object; the file is damaged")
+        _check_json(path, story, _STORY, f"[{i}].")
+        if story["variant"] not in variants:
+            raise RunFolderError(f"{path}: [{i}].variant {story['variant']!r} is not a variant of the run; "
+                                 "the file is damaged")
+
+
+def _check_scenario_copy(folder: Path, sha256: object) -> None:
+    """Refuse a scenario copy whose sha256 is not the one manifest.json holds (no copy: nothing to check)."""
+    path = folder / SCENARIO_COPY
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise RunFolderError(f"{path}: cannot be read ({exc.strerror})") from None
+    if hashlib.sha256(raw).hexdigest() != sha256:
+        raise RunFolderError(f"{path}: is not the scenario that was run (its sha256 is not the one manifest.json "
+                             "holds); restore the file, or re-run the scenario")
 
 
 def _check_rows(folder: Path, rows: list[VariantRows], trials: object, baseline: object) -> None:
@@ -66,6 +179,7 @@ def _check_rows(folder: Path, rows: list[VariantRows], trials: object, baseline:
         raise RunFolderError(f"{folder}: summary.json names no baseline that trials.csv has rows for")
     first: np.ndarray | None = None
     for r in rows:
+        _check_numbers(folder / "trials.csv", r)
         numbers = np.sort(r.numbers["trial"])
         if len(numbers) != trials:
             raise RunFolderError(f"{folder}: trials.csv has {len(numbers)} trials of {r.name!r}, "
@@ -75,6 +189,24 @@ def _check_rows(folder: Path, rows: list[VariantRows], trials: object, baseline:
         if first is not None and not np.array_equal(first, numbers):
             raise RunFolderError(f"{folder}: variants in trials.csv have different trial numbers")
         first = numbers
+
+
+def _check_numbers(path: Path, rows: VariantRows) -> None:
+    """Refuse a variant's rows with a loss or trial number that is not a finite number of 0 or more.
+
+    No column holds a negative or infinite value; only the times and the columns a run of an earlier
+    version lacks may be empty (NaN).
+    """
+    for column, values in rows.numbers.items():
+        must_be_there = column == "trial" or column.startswith("loss_")
+        bad = np.isinf(values) | (values < 0)
+        if must_be_there:
+            bad |= np.isnan(values)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise RunFolderError(f"{path}: {column} of {rows.name!r} is {float(values[i])!r} in trial "
+                                 f"{rows.numbers['trial'][i]:g} (it should be a finite number of 0 or more); the "
+                                 "file is damaged")
 
 
 def read_trials_csv(path: Path) -> tuple[list[VariantRows], Columns]:

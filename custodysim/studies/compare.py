@@ -21,10 +21,10 @@ from custodysim import __version__
 from custodysim.analysis.economics import DAYS_PER_YEAR, annualised, tail_figures
 from custodysim.errors import RunFolderError
 from custodysim.reporting.report import render_comparison_html, render_comparison_markdown
-from custodysim.running.outputs import default_run_dir, ensure_new, staged_folder, write_json
+from custodysim.running.outputs import default_run_dir, ensure_new, json_text, replace_files, staged_folder
 from custodysim.running.precision import Z95, mean_ci
 from custodysim.running.rows import VariantRows
-from custodysim.running.runfolder import StoredRun, read_run
+from custodysim.running.runfolder import FIGURES, StoredRun, read_run
 
 PAIRED = "paired trial by trial (same scenario, seed and trials)"
 
@@ -39,8 +39,6 @@ HOW_TO_READ = (
     "counts cannot tell."
 )
 
-# What each summary.json figure is checked against when the comparison recomputes it from trials.csv.
-_CHECKED = ("expected_loss_usd", "p_any_loss", "var99_usd", "es99_usd")
 
 
 @dataclass(frozen=True)
@@ -188,12 +186,13 @@ def write_comparison(comparison: Comparison) -> None:
 
     Raises:
         RunFolderError: the folder exists already or cannot be created.
+        WriteError: a file cannot be written (no folder is left).
     """
     data = comparison.as_dict()
     with staged_folder(comparison.folder, keep_unfinished=False) as staging:
-        write_json(staging / "comparison.json", data)
-        (staging / "comparison.md").write_text(render_comparison_markdown(data), encoding="utf-8")
-        (staging / "comparison.html").write_text(render_comparison_html(data), encoding="utf-8")
+        replace_files({staging / "comparison.json": json_text(data),
+                       staging / "comparison.md": render_comparison_markdown(data),
+                       staging / "comparison.html": render_comparison_html(data)})
 
 
 def _labels(folders: list[Path]) -> list[str]:
@@ -320,7 +319,7 @@ def _summary_mismatches(run: StoredRun, label: str, variant: str, entry: Entry) 
     """Return a note for each figure of summary.json that trials.csv no longer reproduces."""
     stored = run.summary.get("variants", {}).get(variant, {})
     notes = []
-    for key in _CHECKED:
+    for key in FIGURES:
         x, y = stored.get(key), getattr(entry, key)
         if x is None or not math.isclose(float(x), y, rel_tol=1e-9, abs_tol=1e-6):
             notes.append(f"{label}:{variant}: {key} in summary.json ({x}) differs from trials.csv ({y}); "

@@ -16,9 +16,9 @@ from typing import Any
 
 from custodysim import __version__
 from custodysim.running.executors import Executor
+from custodysim.running.runfolder import SCENARIO_COPY
 
-SCENARIO_COPY = "scenario.yaml"
-"""The scenario file exactly as run (its sha256 is in the manifest)."""
+__all__ = ["SCENARIO_COPY", "build_manifest", "provenance", "shareable_command"]
 
 
 def build_manifest(command: list[str], scenario_file: str, sha256: str, seed: int, trials: int,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
+import shlex
 import shutil
 import time
 from dataclasses import dataclass
@@ -16,12 +17,21 @@ from custodysim import __version__
 from custodysim.analysis.assumptions import key_inputs
 from custodysim.analysis.economics import DAYS_PER_YEAR, scenario_economics
 from custodysim.analysis.stats import summarise
-from custodysim.errors import OptionError, RunFolderError, RunInterrupted
+from custodysim.errors import OptionError, RunFolderError, RunInterrupted, WriteError
 from custodysim.reporting.report import render_html, render_markdown
 from custodysim.reporting.stories import worst_stories
 from custodysim.running.checkpoints import ChunkStore
 from custodysim.running.executors import Executor, open_executor
-from custodysim.running.outputs import default_run_dir, json_text, partial_dir, staged_folder, write_json
+from custodysim.running.outputs import (
+    check_not_live,
+    default_run_dir,
+    json_text,
+    partial_dir,
+    replace_files,
+    staged_folder,
+    write_json,
+    writing,
+)
 from custodysim.running.precision import DEFAULT_MAX_TRIALS, StopRule
 from custodysim.running.rows import MAX_ROWS, check_size
 from custodysim.running.runfolder import StoredRun, read_run
@@ -31,7 +41,10 @@ from custodysim.scenario.loader import LoadedScenario, load_scenario, load_scena
 from custodysim.studies.provenance import SCENARIO_COPY, build_manifest, provenance, shareable_command
 
 PLAN = "run.json"
-"""The parameters of a run in progress, kept in its staging folder so that it can be resumed."""
+"""The parameters of a run in progress, kept in its staging folder so that it can be resumed.
+
+It holds the run's settings and the ``checksum`` of them (see :func:`_checksum`): a plan that was
+edited or damaged is refused, never resumed with figures of two settings mixed."""
 
 
 @dataclass(frozen=True)
@@ -125,17 +138,41 @@ def execute_run(scenario: str | Path, trials: int | None = None, seed: int | Non
         "replace": replace,
         "command": shareable_command(command),
     }
+    try:
+        copy = Path(scenario).read_bytes()  # as it was loaded a moment ago
+    except OSError as exc:
+        raise RunFolderError(f"{scenario}: cannot be read again ({exc.strerror})") from None
     pool = open_executor(workers, executor, scheduler)  # an unreachable cluster fails before any file is made
     try:
         with staged_folder(folder, replace) as staging:
-            (staging / SCENARIO_COPY).write_bytes(Path(scenario).read_bytes())
-            write_json(staging / PLAN, plan)
+            # Together, the plan last: a staging folder holding a plan holds all a resumed run needs.
+            replace_files({staging / SCENARIO_COPY: copy,
+                           staging / PLAN: json_text({**plan, "checksum": _checksum(plan)})})
             summary = _complete(staging, loaded, plan, progress, started, pool)
     except KeyboardInterrupt:
-        raise RunInterrupted(folder) from None
+        raise _interrupted(folder) from None
+    except WriteError as exc:
+        raise _stopped(folder, exc, replace) from None
     finally:
         pool.close()
     return RunOutcome(folder, summary)
+
+
+def _interrupted(folder: Path) -> BaseException:
+    """Return what to raise for a run to ``folder`` interrupted by Ctrl-C: resumable only if its plan is kept."""
+    return RunInterrupted(folder) if (partial_dir(folder) / PLAN).is_file() else KeyboardInterrupt()
+
+
+def _stopped(folder: Path, exc: WriteError, replace: bool) -> RunFolderError:
+    """Return the error of a run to ``folder`` stopped by ``exc``, saying what was kept and how to finish it."""
+    staging = partial_dir(folder)
+    kept = "no run folder was written"
+    if (staging / PLAN).is_file():
+        kept = (f"the completed chunks are kept in {staging}: make room, then finish the run with: "
+                f"custodysim run --resume {shlex.quote(str(folder))}")
+    if replace and (folder / "manifest.json").is_file():
+        kept += f"; the previous run in {folder} is untouched"
+    return RunFolderError(f"{exc}; {kept}")
 
 
 def stop_rule(trials: int | None, precision: float | None, max_trials: int | None) -> StopRule | None:
@@ -167,27 +204,100 @@ def resume_run(folder: Path, progress: Progress | None = None, workers: int = 1,
         OptionError, ExecutorError: as for :func:`execute_run`.
     """
     started = time.perf_counter()
-    staging = partial_dir(folder)
-    try:
-        plan = json.loads((staging / PLAN).read_text(encoding="utf-8"))
-        text = (staging / SCENARIO_COPY).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RunFolderError(f"{folder}: there is no interrupted run to resume (no {staging.name} with its "
-                             "plan beside it)") from None
-    except (OSError, ValueError) as exc:
-        raise RunFolderError(f"{folder}: the interrupted run's saved state is damaged ({exc})") from None
-    loaded = load_scenario_text(text, source=plan["scenario_file"])
-    if loaded.sha256 != plan["scenario_sha256"]:
-        raise RunFolderError(f"{folder}: the interrupted run's copy of its scenario was changed")
+    check_not_live(folder)  # a live run's plan is not ours to read
+    plan, loaded = _read_plan(folder)
     pool = open_executor(workers, executor, scheduler)
     try:
         with staged_folder(folder, plan["replace"], resume=True) as staging:
             summary = _complete(staging, loaded, plan, progress, started, pool, resumed=True)
     except KeyboardInterrupt:
-        raise RunInterrupted(folder) from None
+        raise _interrupted(folder) from None
+    except WriteError as exc:
+        raise _stopped(folder, exc, plan["replace"]) from None
     finally:
         pool.close()
     return RunOutcome(folder, summary)
+
+
+def _checksum(plan: dict[str, Any]) -> str:
+    """Return the checksum of a plan's settings (the sha256 of their JSON, keys sorted)."""
+    return hashlib.sha256(json.dumps(plan, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _read_plan(folder: Path) -> tuple[dict[str, Any], LoadedScenario]:
+    """Return the plan of the interrupted run to ``folder`` and its scenario, both checked.
+
+    Raises:
+        RunFolderError: there is no interrupted run, or its plan or scenario copy is damaged.
+    """
+    staging = partial_dir(folder)
+    path = staging / PLAN
+
+    def damaged(what: str, why: str) -> RunFolderError:
+        return RunFolderError(f"{folder}: the interrupted run's {what} is damaged ({why}); it cannot be resumed "
+                              f"safely: delete {staging} and run the scenario again")
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        raw = (staging / SCENARIO_COPY).read_bytes()
+    except FileNotFoundError:
+        raise RunFolderError(f"{folder}: there is no interrupted run to resume (no {staging.name} with its "
+                             "plan beside it)") from None
+    except (OSError, ValueError) as exc:
+        raise damaged(f"plan {path}", f"it cannot be read as JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise damaged(f"plan {path}", "it is not a JSON object")
+    checksum = data.pop("checksum", None)
+    if checksum != _checksum(data):
+        raise damaged(f"plan {path}", "its checksum does not match its settings: it was edited or corrupted")
+    problem = _plan_problem(data)
+    if problem is not None:
+        raise damaged(f"plan {path}", problem)
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != data["scenario_sha256"]:
+        raise damaged(f"copy of its scenario {staging / SCENARIO_COPY}", "its sha256 is not the one in the plan")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:  # only if the plan's hash was forged to match
+        raise damaged(f"copy of its scenario {staging / SCENARIO_COPY}", str(exc)) from None
+    return data, load_scenario_text(text, source=data["scenario_file"], sha256=digest)
+
+
+def _plan_problem(plan: dict[str, Any]) -> str | None:
+    """Return what is wrong with a plan's settings (None: nothing), as :func:`execute_run` writes them."""
+    def count(v: object) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+    checks: dict[str, tuple[bool, str]] = {
+        "scenario_file": (isinstance(plan.get("scenario_file"), str), "a file name"),
+        "scenario_sha256": (isinstance(plan.get("scenario_sha256"), str)
+                            and len(plan["scenario_sha256"]) == 64, "a sha256 in hexadecimal"),
+        "trials": (plan.get("trials") is None or count(plan["trials"]), "a whole number of 1 or more, or null"),
+        "precision": (plan.get("precision") is None or (isinstance(plan["precision"], float)
+                                                        and 0 < plan["precision"] < 1), "between 0 and 1, or null"),
+        "max_trials": (plan.get("max_trials") is None or count(plan["max_trials"]),
+                       "a whole number of 1 or more, or null"),
+        "seed": (isinstance(plan.get("seed"), int) and not isinstance(plan["seed"], bool) and plan["seed"] >= 0,
+                 "a whole number of 0 or more"),
+        "variants": (plan.get("variants") is None or (isinstance(plan["variants"], list)
+                                                       and all(isinstance(v, str) for v in plan["variants"])),
+                     "a list of variant names, or null"),
+        "replace": (isinstance(plan.get("replace"), bool), "true or false"),
+        "command": (isinstance(plan.get("command"), list) and all(isinstance(c, str) for c in plan["command"]),
+                    "a list of words"),
+    }
+    unknown = sorted(set(plan) - set(checks))
+    if unknown:
+        return f"unknown setting {unknown[0]!r}"
+    for key, (ok, expected) in checks.items():
+        if key not in plan:
+            return f"{key} is missing"
+        if not ok:
+            return f"{key} should be {expected}, not {json.dumps(plan[key])}"
+    if (plan["trials"] is None) == (plan["precision"] is None) or \
+            (plan["max_trials"] is None) != (plan["precision"] is None):
+        return "it should give trials, or precision with max_trials"
+    return None
 
 
 def _complete(staging: Path, loaded: LoadedScenario, plan: dict[str, Any], progress: Progress | None,
@@ -205,16 +315,19 @@ def _complete(staging: Path, loaded: LoadedScenario, plan: dict[str, Any], progr
                                "report.md", "report.html", "manifest.json"])
     summary["provenance"] = provenance(manifest)
     stories = [story.as_dict() for story in worst_stories(loaded, rows, s)]
-    write_json(staging / "summary.json", summary)
-    write_json(staging / "stories.json", stories)
-    write_trials_csv(staging / "trials.csv", rows, cols)
-    (staging / "scenario.resolved.yaml").write_text(_resolved_yaml(loaded, summary["variants"]), encoding="utf-8")
-    (staging / "report.md").write_text(render_markdown(summary, manifest), encoding="utf-8")
-    (staging / "report.html").write_text(render_html(summary, manifest, rows, stories, key_inputs(loaded.baseline)),
-                                          encoding="utf-8")
-    shutil.rmtree(store.folder)
-    (staging / PLAN).unlink()
+    replace_files({
+        staging / "summary.json": json_text(summary),
+        staging / "stories.json": json_text(stories),
+        staging / "trials.csv": lambda path: write_trials_csv(path, rows, cols),
+        staging / "scenario.resolved.yaml": _resolved_yaml(loaded, summary["variants"]),
+        staging / "report.md": render_markdown(summary, manifest),
+        staging / "report.html": render_html(summary, manifest, rows, stories, key_inputs(loaded.baseline)),
+    })
     write_json(staging / "manifest.json", manifest)  # written last: its presence marks completeness
+    # Only now that every file is written: a run that failed before can still be resumed.
+    with writing(store.folder):
+        shutil.rmtree(store.folder)
+        (staging / PLAN).unlink()
     return summary
 
 
@@ -223,8 +336,14 @@ def rerender(folder: Path) -> StoredRun:
 
     The key inputs listed in the HTML report are read from the run's own copy of its scenario.
 
-    Only files derived from ``trials.csv`` are rewritten (``summary.json`` and the reports), each
-    replaced in one step; the rows, stories, resolved scenario and manifest stay as they were.
+    Only files derived from ``trials.csv`` are rewritten (``summary.json`` and the reports), all of them
+    rendered first and then replaced together; the rows, stories, resolved scenario and manifest stay as
+    they were.
+
+    Raises:
+        RunFolderError: the folder is not a complete run, or its files are damaged (see
+            :func:`~custodysim.running.runfolder.read_run`); nothing is written then.
+        WriteError: a file cannot be written; the old files stay.
     """
     run = read_run(folder)
     summary = dict(run.summary)
@@ -236,17 +355,16 @@ def rerender(folder: Path) -> StoredRun:
                                     horizon, economics)
     summary["provenance"] = {**summary.get("provenance", {}), "rerendered_by_version": __version__}
     inputs = key_inputs(loaded.baseline) if loaded is not None else []
-    _replace(folder / "summary.json", json_text(summary))
-    _replace(folder / "report.md", render_markdown(summary, run.manifest))
-    _replace(folder / "report.html", render_html(summary, run.manifest, run.rows, run.stories, inputs))
+    files = {  # every file rendered before any is written, and all replaced together
+        folder / "summary.json": json_text(summary),
+        folder / "report.md": render_markdown(summary, run.manifest),
+        folder / "report.html": render_html(summary, run.manifest, run.rows, run.stories, inputs),
+    }
+    try:
+        replace_files(files)
+    except WriteError as exc:
+        raise RunFolderError(f"{exc}; none of the run's files was changed") from None
     return StoredRun(run.folder, summary, run.manifest, run.rows, run.columns, run.stories)
-
-
-def _replace(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` in one step: a reader sees the old file or the new one, never half."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _resolved_yaml(loaded: LoadedScenario, ran: dict[str, Any]) -> str:
