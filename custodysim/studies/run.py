@@ -16,7 +16,7 @@ from custodysim import __version__
 from custodysim.analysis.assumptions import key_inputs
 from custodysim.analysis.economics import DAYS_PER_YEAR, scenario_economics
 from custodysim.analysis.stats import summarise
-from custodysim.errors import OptionError, RunFolderError, RunInterrupted
+from custodysim.errors import OptionError, RunFolderError, RunInterrupted, RunStopped, WorkerLost
 from custodysim.reporting.report import render_html, render_markdown
 from custodysim.reporting.stories import worst_stories
 from custodysim.running.checkpoints import ChunkStore
@@ -105,6 +105,7 @@ def execute_run(scenario: str | Path, trials: int | None = None, seed: int | Non
         ScenarioError: the file is not a valid scenario (nothing is written).
         OptionError: options out of range or that do not go together.
         ExecutorError: the Dask cluster cannot be used.
+        RunStopped: a worker process or the Dask scheduler was lost; the completed chunks are kept.
         LimitError: the run would hold more than ``max_rows`` trial rows.
         RunFolderError: ``out`` exists already (and may not be replaced) or cannot be created.
     """
@@ -133,6 +134,8 @@ def execute_run(scenario: str | Path, trials: int | None = None, seed: int | Non
             summary = _complete(staging, loaded, plan, progress, started, pool)
     except KeyboardInterrupt:
         raise RunInterrupted(folder) from None
+    except WorkerLost as exc:
+        raise RunStopped(str(exc), folder) from None
     finally:
         pool.close()
     return RunOutcome(folder, summary)
@@ -185,6 +188,8 @@ def resume_run(folder: Path, progress: Progress | None = None, workers: int = 1,
             summary = _complete(staging, loaded, plan, progress, started, pool, resumed=True)
     except KeyboardInterrupt:
         raise RunInterrupted(folder) from None
+    except WorkerLost as exc:
+        raise RunStopped(str(exc), folder) from None
     finally:
         pool.close()
     return RunOutcome(folder, summary)
