@@ -167,7 +167,7 @@ def resume_run(folder: Path, progress: Progress | None = None, workers: int = 1,
 
     Raises:
         RunFolderError: there is no interrupted run to ``folder``, or its saved state is damaged.
-        OptionError, ExecutorError: as for :func:`execute_run`.
+        OptionError, ExecutorError, RunStopped: as for :func:`execute_run`.
     """
     started = time.perf_counter()
     staging = partial_dir(folder)
