@@ -102,3 +102,16 @@ class OptionError(CustodysimError):
 
 class ExecutorError(CustodysimError):
     """An executor that cannot be used: Dask not installed, or its scheduler not answering."""
+
+
+class WorkerLost(ExecutorError):
+    """A worker process (or the Dask scheduler) lost in the middle of a run, named with the task it held."""
+
+
+class RunStopped(CustodysimError):
+    """A run stopped by a fault (a lost worker or scheduler); its completed chunks are kept for ``--resume``."""
+
+    def __init__(self, cause: str, folder: Path) -> None:
+        self.folder = folder
+        super().__init__(f"{cause}; no run folder was written; the completed chunks are kept in a hidden folder "
+                         f"beside it. Resume with: custodysim run --resume {folder}")

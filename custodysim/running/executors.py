@@ -4,22 +4,32 @@ An executor maps a function over tasks and yields each (task, result) as it comp
 few tasks in flight so that a caller that stops early (a precision target reached, Ctrl-C) wastes little
 work. Results come back in completion order; the caller puts them back in task order, which is why the
 figures of a run do not depend on the executor or on the number of workers.
+
+Processes that die are the executor's to notice: a local worker that dies stops the map at once with a
+:class:`~custodysim.errors.WorkerLost` naming it and its task, and a local map that ends for any reason
+(done, stopped early, Ctrl-C, an error) kills its workers rather than waiting for their chunks. Workers
+also die with the process that started them, however it ended (see :func:`_exit_with_parent`). A Dask
+cluster retries the chunk of a lost worker itself; a lost scheduler ends the map with a ``WorkerLost``.
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import importlib
+import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import CancelledError
 from contextlib import contextmanager
-from typing import Any, Protocol, TypeVar
+from multiprocessing.connection import Connection, wait
+from typing import Any, Generic, Protocol, TypeVar
 
-from custodysim.errors import ExecutorError, OptionError
+from custodysim.errors import ExecutorError, OptionError, WorkerLost
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -29,7 +39,8 @@ EXECUTORS = ("local", "dask")
 CONNECT_TIMEOUT = 10.0
 """Seconds to wait for a Dask scheduler to answer."""
 IN_FLIGHT = 2
-"""Tasks kept in flight per worker: enough that a worker never waits for its next task."""
+"""Tasks kept in flight per Dask worker: enough that a worker never waits for its next task (a local
+worker is handed its next task the moment its result is in)."""
 
 
 class Executor(Protocol):
@@ -42,7 +53,10 @@ class Executor(Protocol):
         """Yield ``(task, fn(task))`` for every task, in completion order.
 
         Tasks are drawn from ``tasks`` only as room frees up; closing the iterator early cancels the
-        tasks not yet finished.
+        tasks not yet finished. A task's ``str()`` says what it is, for the message of a lost worker.
+
+        Raises:
+            WorkerLost: a worker process (or the Dask scheduler) was lost and the task cannot finish.
         """
         ...  # pragma: no cover
 
@@ -107,13 +121,14 @@ class InProcess:
         """Nothing to release."""
 
 
-def _ignore_interrupts() -> None:
-    """Leave Ctrl-C to the parent, which stops the pool; a worker prints no traceback of its own."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 class ProcessPool:
-    """Runs tasks in local worker processes (a pool started for each map, shut down at its end).
+    """Runs tasks in local worker processes (started for each map, killed at its end).
+
+    Each worker has a pipe of its own and runs one task at a time, so the pool always knows which task
+    a worker holds: a worker that dies stops the map within moments with a :class:`WorkerLost` naming
+    its process, how it ended and its task. Workers hold nothing that needs saving (results come back
+    through the pipes), so a map that ends for any reason kills them instead of waiting for their tasks:
+    Ctrl-C stops a run at once whatever a chunk costs.
 
     Workers are forked from this process when it runs no other thread (see :func:`_start_context`), and
     otherwise started by a fork server, since forking a threaded process can copy a lock in a held
@@ -128,27 +143,139 @@ class ProcessPool:
         self.workers = workers
 
     def map_unordered(self, fn: Callable[[J], R], tasks: Iterable[J]) -> Generator[tuple[J, R], None, None]:
-        """Yield ``(task, fn(task))`` in completion order, keeping a few tasks per worker in flight."""
+        """Yield ``(task, fn(task))`` in completion order, one task per worker in flight.
+
+        A worker is handed its next task as soon as its result is in, before the result is yielded, so
+        it works while the caller stores the result.
+        """
         context = _start_context(fn)
+        source = iter(tasks)
+        workers: list[_Worker[J, R]] = []
         with _collector_blind(context.get_start_method() == "fork"):
-            pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_ignore_interrupts)
-            pending: dict[Future[R], J] = {}
-            source = iter(tasks)
             try:
-                _fill(pending, source, lambda task: pool.submit(fn, task), IN_FLIGHT * self.workers)
-                while pending:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    order = list(pending)
-                    for future in sorted(done, key=order.index):
-                        task = pending.pop(future)
-                        yield task, future.result()
-                    _fill(pending, source, lambda task: pool.submit(fn, task), IN_FLIGHT * self.workers)
+                for _ in range(self.workers):
+                    workers.append(_Worker(context, fn))
+                for worker in workers:
+                    worker.give(next(source, _END))
+                while busy := [w for w in workers if w.task is not _END]:
+                    wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
+                    for worker in busy:
+                        if worker.conn.poll():
+                            task, result = worker.task, worker.receive()
+                            worker.give(next(source, _END))
+                            yield task, result
+                        elif not worker.process.is_alive():
+                            raise worker.lost()
             finally:
-                # Running tasks finish (a chunk takes about a second); queued ones are dropped.
-                pool.shutdown(wait=True, cancel_futures=True)
+                for worker in workers:
+                    worker.stop()
 
     def close(self) -> None:
         """Nothing to release between maps."""
+
+
+class _Worker(Generic[J, R]):
+    """One worker process, its end of the pipe to this process, and the task it holds (or ``_END``)."""
+
+    def __init__(self, context: Any, fn: Callable[[J], R]) -> None:
+        self.conn, theirs = context.Pipe()
+        self.process = context.Process(target=_serve, args=(theirs, fn), daemon=True)
+        self.process.start()
+        theirs.close()
+        self.task: J = _END
+
+    def give(self, task: J) -> None:
+        """Hand the worker ``task`` (``_END``: nothing more to do)."""
+        self.task = task
+        if task is not _END:
+            try:
+                self.conn.send(task)
+            except OSError:  # the worker died since its last result
+                raise self.lost() from None
+
+    def receive(self) -> R:
+        """Return the result of the worker's task, or raise the exception the task raised."""
+        try:
+            ok, value = self.conn.recv()
+        except (EOFError, OSError):  # the worker died while sending
+            raise self.lost() from None
+        if not ok:
+            raise value
+        return value  # type: ignore[no-any-return]
+
+    def lost(self) -> WorkerLost:
+        """Return the error that says this worker died, how, and while running what."""
+        self.process.join(1)  # a dead worker's exit code is there at once; a hung pipe's is not
+        how = _how_it_ended(self.process.exitcode)
+        return WorkerLost(f"worker process {self.process.pid} died ({how}) while simulating {self.task}")
+
+    def stop(self) -> None:
+        """Kill the worker (it holds nothing to save) and release its pipe."""
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join()
+        self.conn.close()
+        self.process.close()
+
+
+def _how_it_ended(code: int | None) -> str:
+    """Say how a process with exit code ``code`` ended (negative: the signal that killed it)."""
+    if code is None:
+        return "stopped answering"
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        return f"killed by signal {-code}, {signal.Signals(-code).name}"
+    except ValueError:
+        return f"killed by signal {-code}"
+
+
+def _serve(conn: Connection, fn: Callable[[J], R]) -> None:
+    """Run in a worker: take a task, send back its result (or the exception it raised), until the pipe closes."""
+    _exit_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it kills the workers
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker inherits the command's handler
+    while True:
+        try:
+            task = conn.recv()
+        except EOFError:
+            return
+        try:
+            reply: tuple[bool, Any] = (True, fn(task))
+        except Exception as exc:
+            reply = (False, exc)
+        try:
+            conn.send(reply)
+        except Exception as exc:  # a result or an exception that cannot be pickled: nothing was sent
+            conn.send((False, ExecutorError(f"a worker could not send back its result for {task}: {exc!r}")))
+
+
+PR_SET_PDEATHSIG = 1
+"""Linux's prctl option: the signal the kernel sends this process when its parent ends."""
+
+
+def _exit_with_parent() -> None:
+    """Make this worker end when the process that started it ends, whatever killed that one.
+
+    On Linux the kernel does it (``prctl(PR_SET_PDEATHSIG, SIGKILL)``), even if the worker is deep in a
+    computation; a fork server's worker dies with the fork server, which ends with its parent. Everywhere
+    (and for a parent that died before the ``prctl``), a thread waits on the parent's sentinel, which
+    becomes ready when the parent ends, and ends the worker. (A forked worker also holds the sentinels of
+    the workers forked before it, so without the kernel's help they end one after the other, the last
+    forked first.)
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    threading.Thread(target=_end_with, args=(parent,), name="custodysim-parent-watch", daemon=True).start()
+
+
+def _end_with(parent: multiprocessing.process.BaseProcess) -> None:
+    """Wait for ``parent`` to end, then end this process at once (no clean-up: it holds nothing to save)."""
+    parent.join()
+    os._exit(1)
 
 
 @contextmanager
@@ -219,6 +346,7 @@ class DaskExecutor:
 
     def __init__(self, address: str, timeout: float | None = None) -> None:
         timeout = CONNECT_TIMEOUT if timeout is None else timeout
+        self.address = address
         try:
             distributed = importlib.import_module("distributed")  # optional: pip install 'custodysim[dask]'
         except ImportError:
@@ -234,7 +362,8 @@ class DaskExecutor:
 
     def map_unordered(self, fn: Callable[[J], R], tasks: Iterable[J]) -> Generator[tuple[J, R], None, None]:
         """Yield ``(task, fn(task))`` in completion order, keeping a few tasks per worker in flight."""
-        as_completed = importlib.import_module("distributed").as_completed
+        distributed = importlib.import_module("distributed")
+        as_completed = distributed.as_completed
         pending: dict[Any, J] = {}
         source = iter(tasks)
         finished = as_completed(loop=self._client.loop)
@@ -248,7 +377,18 @@ class DaskExecutor:
             _fill(pending, source, submit, IN_FLIGHT * self.workers)
             for future in finished:
                 task = pending.pop(future)
-                yield task, future.result()
+                try:
+                    result = future.result()
+                except CancelledError as exc:  # every task is cancelled when the scheduler is lost
+                    reason = getattr(exc, "reason", "")
+                    raise WorkerLost(f"lost the connection to the Dask scheduler at {self.address} while "
+                                     f"simulating {task}" if reason == "scheduler-connection-lost" else
+                                     f"the Dask cluster at {self.address} cancelled the task simulating {task} "
+                                     f"({reason or exc})") from None
+                except distributed.KilledWorker as exc:  # Dask retried it on other workers, which died too
+                    raise WorkerLost(f"Dask workers died each time they ran the task simulating {task} ({exc})") \
+                        from None
+                yield task, result
                 _fill(pending, source, submit, IN_FLIGHT * self.workers)
         finally:
             if pending:
@@ -256,4 +396,11 @@ class DaskExecutor:
 
     def close(self) -> None:
         """Disconnect from the scheduler (the cluster keeps running)."""
-        self._client.close()
+        # A client that lost its scheduler logs, as it closes, that it failed to reconnect: the run said so.
+        quiet = logging.getLogger("distributed.client")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)
+        try:
+            self._client.close()
+        finally:
+            quiet.setLevel(level)

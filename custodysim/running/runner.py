@@ -238,6 +238,11 @@ class ChunkJob:
     index: int
     """The chunk's position in the run (0, 1, ...)."""
 
+    def __str__(self) -> str:
+        """Say which trials of which variants the job holds (``trials 3000-3999 of variant vault``), for messages."""
+        names = ", ".join(self.variants[:3]) + (f" and {len(self.variants) - 3} more" if len(self.variants) > 3 else "")
+        return f"trials {self.first}-{self.first + self.count - 1} of variant{'s' * (len(self.variants) > 1)} {names}"
+
 
 _COMPILED: dict[tuple[str, str, int], tuple[CompiledScenario, TrialResult]] = {}
 """This process's compiled variants and their quiet trials, so a worker compiles each variant once.

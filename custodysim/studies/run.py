@@ -17,7 +17,7 @@ from custodysim import __version__
 from custodysim.analysis.assumptions import key_inputs
 from custodysim.analysis.economics import DAYS_PER_YEAR, scenario_economics
 from custodysim.analysis.stats import summarise
-from custodysim.errors import OptionError, RunFolderError, RunInterrupted, WriteError
+from custodysim.errors import OptionError, RunFolderError, RunInterrupted, RunStopped, WorkerLost, WriteError
 from custodysim.reporting.report import render_html, render_markdown
 from custodysim.reporting.stories import worst_stories
 from custodysim.running.checkpoints import ChunkStore
@@ -118,6 +118,7 @@ def execute_run(scenario: str | Path, trials: int | None = None, seed: int | Non
         ScenarioError: the file is not a valid scenario (nothing is written).
         OptionError: options out of range or that do not go together.
         ExecutorError: the Dask cluster cannot be used.
+        RunStopped: a worker process or the Dask scheduler was lost; the completed chunks are kept.
         LimitError: the run would hold more than ``max_rows`` trial rows.
         RunFolderError: ``out`` exists already (and may not be replaced) or cannot be created.
     """
@@ -153,6 +154,8 @@ def execute_run(scenario: str | Path, trials: int | None = None, seed: int | Non
         raise _interrupted(folder) from None
     except WriteError as exc:
         raise _stopped(folder, exc, replace) from None
+    except WorkerLost as exc:
+        raise RunStopped(str(exc), folder) from None
     finally:
         pool.close()
     return RunOutcome(folder, summary)
@@ -201,7 +204,7 @@ def resume_run(folder: Path, progress: Progress | None = None, workers: int = 1,
 
     Raises:
         RunFolderError: there is no interrupted run to ``folder``, or its saved state is damaged.
-        OptionError, ExecutorError: as for :func:`execute_run`.
+        OptionError, ExecutorError, RunStopped: as for :func:`execute_run`.
     """
     started = time.perf_counter()
     check_not_live(folder)  # a live run's plan is not ours to read
@@ -214,6 +217,8 @@ def resume_run(folder: Path, progress: Progress | None = None, workers: int = 1,
         raise _interrupted(folder) from None
     except WriteError as exc:
         raise _stopped(folder, exc, plan["replace"]) from None
+    except WorkerLost as exc:
+        raise RunStopped(str(exc), folder) from None
     finally:
         pool.close()
     return RunOutcome(folder, summary)
