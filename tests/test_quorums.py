@@ -150,7 +150,7 @@ def _structures(draw: st.DrawFn) -> tuple[WalletModel, frozenset[int]]:
         start += size
     signers = tuple(SignerModel(i, f"k{i}", None, f"ks{i}", (), True) for i in range(start))
     wallet = WalletModel("w", "BTC", 1.0, 1.0, sum(need for need, _ in groups), signers, tuple(groups),
-                         frozenset(), frozenset(), (), (), None, None, None)
+                         frozenset(), frozenset(), (), (), None, None, None, "w")
     held = frozenset(draw(st.sets(st.integers(0, start - 1))))
     return wallet, held
 

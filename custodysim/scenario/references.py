@@ -126,8 +126,31 @@ def _check(s: Scenario) -> Iterator[tuple[PathT, str]]:
         for i, wid in enumerate(mon.wallets or []):
             yield from need(("controls", "outflow_monitoring", cid, "wallets", i), "wallet", wid, wallets)
 
+    yield from _accounts(s)
     yield from _usd_bounds(s)
     yield from _work_bounds(s)
+
+
+def _accounts(s: Scenario) -> Iterator[tuple[PathT, str]]:
+    """Refuse wallets of one account that differ in what the account shares, or hold the same asset."""
+    held: dict[str, dict[str, str]] = {}  # account -> asset -> the wallet holding it
+    for wid, w in s.wallets.items():
+        if w.account is None:
+            continue
+        if w.account in s.wallets and s.wallets[w.account].account != w.account:
+            yield ("wallets", wid, "account"), (f"{w.account!r} is the id of a wallet outside this account; "
+                                                "name the account otherwise (or put that wallet in it)")
+        assets = held.setdefault(w.account, {})
+        if assets:
+            lead = next(iter(assets.values()))
+            for field in ("custody", "pipeline", "requesters"):
+                if getattr(w, field) != getattr(s.wallets[lead], field):
+                    yield ("wallets", wid, field), (f"differs from that of wallet {lead!r}, of the same account "
+                                                    f"{w.account!r}: the wallets of an account share one {field}")
+        if w.asset in assets:
+            yield ("wallets", wid, "asset"), (f"{w.asset} is held by wallet {assets[w.asset]!r} of the same "
+                                              f"account {w.account!r} already: an account holds each asset once")
+        assets.setdefault(w.asset, wid)
 
 
 def _usd_bounds(s: Scenario) -> Iterator[tuple[PathT, str]]:

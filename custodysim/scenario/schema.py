@@ -452,7 +452,13 @@ class TopUp(Spec):
 
 
 class Wallet(Spec):
-    """A wallet: its asset, tier, balance, custody, transfer pipeline, policy and flows."""
+    """A wallet: its asset, tier, balance, custody, transfer pipeline, policy and flows.
+
+    Wallets that name the same ``account`` are one address holding several assets (a smart-contract
+    multisig holding the native coin and tokens): one custody, one pipeline, one set of requesters, so a
+    quorum of keys or a takeover reaches every asset at once; each wallet keeps its own asset, balance,
+    flows, top-ups and policy amounts.
+    """
 
     asset: Id
     tier: Literal["hot", "warm", "cold"]
@@ -464,6 +470,7 @@ class Wallet(Spec):
     flows: Flows | None = None
     topup: TopUp | None = None
     sweep_to: Id | None = None
+    account: Id | None = None
 
 
 class ScheduledTransfer(Spec):

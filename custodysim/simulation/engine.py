@@ -205,10 +205,15 @@ class World:
             if path == "forged_request":
                 forge(self, c, wallet)
                 continue
-            c.struck.add(wid)
-            self.draining.add((c.label, wid))
-            self.trace("{} signs for {} with {} key(s)", c.label, wid, wallet.threshold)
-            self.env.process(drain(self.env, self, c, wallet, "key_theft"))
+            # the keys sign for the account: every asset at the address is drained at once
+            for w in m.accounts[wallet.account]:
+                if w is not wallet and ((c.label, w.id) in self.draining or choose_quorum(c, w, now) is None):
+                    continue
+                armed.pop((w.id, path), None)
+                c.struck.add(w.id)
+                self.draining.add((c.label, w.id))
+                self.trace("{} signs for {} with {} key(s)", c.label, w.id, w.threshold)
+                self.env.process(drain(self.env, self, c, w, "key_theft"))
 
     def insider_acts(self, c: Campaign) -> None:
         """An insider uses the keys they hold: any wallet where they alone make a quorum."""
@@ -308,19 +313,23 @@ class World:
         self.strike_armed(c)
 
     def take_over(self, c: Campaign, wallet: WalletModel) -> None:
-        """The wallet's logic is replaced: it is the campaign's for the rest of the trial.
+        """The wallet's logic is replaced: it and every asset of its account are the campaign's from now on.
 
-        Its balance is lost at once, and every transfer into it until the exchange stops sending (its
-        response freezes the wallet); the exchange never signs out of it again, so its operations stop.
+        One address has one logic: their balances are lost at once, and every transfer into them until the
+        exchange stops sending (its response freezes the wallet); the exchange never signs out of them
+        again, so their operations stop.
         """
         now = self.env.now
         self.sync()
-        c.taken_over.add(wallet.id)
-        self.owners[wallet.id] = c
-        self.trace("{} takes over {}: its logic and all it holds are the attacker's", c.label, wallet.id)
-        amount = self.treasury.take_over(wallet.id, now)
-        if amount > 0:
-            self._count_loss(c, wallet, amount, "tampering", now)
+        for w in self.model.accounts[wallet.account]:
+            if w is not wallet and w.id in self.owners:
+                continue
+            c.taken_over.add(w.id)
+            self.owners[w.id] = c
+            self.trace("{} takes over {}: its logic and all it holds are the attacker's", c.label, w.id)
+            amount = self.treasury.take_over(w.id, now)
+            if amount > 0:
+                self._count_loss(c, w, amount, "tampering", now)
         self.wake_clock()
         self.strike_armed(c)
 

@@ -1,8 +1,9 @@
 """Lost keys, and the wallets they lock: the other side of a signing threshold.
 
 Each key of a wallet whose custody says how keys are lost (``key_loss``) is lost at its rate, as a
-Poisson process in the trial's own named streams (``key-loss:WALLET:SIGNER``, so that variants with the
-same signers lose them at the same times: a sweep over thresholds compares like with like). A lost key is
+Poisson process in the trial's own named streams (``key-loss:ACCOUNT:SIGNER``, the account being the
+wallet itself unless it shares one, so that variants with the same signers lose them at the same times:
+a sweep over thresholds compares like with like, and every asset of an account is locked together). A lost key is
 restored after its recovery time, unless the loss is one nothing can undo (or there is no recovery), and
 it can be lost again once restored.
 
@@ -36,7 +37,8 @@ class Lock:
 
 
 def _stream(wallet: WalletModel, signer: SignerModel) -> str:
-    return f"key-loss:{wallet.id}:{signer.id}"
+    """Name a key's losses by its account: the wallets of one account lose the same keys at the same times."""
+    return f"key-loss:{wallet.account}:{signer.id}"
 
 
 def may_lock(model: CompiledScenario, seed: int, trials: np.ndarray) -> np.ndarray:

@@ -84,6 +84,7 @@ class WalletModel:
     flows: Flows | None
     topup: TopUp | None
     sweep_to: str | None
+    account: str  # the address it shares with the wallets of its other assets (its own id if none)
 
     @cached_property
     def operational_quorum(self) -> tuple[SignerModel, ...]:
@@ -220,6 +221,14 @@ class CompiledScenario:
     price_paths: dict[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)
 
     @cached_property
+    def accounts(self) -> dict[str, tuple[WalletModel, ...]]:
+        """Return the wallets of each account (one per asset it holds; a wallet without one is its own)."""
+        out: dict[str, list[WalletModel]] = defaultdict(list)
+        for w in self.wallets.values():
+            out[w.account].append(w)
+        return {account: tuple(ws) for account, ws in out.items()}
+
+    @cached_property
     def losing_keys(self) -> tuple[WalletModel, ...]:
         """Return the wallets whose keys can be lost (see :mod:`~custodysim.simulation.keyloss`)."""
         return tuple(w for w in self.wallets.values() if any(sg.loss_per_day > 0 for sg in w.signers))
@@ -318,7 +327,7 @@ def compile_scenario(spec: Scenario) -> CompiledScenario:
             wid, w.asset, s.assets[w.asset].price_usd, w.balance, w.custody.quorum_size, signers,
             tuple((need, frozenset(index[i] for i in members)) for need, members in w.custody.quorum),
             frozenset(w.pipeline), frozenset(w.requesters), tuple(rules), tuple(monitors[wid]),
-            w.flows, w.topup, sweep,
+            w.flows, w.topup, sweep, w.account if w.account is not None else wid,
         )
 
     out_edges: dict[str, list[EdgeModel]] = defaultdict(list)

@@ -150,8 +150,9 @@ def ready(world: World, c: Campaign, wallet: WalletModel, path: str, t: float) -
 
 
 def value_usd(world: World, wallet: WalletModel, t: float) -> float:
-    """Return what ``wallet`` holds at ``t``, in USD."""
-    return world.treasury.balance(wallet.id) * world.model.price_at(wallet.asset, t)
+    """Return what ``wallet``'s account holds at ``t``, in USD (every asset at its address)."""
+    model, treasury = world.model, world.treasury
+    return sum(treasury.balance(w.id) * model.price_at(w.asset, t) for w in model.accounts[wallet.account])
 
 
 def strikes_now(world: World, c: Campaign, wallet: WalletModel, path: str, t: float) -> bool:
