@@ -516,6 +516,11 @@ def _print_costs(summary: dict[str, Any]) -> None:
                     number(o.get("withdrawal_delay_mean_hours_p95"), 2), pct(o["withdrawals_delayed_share"]),
                     number(o.get("transfers_blocked_mean"), 2), number(o.get("signing_ceremonies_per_year"), 1))
     out.print(ops)
+    if any(v["operations"].get("admin_actions_per_year") for v in variants.values()):
+        waits = "; ".join(f"{name} {v['operations'].get('admin_actions_per_year', 0):g} a year, "
+                          f"{v['operations'].get('admin_wait_hours_per_year', 0):g} h" for name, v in variants.items())
+        out.print(f"Administrative actions and their time-lock waits a year: {waits}", markup=False,
+                  highlight=False, soft_wrap=True)
 
 
 def _table(title: str, *columns: str) -> Table:

@@ -10,6 +10,7 @@ from custodysim.scenario import distributions, schema
 from custodysim.scenario.distributions import Exponential, Fixed, LogNormal, Triangular, Uniform
 from custodysim.scenario.schema import (
     AccessEdge,
+    AdminActions,
     Asset,
     AwarenessTraining,
     BalanceAlerts,
@@ -68,7 +69,7 @@ DOCUMENTED: tuple[type[BaseModel], ...] = (
     Detection, OutflowMonitor, Response, Controls, Variant, Measures, Measure, AwarenessTraining, PhishingResistantMfa,
     DeviceBoundSessions, SegregatedVendorAccess, EndpointDetection, OutflowMonitoringMeasure, BalanceAlerts,
     IndependentVerification, IndependentPolicyEngine, TimeDelayWithCancellation, WalletSplitting,
-    Finance, Insurance, Notification, NoLogicChanges, Strike, Verification, KeyLoss,
+    Finance, Insurance, Notification, NoLogicChanges, Strike, Verification, KeyLoss, AdminActions,
     Fixed, Uniform, Exponential, LogNormal, Triangular,
 )
 

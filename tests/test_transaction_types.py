@@ -10,7 +10,10 @@ import pytest
 from conftest import BASE, build, load, losses
 from test_takeover import _takeover
 
+from custodysim.analysis.economics import scenario_economics
+from custodysim.analysis.stats import summarise
 from custodysim.errors import ScenarioError
+from custodysim.running.runner import run_variants
 
 OPERATIONS = ("withdrawal_delay_mean_hours", "withdrawals_delayed_share", "transfers_signed", "transfers_delayed",
               "transfer_delay_hours", "signing_ceremonies", "transfers_blocked")
@@ -44,6 +47,28 @@ def test_a_time_lock_on_administrative_actions_adds_no_waiting_to_withdrawals():
     for column in OPERATIONS:
         np.testing.assert_array_equal(admin[column], free[column], err_msg=column)
     assert every["transfer_delay_hours"].mean() > free["transfer_delay_hours"].mean()
+
+
+@pytest.mark.parametrize(("applies_to", "enforced_by", "hours_a_year"),
+                         [("admin", "guard", 2 * 48.0), ("all", "guard", 2 * 48.0), ("transfers", "guard", 0.0),
+                          ("admin", None, 0.0)])
+def test_legitimate_administrative_actions_wait_only_on_locks_that_hold_them(applies_to, enforced_by, hours_a_year):
+    """Two upgrades a year under a 48 h lock wait 96 h a year if an enforced lock holds admin actions, else none."""
+    doc = _flowing({"hours": 48.0, "enforced_by": enforced_by, "applies_to": applies_to})
+    doc["operations"]["admin_actions"] = [{"wallet": "vault", "per_year": 2}]
+    ops = run_variants(load(doc), 20, 2)[0][0]
+    summary = summarise([ops], "baseline", ["BTC"], ["hot", "vault"],
+                        economics=scenario_economics(load(doc).baseline, load(doc).specs()))["baseline"]["operations"]
+    assert summary["admin_actions_per_year"] == 2
+    assert summary["admin_wait_hours_per_year"] == hours_a_year
+
+
+def test_administrative_actions_name_a_wallet():
+    """An administrative action on a wallet the scenario lacks is refused, naming the field."""
+    doc = _flowing(None)
+    doc["operations"]["admin_actions"] = [{"wallet": "nowhere", "per_year": 1}]
+    with pytest.raises(ScenarioError, match=r"operations\.admin_actions\[0\]\.wallet: .*nowhere"):
+        load(doc)
 
 
 def test_a_time_lock_on_administrative_actions_still_queues_a_takeover():

@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from custodysim.scenario.schema import Finance, Insurance, Scenario
+from custodysim.scenario.measures import effective
+from custodysim.scenario.schema import Delay, Finance, Insurance, Scenario
 
 DAYS_PER_YEAR = 365.0
 
@@ -40,11 +41,15 @@ class VariantEconomics:
         items: each cost by the field path that states it (``controls.detection.edr``,
             ``wallets.hot.policy.whitelist``, ``variants.split-wallets``), zero costs left out.
         finance: the capital and insurance section of the variant's resolved spec, if any.
+        admin_actions_per_year: the legitimate administrative actions a year (``operations.admin_actions``).
+        admin_wait_hours_per_year: the hours they wait on time-locks, a year (see :func:`admin_waits`).
     """
 
     control_cost_usd: float
     items: dict[str, float]
     finance: Finance | None
+    admin_actions_per_year: float = 0.0
+    admin_wait_hours_per_year: float = 0.0
 
 
 def control_costs(spec: Scenario, own_cost_usd: float = 0.0, variant: str | None = None) -> dict[str, float]:
@@ -75,7 +80,26 @@ def control_costs(spec: Scenario, own_cost_usd: float = 0.0, variant: str | None
 def variant_economics(spec: Scenario, own_cost_usd: float = 0.0, variant: str | None = None) -> VariantEconomics:
     """Return the economics of one resolved variant (see :func:`control_costs` for the arguments)."""
     items = control_costs(spec, own_cost_usd, variant)
-    return VariantEconomics(math.fsum(items.values()), items, spec.finance)
+    return VariantEconomics(math.fsum(items.values()), items, spec.finance, *admin_waits(spec))
+
+
+def admin_waits(spec: Scenario) -> tuple[float, float]:
+    """Return the legitimate administrative actions a year and the hours they wait on time-locks, a year.
+
+    Each action on a wallet waits the longest enforced time-lock that holds administrative actions there
+    (``applies_to: admin`` or ``all``, the library's time-delay measure included); a lock scoped to
+    administrative actions holds no transfer, so this is all it costs operations.
+    """
+    s = effective(spec)
+    actions = waits = 0.0
+    for action in s.operations.admin_actions:
+        policy = s.wallets[action.wallet].policy
+        lock = max((rule.hours for _, rule in policy.rules()
+                    if isinstance(rule, Delay) and rule.enforced_by is not None and rule.applies_to != "transfers"),
+                   default=0.0)
+        actions += action.per_year
+        waits += action.per_year * lock
+    return actions, waits
 
 
 def scenario_economics(baseline: Scenario, specs: Mapping[str, Scenario]) -> dict[str, VariantEconomics]:

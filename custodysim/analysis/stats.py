@@ -134,6 +134,9 @@ def summarise(rows: list[VariantRows], baseline: str, assets: list[str], wallets
         if r.name != baseline:
             figures.update(paired_difference(r, base))
         econ = known.get(r.name)
+        if econ is not None:
+            figures["operations"].update(admin_actions_per_year=econ.admin_actions_per_year,
+                                         admin_wait_hours_per_year=econ.admin_wait_hours_per_year)
         low, high = figures["expected_loss_ci95_usd"]
         figures["costs"] = cost_figures(figures["expected_loss_usd"], (low, high), horizon_days, econ)
         if econ is not None and econ.finance is not None:

@@ -91,6 +91,8 @@ def _check(s: Scenario) -> Iterator[tuple[PathT, str]]:
         yield from _wallet_link(s, tp + ("from",), None, t.from_wallet)
         if t.to != EXTERNAL:
             yield from _wallet_link(s, tp + ("to",), t.from_wallet, t.to)
+    for i, action in enumerate(s.operations.admin_actions):
+        yield from _wallet_link(s, ("operations", "admin_actions", i, "wallet"), None, action.wallet)
 
     seen_edges: dict[tuple[str, str, str], int] = {}
     for i, edge in enumerate(s.access):

@@ -487,10 +487,18 @@ class ScheduledTransfer(Spec):
     signing_hours: float = Field(1.0, ge=0, le=24 * 30)
 
 
+class AdminActions(Spec):
+    """The legitimate administrative actions on a wallet (a logic upgrade, an owner or signer change): rare."""
+
+    wallet: Id
+    per_year: float = Field(gt=0, le=365)
+
+
 class Operations(Spec):
     """Legitimate operations besides customer flows and top-ups."""
 
     transfers: list[ScheduledTransfer] = []
+    admin_actions: list[AdminActions] = Field([], max_length=MAX_ENTITIES)
 
 
 def _library_fields(data: Any, fields: tuple[str, ...]) -> Any:
