@@ -23,7 +23,7 @@ from rich.table import Table
 from custodysim import __version__
 from custodysim.errors import CustodysimError, RunInterrupted
 from custodysim.formatting import narrowing, number, pct, terminal_text, usd
-from custodysim.reporting.report import key_loss
+from custodysim.reporting.report import key_loss, rare_losses
 from custodysim.reporting.stories import tell
 from custodysim.running.executors import default_workers
 from custodysim.running.rows import MAX_ROWS
@@ -444,14 +444,16 @@ def _progress() -> Progress:
 def _print_summary(summary: dict[str, Any]) -> None:
     table = Table(title=f"{summary['scenario']}: {summary['trials']} trials per variant, seed {summary['seed']}")
     table.add_column("variant", no_wrap=True)
-    for col in ("expected loss", "± 95% CI", "P(loss>0)", "VaR 99", "vs baseline"):
+    for col in ("expected loss", "± 95% CI", "P(loss>0)", "VaR 99", "ES 99", "vs baseline"):
         table.add_column(col, justify="right", no_wrap=True)
     for name, v in summary["variants"].items():
         low, high = v["expected_loss_ci95_usd"]
         diff = "" if name == summary["baseline"] else usd(v["diff_vs_baseline_usd"])
         table.add_row(name, usd(v["expected_loss_usd"]), usd((high - low) / 2),
-                      f"{100 * v['p_any_loss']:.1f}%", usd(v["var99_usd"]), diff)
+                      pct(v["p_any_loss"]), usd(v["var99_usd"]), usd(v.get("es99_usd")), diff)
     out.print(table)
+    for line in rare_losses(summary):
+        out.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
     lines = [f"  {name}: {narrowing(v['diff_ci95_usd'], v['diff_ci95_unpaired_usd'])}"
              for name, v in summary["variants"].items() if name != summary["baseline"]]
     if any(line.split(": ", 1)[1] for line in lines):

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 from conftest import BASE, build, load, losses
 from test_takeover import _takeover
 
@@ -14,6 +15,7 @@ from custodysim.analysis.economics import scenario_economics
 from custodysim.analysis.stats import summarise
 from custodysim.errors import ScenarioError
 from custodysim.running.runner import run_variants
+from custodysim.studies.run import execute_run
 
 OPERATIONS = ("withdrawal_delay_mean_hours", "withdrawals_delayed_share", "transfers_signed", "transfers_delayed",
               "transfer_delay_hours", "signing_ceremonies", "transfers_blocked")
@@ -61,6 +63,18 @@ def test_legitimate_administrative_actions_wait_only_on_locks_that_hold_them(app
                         economics=scenario_economics(load(doc).baseline, load(doc).specs()))["baseline"]["operations"]
     assert summary["admin_actions_per_year"] == 2
     assert summary["admin_wait_hours_per_year"] == hours_a_year
+
+
+def test_the_reports_say_what_administrative_actions_wait(tmp_path):
+    """A run with two upgrades a year under a 48 h admin lock says so under the operations table of both reports."""
+    doc = _flowing({"hours": 48.0, "enforced_by": "guard", "applies_to": "admin"})
+    doc["operations"]["admin_actions"] = [{"wallet": "vault", "per_year": 2}]
+    path = tmp_path / "admin.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    execute_run(path, trials=20, out=tmp_path / "run")
+    for report in ("report.md", "report.html"):
+        text = (tmp_path / "run" / report).read_text(encoding="utf-8")
+        assert "wait on time-locks that hold them: baseline 2 a year, 96 h." in " ".join(text.split()), report
 
 
 def test_administrative_actions_name_a_wallet():

@@ -41,6 +41,7 @@ def variant_figures(rows: VariantRows, assets: list[str], wallets: list[str],
         "expected_loss_ci95_usd": [low, high],
         "std_loss_usd": float(np.std(loss, ddof=1)) if n > 1 else 0.0,
         "p_any_loss": float(np.mean(loss > 0)) if n else 0.0,
+        "loss_given_loss_usd": severity_figures(loss),
         **tail_figures(loss),
         "expected_loss_native": {a: float(np.mean(num[f"loss_{a}"])) for a in assets},
         "max_loss_native": {a: float(np.max(num[f"loss_{a}"], initial=0.0)) for a in assets},
@@ -60,6 +61,41 @@ def variant_figures(rows: VariantRows, assets: list[str], wallets: list[str],
             "signing_ceremonies_per_year": _per_year(_mean_or_none(num["signing_ceremonies"]), horizon_days),
         },
     }
+
+
+def severity_figures(loss: np.ndarray) -> dict[str, float] | None:
+    """Return how much a losing year loses: the mean, median and p90 of the loss in years that lose (None if none does).
+
+    Beside P(loss > 0) (how often), this is the other half of expected loss: frequency times magnitude.
+    """
+    losing = loss[loss > 0]
+    if len(losing) == 0:
+        return None
+    return {"mean": float(np.mean(losing)), "median": float(np.median(losing)),
+            "p90": upper_quantile(losing, 0.9)}
+
+
+RULE_OF_THREE = 3.0
+"""With no event in n trials, 3/n bounds the event's chance from above at 95% confidence (the rule of three)."""
+
+
+def rare_loss_bound(figures: Mapping[str, dict[str, Any]], baseline: str) -> None:
+    """Give each variant that lost nothing an upper bound on its chance of a losing year and on its expected loss.
+
+    No loss in n years bounds P(loss > 0) below 3/n (95%, the rule of three), not at zero. Times a
+    plausible size of a losing year (the baseline's mean losing year, or else the largest mean losing
+    year of any variant), that bounds the expected loss. Without any losing year in the run there is no
+    size to go by: only the chance is bounded. Adds ``p_any_loss_upper95`` and ``expected_loss_upper95_usd``
+    (null when no size is known) to each such variant, in place.
+    """
+    sizes = [v["loss_given_loss_usd"]["mean"] for v in figures.values() if v.get("loss_given_loss_usd")]
+    base = figures[baseline].get("loss_given_loss_usd")
+    plausible = base["mean"] if base else max(sizes, default=None)
+    for v in figures.values():
+        if v["p_any_loss"] == 0 and v["trials"] > 0:
+            p = min(1.0, RULE_OF_THREE / v["trials"])
+            v["p_any_loss_upper95"] = p
+            v["expected_loss_upper95_usd"] = None if plausible is None else p * plausible
 
 
 def key_loss_figures(lost_usd: np.ndarray, locks: np.ndarray) -> dict[str, Any]:
@@ -142,6 +178,7 @@ def summarise(rows: list[VariantRows], baseline: str, assets: list[str], wallets
         if econ is not None and econ.finance is not None:
             figures["survival"] = survival_figures(r.loss, econ.finance)
         out[r.name] = figures
+    rare_loss_bound(out, baseline)
     for name, figures in out.items():
         if name != baseline:
             figures["costs"].update(cost_difference(figures["costs"], out[baseline]["costs"],

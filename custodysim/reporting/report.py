@@ -42,7 +42,7 @@ def render_markdown(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
     """Render report.md from a run's summary and manifest."""
     frontier = frontier_context(summary["variants"])
     return template_env().get_template("report.md.j2").render(s=summary, m=manifest, key_loss=key_loss(summary),
-                                                              **frontier)
+                                                              rare=rare_losses(summary), **frontier)
 
 
 def frontier_context(variants: dict[str, dict[str, Any]], unit: str = "variant") -> dict[str, Any]:
@@ -100,6 +100,7 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], rows: list[Va
         "assets": list(summary["variants"][baseline]["expected_loss_native"]),
         "paths": _nonzero_keys(summary, "loss_by_path_usd"),
         "key_loss": key_loss(summary),
+        "rare": rare_losses(summary),
         "wallets": _nonzero_keys(summary, "loss_by_wallet_usd"),
         "controls": _controls(summary, ordered),
         "outcomes": _outcomes(summary),
@@ -114,6 +115,27 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], rows: list[Va
         **frontier_context(summary["variants"]),
     }
     return template_env(autoescape=True).get_template("report.html.j2").render(**context)
+
+
+def rare_losses(summary: dict[str, Any]) -> list[str]:
+    """Say, for each variant whose losses the VaR 99 cannot show, what can: rarer than 1 in 100, or none seen.
+
+    A variant that loses in fewer than 1% of years has a VaR 99 of $0 whatever its losing years cost:
+    its ES 99 (the mean of the worst 1% of years) and the exceedance curve show them. A variant that lost
+    nothing is bounded, not zero (the rule of three; see :func:`~custodysim.analysis.stats.rare_loss_bound`).
+    """
+    lines = []
+    for name, v in summary["variants"].items():
+        p = v["p_any_loss"]
+        if 0 < p < 0.01:
+            lines.append(f"{name}: loses in {pct(p)} of years, rarer than 1 in 100: see ES 99 "
+                         f"({usd(v.get('es99_usd'))}) and the exceedance curve")
+        elif p == 0 and v.get("p_any_loss_upper95") is not None:
+            bound = v.get("expected_loss_upper95_usd")
+            size = f" and expected loss below {usd(bound)}" if bound is not None else ""
+            lines.append(f"{name}: no loss in {v['trials']:,} years: P(loss>0) below "
+                         f"{100 * v['p_any_loss_upper95']:.2g}%{size} (95%, rule of three)")
+    return lines
 
 
 def key_loss(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -167,8 +189,10 @@ def best_sentence(summary: dict[str, Any]) -> str:
     low, high = v["diff_ci95_usd"]
     share = (f", {pct(-v['diff_vs_baseline_usd'] / base['expected_loss_usd'])} of the baseline's "
              f"{usd(base['expected_loss_usd'])}") if base["expected_loss_usd"] > 0 else ""
+    bound = v.get("expected_loss_upper95_usd")
+    ci = f"95%: below {usd(bound)}" if bound is not None else f"95% CI {_ci(v['expected_loss_ci95_usd'])}"
     return (f"Best: {name}{_tie(tied)}, expected loss {usd(v['expected_loss_usd'])} a year "
-            f"(95% CI {_ci(v['expected_loss_ci95_usd'])}), avoiding {usd(-v['diff_vs_baseline_usd'])} a year"
+            f"({ci}), avoiding {usd(-v['diff_vs_baseline_usd'])} a year"
             f"{share} (paired 95% CI {usd(-high)} to {usd(-low)}).")
 
 
@@ -183,8 +207,11 @@ def caveat(summary: dict[str, Any]) -> str:
         return "Its paired CI includes 0: at this trial count it is not distinguishable from the baseline."
     if v["p_any_loss"] == 0:
         n = v["trials"]
+        bound = v.get("expected_loss_upper95_usd")
+        size = (f", and its expected loss below {usd(bound)} (that chance times a plausible losing year)"
+                if bound is not None else "")
         return (f"None of its {n:,} simulated years lost anything; that bounds the chance of a loss year "
-                f"below {300 / n:.2g}% (95%, rule of three), not at zero.")
+                f"below {300 / n:.2g}% (95%, rule of three), not at zero{size}.")
     return ""
 
 

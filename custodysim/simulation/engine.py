@@ -206,7 +206,7 @@ class World:
                 forge(self, c, wallet)
                 continue
             # the keys sign for the account: every asset at the address is drained at once
-            for w in m.accounts[wallet.account]:
+            for w in m.accounts[wallet.account] if wallet.account in m.shared_accounts else (wallet,):
                 if w is not wallet and ((c.label, w.id) in self.draining or choose_quorum(c, w, now) is None):
                     continue
                 armed.pop((w.id, path), None)

@@ -229,6 +229,11 @@ class CompiledScenario:
         return {account: tuple(ws) for account, ws in out.items()}
 
     @cached_property
+    def shared_accounts(self) -> frozenset[str]:
+        """Return the accounts that hold several assets (several wallets)."""
+        return frozenset(account for account, ws in self.accounts.items() if len(ws) > 1)
+
+    @cached_property
     def losing_keys(self) -> tuple[WalletModel, ...]:
         """Return the wallets whose keys can be lost (see :mod:`~custodysim.simulation.keyloss`)."""
         return tuple(w for w in self.wallets.values() if any(sg.loss_per_day > 0 for sg in w.signers))

@@ -152,6 +152,8 @@ def ready(world: World, c: Campaign, wallet: WalletModel, path: str, t: float) -
 def value_usd(world: World, wallet: WalletModel, t: float) -> float:
     """Return what ``wallet``'s account holds at ``t``, in USD (every asset at its address)."""
     model, treasury = world.model, world.treasury
+    if wallet.account not in model.shared_accounts:
+        return treasury.balance(wallet.id) * model.price_at(wallet.asset, t)
     return sum(treasury.balance(w.id) * model.price_at(w.asset, t) for w in model.accounts[wallet.account])
 
 
