@@ -47,6 +47,7 @@ class World:
         self.draining: set[tuple[str, str]] = set()
         self.owners: dict[str, Campaign] = {}  # taken-over wallet -> the campaign that owns it
         self.locked_out: set[str] = set()  # wallets nobody can sign for any more
+        self.locked = 0  # times a wallet was locked for want of keys
         self._clock: simpy.Process | None = None
         self.tell = tell
         self.story: list[tuple[float, str]] = []
@@ -90,7 +91,7 @@ class World:
             campaigns=len(self.campaigns), footholds=sum(len(c.held) for c in self.campaigns),
             stops=[s for c in self.campaigns for s in c.stops],
             t_first_access=self.first_access, t_first_theft=self.first_theft, t_first_alarm=self.first_alarm,
-            ops=ops, locks=len(self.locks), attack_path=path, story=self.story,
+            ops=ops, locks=self.locked, attack_path=path, story=self.story,
         )
 
     def _finish_operations(self) -> None:
@@ -361,6 +362,7 @@ class World:
         if wid in self.owners:
             return
         self.sync()
+        self.locked += 1
         if lock.end < math.inf:
             self.trace("{} is locked: too few of its keys are available, until day {:.1f}", wid, lock.end)
             self.treasury.lock(wid, now, lock.end)

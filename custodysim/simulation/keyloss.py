@@ -2,10 +2,10 @@
 
 Each key of a wallet whose custody says how keys are lost (``key_loss``) is lost at its rate, as a
 Poisson process in the trial's own named streams (``key-loss:ACCOUNT:SIGNER``, the account being the
-wallet itself unless it shares one, so that variants with the same signers lose them at the same times:
-a sweep over thresholds compares like with like, and every asset of an account is locked together). A lost key is
-restored after its recovery time, unless the loss is one nothing can undo (or there is no recovery), and
-it can be lost again once restored.
+wallet itself unless it shares one). Variants with the same signers therefore lose them at the same
+times, so a sweep over thresholds compares like with like, and every asset of an account is locked
+together. A lost key is restored after its recovery time, unless the loss is one nothing can undo (or
+there is no recovery), and it can be lost again once restored.
 
 A wallet is *locked* while some group of its quorum has fewer available keys than its threshold: the
 exchange cannot sign, so its outflows wait until enough keys are back. A lock with no end (too many keys
@@ -48,9 +48,8 @@ def may_lock(model: CompiledScenario, seed: int, trials: np.ndarray) -> np.ndarr
     them are lost at least once within the horizon: each key's first loss decides it.
     """
     out = np.zeros(len(trials), dtype=bool)
+    soon = model.horizon * (1 + 1e-9)  # a margin for numpy's logarithm, which may differ from math's in the last digit
     for wallet in model.losing_keys:
-        # with a margin for numpy's logarithm, which may differ from the math module's in the last digit
-        soon = model.horizon * (1 + 1e-9)
         lost_once = {sg.index: _first_loss(sg, uniform_array(seed, _stream(wallet, sg), trials)) < soon
                      for sg in wallet.signers if sg.loss_per_day > 0}
         for need, members in wallet.groups:
