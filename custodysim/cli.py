@@ -24,7 +24,6 @@ from custodysim import __version__
 from custodysim.errors import CustodysimError, RunInterrupted
 from custodysim.formatting import narrowing, number, pct, terminal_text, usd
 from custodysim.reporting.report import key_loss, rare_losses
-from custodysim.reporting.stories import tell
 from custodysim.running.executors import default_workers
 from custodysim.running.rows import MAX_ROWS
 from custodysim.scenario import library
@@ -35,6 +34,7 @@ from custodysim.studies.attribution import execute_attribution
 from custodysim.studies.compare import compare_runs
 from custodysim.studies.run import execute_run, rerender, resume_run
 from custodysim.studies.sweep import execute_sweep
+from custodysim.studies.trace import trace_trial
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -382,20 +382,22 @@ def library_command(
 
 @app.command()
 def trace(
-    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file, or a run folder (its scenario and seed).")],
     trial: Annotated[int, typer.Option(min=0, help="Trial number (as in trials.csv).")],
     variant: Annotated[Optional[str], typer.Option(help="Variant (default: the baseline).")] = None,  # noqa: UP045
     seed: Seed = None,
 ) -> None:
-    """Tell one trial's story: who fell for what, each compromise, each signature, the loss."""
+    """Tell one trial's story: who fell for what, each compromise, each signature, the loss.
+
+    Given a run folder, the trial is the one of that run (its scenario copy and seed).
+    """
     try:
-        loaded = load_scenario(scenario)
-        name = variant or loaded.baseline.baseline_name
-        story = tell(loaded, name, trial, seed if seed is not None else loaded.baseline.settings.seed)
+        traced = trace_trial(scenario, trial, variant, seed)
     except CustodysimError as exc:
         raise _fail(exc) from None
-    out.print(f"{loaded.name}, variant {name}, trial {trial}:", markup=False, highlight=False)
-    for line in story.lines:
+    out.print(f"{traced.scenario}, variant {traced.variant}, trial {trial}, seed {traced.seed} ({traced.seed_from}):",
+              markup=False, highlight=False, soft_wrap=True)
+    for line in traced.story.lines:
         out.print("  " + line, markup=False, highlight=False, soft_wrap=True)
 
 

@@ -7,12 +7,16 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from custodysim.cli import app
 from custodysim.errors import RunFolderError
 from custodysim.reporting.stories import tell
 from custodysim.scenario.loader import load_scenario
+from custodysim.simulation.campaigns import Campaign
+from custodysim.simulation.engine import footholds
+from custodysim.simulation.results import Units
 from custodysim.studies.run import execute_run, rerender
 
 DMM = Path(__file__).resolve().parent.parent / "scenarios" / "dmm-2024.yaml"
@@ -129,3 +133,70 @@ def test_damaged_trials_csv_is_a_clear_error(dmm_run, tmp_path, damage):
     (copy / "trials.csv").write_text(text)
     with pytest.raises(RunFolderError, match="copy"):
         read_run(copy)
+
+
+def test_separate_footholds_are_not_chained_in_the_attack_path():
+    """Footholds reached from the node taken just before continue a chain; others start one of their own."""
+    c = Campaign("apt#0", "apt:", 0, 0.0, None, [])
+    for node, t, source in (("eng_a", 1.0, ""), ("laptop_a", 1.0, "eng_a"), ("eng_b", 2.0, ""),
+                            ("comms", 5.0, "laptop_a"), ("wallet_ui", 6.0, "comms")):
+        c.held[node], c.came_from[node] = t, source
+    assert footholds(c) == ["eng_a@1.0d > laptop_a@1.0d", "eng_b@2.0d",
+                            "laptop_a > comms@5.0d > wallet_ui@6.0d"]
+
+
+def test_story_amounts_print_as_the_tables_do():
+    """An amount in a story reads 523,000,000 XEM, not 5.23e+08 XEM; small amounts keep their digits."""
+    assert f"{Units(523_000_000.0)} XEM" == "523,000,000 XEM"
+    assert f"{Units(0.5)} BTC" == "0.5 BTC"
+    assert f"{Units(1234.5):.1f}" == "1234.5"
+
+
+@pytest.fixture(scope="module")
+def seeded_run(tmp_path_factory) -> Path:
+    """A dmm-2024 run with a --seed of its own (not the file's) and a --trials of its own."""
+    out = tmp_path_factory.mktemp("seeded") / "run"
+    execute_run(DMM, trials=300, seed=11, out=out)
+    return out
+
+
+def _losing_trial(run: Path) -> tuple[int, float]:
+    with (run / "trials.csv").open(newline="") as fh:
+        row = next(r for r in csv.DictReader(fh) if r["variant"] == "baseline" and float(r["loss_usd"]) > 0)
+    return int(row["trial"]), float(row["loss_usd"])
+
+
+@pytest.mark.parametrize("where", ["folder", "copy"])
+def test_trace_of_a_run_tells_the_trial_of_its_rows(seeded_run, where):
+    """`trace RUN_DIR` (or the run's scenario.yaml) uses the run's seed: the trial told is the row in trials.csv."""
+    trial, loss = _losing_trial(seeded_run)
+    source = seeded_run if where == "folder" else seeded_run / "scenario.yaml"
+    result = CliRunner().invoke(app, ["trace", str(source), "--trial", str(trial)])
+    assert result.exit_code == 0, result.output
+    assert f"trial {trial}, seed 11 (the seed of the run in" in result.output
+    assert f"(USD {loss:,.0f})" in result.output
+
+
+def test_trace_of_the_file_says_which_seed_it_used(seeded_run):
+    """`trace FILE` without --seed names the file's seed, so it never silently tells another run's trial."""
+    trial, _ = _losing_trial(seeded_run)
+    result = CliRunner().invoke(app, ["trace", str(DMM), "--trial", str(trial)])
+    assert result.exit_code == 0 and "seed 20240531 (the file's seed)" in result.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--trial", "300"], "has trials 0 to 299"),
+    (["--trial", "3", "--seed", "12"], "ran with seed 11; leave --seed out"),
+    (["--trial", "3", "--variant", "nope"], "--variant nope: the run in"),
+])
+def test_trace_of_a_run_refuses_what_the_run_did_not_have(seeded_run, args, message):
+    """A trial, seed or variant the run did not have is a clear error, exit 1."""
+    result = CliRunner().invoke(app, ["trace", str(seeded_run), *args])
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+
+
+def test_the_resolved_scenario_records_the_seed_and_trials_it_ran_with(seeded_run):
+    """scenario.resolved.yaml holds the run's --seed and --trials, not the file's."""
+    resolved = yaml.safe_load((seeded_run / "scenario.resolved.yaml").read_text(encoding="utf-8"))
+    assert {v["settings"]["seed"] for v in resolved.values()} == {11}
+    assert {v["settings"]["trials"] for v in resolved.values()} == {300}

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from custodysim.formatting import amount
 from custodysim.running.rows import VariantRows
 from custodysim.scenario.loader import LoadedScenario
 from custodysim.simulation.engine import simulate_trial
@@ -47,7 +48,7 @@ def _story(variant: str, trial: int, r: TrialResult) -> Story:
     lines = [f"day {t:7.2f}  {text}" for t, text in r.story]
     if not r.campaigns:
         lines.append("no attacker campaign arrived this year")
-    native = ", ".join(f"{x:,.6g} {a}" for a, x in r.loss_by_asset.items() if x > 0)
+    native = ", ".join(f"{amount(x)} {a}" for a, x in r.loss_by_asset.items() if x > 0)
     lines.append(f"outcome: {r.outcome}; loss {native or 'none'} (USD {r.loss_usd:,.0f})")
     return Story(variant, trial, r.loss_usd, {a: x for a, x in r.loss_by_asset.items() if x > 0}, r.outcome, lines)
 

@@ -75,6 +75,29 @@ def read_run(folder: Path) -> StoredRun:
     return StoredRun(folder, summary, manifest, rows, columns, stories)
 
 
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """Read a run folder's manifest, checked, and check that its scenario copy is the one that ran.
+
+    Cheaper than :func:`read_run` (the rows are not read): what telling one of its trials needs.
+
+    Raises:
+        RunFolderError: the folder has no manifest, or it or the scenario copy is damaged.
+    """
+    path = folder / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunFolderError(f"{folder}: not a run folder (no manifest.json); give a run folder or a scenario "
+                             "file") from None
+    except (OSError, ValueError) as exc:
+        raise RunFolderError(f"{path}: cannot be read as JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise RunFolderError(f"{path}: should hold a JSON object; the file is damaged")
+    _check_json(path, manifest, _MANIFEST)
+    _check_scenario_copy(folder, manifest.get("scenario_sha256"))
+    return manifest
+
+
 Check = tuple[str, Callable[[Any], bool]]
 """What a JSON value should be, in words, and the test of it."""
 

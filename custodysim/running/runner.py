@@ -83,7 +83,7 @@ def row_of(trial: int, r: TrialResult, cols: Columns) -> tuple[list[float], list
     ]
     texts = [
         r.path_type, r.outcome, ";".join(sorted(r.loss_usd_by_wallet)),
-        _stops_text(r.stops), " > ".join(r.attack_path),
+        _stops_text(r.stops), "; ".join(r.attack_path),
     ]
     return numbers, texts
 

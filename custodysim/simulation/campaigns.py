@@ -48,6 +48,7 @@ class Campaign:
     doors: Mapping[str, float] = field(default_factory=dict)  # person -> when their insider act opens doors
     org_of: Mapping[str, str] = field(default_factory=dict)  # node -> its organisation, in the variant simulated
     held: dict[str, float] = field(default_factory=dict)  # node -> time compromised
+    came_from: dict[str, str] = field(default_factory=dict)  # node -> the node it was reached from ("": a lure)
     near: set[str] = field(default_factory=set)  # the wallets the nodes it took give it some power over
     keys_taken: dict[str, int] = field(default_factory=dict)  # wallet -> signers whose key store it took
     closed: dict[str, float] = field(default_factory=dict)  # organisation -> when it revoked the footholds

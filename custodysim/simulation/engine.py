@@ -21,7 +21,7 @@ from custodysim.simulation.keyloss import Lock, locks
 from custodysim.simulation.model import CompiledScenario, WalletModel
 from custodysim.simulation.randomness import TrialRandom
 from custodysim.simulation.response import first_detection, learn, notices, raised_by, revoke_delay
-from custodysim.simulation.results import PATH_TYPES, TrialResult
+from custodysim.simulation.results import PATH_TYPES, TrialResult, Units
 from custodysim.simulation.theft import choose_quorum, drain, forge, strikes_now, tamper
 from custodysim.simulation.treasury import Intercept, LegitTransfer, Treasury, quiet_timeline
 
@@ -84,7 +84,7 @@ class World:
         # digits, so that float rounding never decides), the first.
         worst = self.campaigns[0] if len(self.campaigns) == 1 else \
             max(self.campaigns, key=lambda c: float(f"{c.loss_usd:.9g}"), default=None)
-        path = [f"{node}@{t:.1f}d" for node, t in worst.held.items()] if worst and worst.loss_usd > 0 else []
+        path = footholds(worst) if worst and worst.loss_usd > 0 else []
         return TrialResult(
             loss_by_asset=self.loss, loss_usd=sum(self.loss_by_path.values()),
             loss_usd_by_path=self.loss_by_path, loss_usd_by_wallet=self.loss_by_wallet,
@@ -133,6 +133,7 @@ class World:
         now = self.env.now
         node = step.node
         c.held[node] = now
+        c.came_from[node] = step.source
         self.first_access = min(self.first_access, now)
         self.trace("{} takes {} ({})", c.label, node, step.via)
         self._schedule_detection(c, node, now)
@@ -243,7 +244,7 @@ class World:
 
         def ring(_: simpy.Event) -> None:
             if node is None or c.holds(node, self.env.now):  # else revoked before it was noticed
-                self.stop(c, source, set(), org=raised_by(self.model, c, node))
+                self.stop(c, source, set(), org=raised_by(self.model, c, node), node=node)
 
         self.env.timeout(at - self.env.now).callbacks.append(ring)
 
@@ -350,7 +351,7 @@ class World:
         self.loss_by_wallet[wallet.id] = self.loss_by_wallet.get(wallet.id, 0.0) + usd
         c.loss_usd += usd
         self.first_theft = min(self.first_theft, t)
-        self.trace("{:,.6g} {} leave {} for the attacker ({})", amount, wallet.asset, wallet.id, path)
+        self.trace("{} {} leave {} for the attacker ({})", Units(amount), wallet.asset, wallet.id, path)
 
     # ------------------------------------------------------------------ lost keys
     def _lock(self, lock: Lock, _: simpy.Event) -> None:
@@ -379,7 +380,7 @@ class World:
         self.loss[wallet.asset] += amount
         self.loss_by_path["lock_out"] += usd
         self.loss_by_wallet[wallet.id] = self.loss_by_wallet.get(wallet.id, 0.0) + usd
-        self.trace("{:,.6g} {} in {} are lost with its keys", amount, wallet.asset, wallet.id)
+        self.trace("{} {} in {} are lost with its keys", Units(amount), wallet.asset, wallet.id)
 
     def watch_outflow(self, c: Campaign, wallet: WalletModel, amount: float, sent: float) -> None:
         """Outflow monitoring may notice an attacker transfer, after its delay."""
@@ -393,8 +394,9 @@ class World:
                     self._alarm_at(c, at, f"monitoring:{mon.id}", None)
 
     # ------------------------------------------------------------------ alarms and response
-    def stop(self, c: Campaign, source: str, wallets: set[str], hold: bool = False, org: str | None = None) -> None:
-        """Raise the alarm ``source`` on campaign ``c``, raised by organisation ``org`` (default: the exchange).
+    def stop(self, c: Campaign, source: str, wallets: set[str], hold: bool = False, org: str | None = None,
+             node: str | None = None) -> None:
+        """Raise the alarm ``source`` on campaign ``c`` (about ``node``), raised by ``org`` (default: the exchange).
 
         The raising organisation responds at once (see :mod:`~custodysim.simulation.response`); the first
         alarm on a campaign is passed on to the others. ``hold`` freezes ``wallets`` at once (a refused
@@ -406,7 +408,7 @@ class World:
         if (hold or c.loss_usd == 0) and source not in c.stops:
             c.stops.append(source)
         raiser = org if org is not None else self.model.exchange
-        self.trace("alarm: {} on {} (raised by {})", source, c.label, raiser)
+        self.trace("alarm: {} on {}{} (raised by {})", source, c.label, f" at {node}" if node else "", raiser)
         self.first_alarm = min(self.first_alarm, now)
         round_, told = notices(self.model, self.rnd, c, raiser, now)
         for at, other in told:
@@ -421,8 +423,10 @@ class World:
     def _learn(self, c: Campaign, org: str, own: bool, wallets: set[str], hold: bool, round_: int = 0) -> None:
         """Organisation ``org`` learns of campaign ``c`` now: it revokes what it finds; the exchange freezes."""
         if learn(self.model, self.rnd, c, org, self.env.now, own, round_):
-            self.trace("{} revokes {}'s footholds in its systems in {:.1f} h", org, c.label,
-                       (c.closed[org] - self.env.now) / HOUR)
+            if self.tell:
+                held = [n for n in c.held if c.org_of.get(n) == org] or ["none held yet"]
+                self.trace("{} revokes {}'s footholds in its systems ({}) in {:.1f} h", org, c.label,
+                           ", ".join(held), (c.closed[org] - self.env.now) / HOUR)
         elif not own and org not in c.closed:
             self.trace("{} finds nothing of {} in its systems", org, c.label)
         if org in self.model.exchange_orgs:
@@ -451,8 +455,8 @@ class World:
         c.rotated_at = min(c.rotated_at, revoke_at + m.key_rotation_hours.sample(c.u(rnd, "response:rotate", k)) * HOUR)
         end = c.response_end = max(revoke_at, freeze_at, c.rotated_at)
         c.freezes.append(freeze_at)
-        self.trace("response: freeze in {:.1f} h, revoke in {:.1f} h",
-                   (freeze_at - now) / HOUR, (revoke_at - now) / HOUR)
+        self.trace("response: revoke in {:.1f} h; what the campaign can reach then is frozen in {:.1f} h",
+                   (revoke_at - now) / HOUR, (freeze_at - now) / HOUR)
         if hold and wallets:
             self.sync()
             self._freeze(wallets, now, end)
@@ -508,9 +512,14 @@ class World:
         added = False
         for wid in wallets:
             if wid in self.owners:
-                added |= self.treasury.abandon(wid, start)
+                new = self.treasury.abandon(wid, start)
+                if new:
+                    self.trace("the exchange stops sending to {}", wid)
             else:
-                added |= self.treasury.freeze(wid, start, end)
+                new = self.treasury.freeze(wid, start, end)
+                if new:
+                    self.trace("{} frozen until day {:.1f}", wid, end)
+            added |= new
         return added
 
     def _watch(self) -> None:
@@ -533,6 +542,24 @@ class World:
             if c.usable_signers(w, t) or any(c.holds(n, t) for n in w.contact_nodes):
                 out.add(wid)
         return out
+
+
+def footholds(c: Campaign) -> list[str]:
+    """Return the campaign's footholds as chains ``a@3.0d > b@9.5d``, each node after the one it came from.
+
+    A node reached from the node taken just before it continues that chain; any other starts a chain of
+    its own (after the name of the node it came from, if any), so separate footholds are never joined.
+    """
+    chains: list[list[str]] = []
+    last = None
+    for node, t in c.held.items():
+        step, source = f"{node}@{t:.1f}d", c.came_from.get(node, "")
+        if chains and source and source == last:
+            chains[-1].append(step)
+        else:
+            chains.append([source, step] if source else [step])
+        last = node
+    return [" > ".join(chain) for chain in chains]
 
 
 def run_campaign(env: simpy.Environment, world: World, c: Campaign) -> Generator[Any, Any, None]:

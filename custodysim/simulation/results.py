@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from custodysim.formatting import amount
 from custodysim.simulation.treasury import OperationsTally
 
 PATH_TYPES = ("key_theft", "tampering", "forged_request", "insider", "lock_out")
@@ -28,7 +29,7 @@ class TrialResult:
     t_first_alarm: float
     ops: OperationsTally
     locks: int = 0  # times a wallet was locked for want of keys (for a while, or for good)
-    attack_path: list[str] = field(default_factory=list)
+    attack_path: list[str] = field(default_factory=list)  # the worst campaign's footholds, as chains "a@1.0d > b@2.5d"
     story: list[tuple[float, str]] = field(default_factory=list)
 
     @property
@@ -53,3 +54,10 @@ def outcome(loss_usd: float, stops: Sequence[str], footholds: int, campaigns: in
     if footholds:
         return "no_theft"
     return "no_foothold" if campaigns else "no_campaign"
+
+
+class Units(float):
+    """An amount of an asset, written in a story as the tables write it (``523,000,000``, ``0.5``)."""
+
+    def __format__(self, spec: str) -> str:
+        return amount(self) if not spec else super().__format__(spec)

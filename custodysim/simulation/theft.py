@@ -24,6 +24,7 @@ from custodysim.scenario.schema import CHAIN, GUARD
 from custodysim.simulation.campaigns import Campaign
 from custodysim.simulation.model import CompiledScenario, Rule, SignerModel, WalletModel
 from custodysim.simulation.randomness import TrialRandom
+from custodysim.simulation.results import Units
 from custodysim.simulation.treasury import Intercept, LegitTransfer, Treasury
 
 EPS = 1e-9
@@ -319,7 +320,7 @@ def pending_transfer(env: simpy.Environment, world: World, c: Campaign, wallet: 
         world.treasury.settle_theft(wallet.id, amount, stolen=False)
         world.wake_clock()  # the funds are back: transfers out of the wallet may happen again
         c.stops.append(f"delay:{wallet.id}")
-        world.trace("time-locked transfer of {:,.4g} {} from {} cancelled", amount, wallet.asset, wallet.id)
+        world.trace("time-locked transfer of {} {} from {} cancelled", Units(amount), wallet.asset, wallet.id)
         return
     world.lose(c, wallet, amount, path)
 
@@ -381,8 +382,8 @@ def tamper(world: World, c: Campaign, wallet: WalletModel, transfer: LegitTransf
         blocked = any(r.kind == "whitelist" for r in rules)
         if not blocked and allowance(world, wallet, rules, wanted, transfer.time) <= EPS:
             return Intercept.PASS
-    world.trace("{} rewrites a {:,.4g} {} {} transfer out of {} ({})",
-                c.label, transfer.amount, wallet.asset, transfer.kind, wallet.id, mode)
+    world.trace("{} rewrites a {} {} {} transfer out of {} ({})",
+                c.label, Units(transfer.amount), wallet.asset, transfer.kind, wallet.id, mode)
     c.struck.add(wallet.id)  # now: the theft it sends may prompt the campaign's other chances
     catcher = judge(world, c, wallet, transfer.time)
     c.transfers += 1

@@ -324,7 +324,7 @@ def _complete(staging: Path, loaded: LoadedScenario, plan: dict[str, Any], progr
         staging / "summary.json": json_text(summary),
         staging / "stories.json": json_text(stories),
         staging / "trials.csv": lambda path: write_trials_csv(path, rows, cols),
-        staging / "scenario.resolved.yaml": _resolved_yaml(loaded, summary["variants"]),
+        staging / "scenario.resolved.yaml": _resolved_yaml(loaded, summary["variants"], s, n),
         staging / "report.md": render_markdown(summary, manifest),
         staging / "report.html": render_html(summary, manifest, rows, stories, key_inputs(loaded.baseline)),
     })
@@ -372,19 +372,23 @@ def rerender(folder: Path) -> StoredRun:
     return StoredRun(run.folder, summary, run.manifest, run.rows, run.columns, run.stories)
 
 
-def _resolved_yaml(loaded: LoadedScenario, ran: dict[str, Any]) -> str:
+def _resolved_yaml(loaded: LoadedScenario, ran: dict[str, Any], seed: int, trials: int) -> str:
     """Return every variant that ran, fully resolved (defaults filled in), as YAML.
 
     ``variants`` and ``uncertainty`` are left out: they say what to run, not what a variant is; so are
-    the library measures a variant does not switch on.
+    the library measures a variant does not switch on. Each variant's ``settings`` hold the seed and the
+    trials the run used (a ``--seed`` or ``--trials`` given on the command line, not the file's).
     """
     docs = {}
     for name, spec in loaded.specs().items():
         if name in ran:
             doc = spec.model_dump(mode="json", by_alias=True, exclude={"variants", "uncertainty"})
+            doc["settings"].update(seed=seed, trials=trials)
             measures = doc["controls"]["measures"]
             doc["controls"]["measures"] = {k: v for k, v in measures.items() if v is not None}
             docs[name] = doc
     header = (f"# Resolved scenario {loaded.name!r}: each variant as simulated, defaults filled in.\n"
-              f"# Source sha256: {loaded.sha256}\n")
+              f"# Source sha256: {loaded.sha256}\n"
+              f"# Run with seed {seed} and {trials} trials per variant; to tell one of its trials:\n"
+              f"#   custodysim trace RUN_FOLDER --trial K [--variant NAME]\n")
     return header + yaml.safe_dump(docs, sort_keys=False, allow_unicode=True)
