@@ -159,7 +159,7 @@ def hostile(folder: Path) -> Path:
     for edge in data.get("access", []):
         edge["technique"] = "e" * MAX_NAME
     tid = next(iter(data["threats"]))
-    data["variants"] = {f"v{i}": {"description": long_text, "set": {f"threats.{tid}.skill": 1 + i}} for i in range(3)}
+    data["variants"] = {f"v{i}": {"description": long_text, "set": {f"threats.{tid}.skill": 1 + i}} for i in range(2)}
     path = folder / "hostile.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
@@ -167,7 +167,7 @@ def hostile(folder: Path) -> Path:
 
 def test_a_hostile_scenario_writes_reports_and_stories_of_bounded_size(tmp_path):
     """Names and texts at their limits and long stories give stories and reports of bounded size."""
-    run = execute_run(hostile(tmp_path), out=tmp_path / "run", trials=300, seed=1, workers=1).folder
+    run = execute_run(hostile(tmp_path), out=tmp_path / "run", trials=100, seed=1, workers=1).folder
     told = json.loads((run / "stories.json").read_text())
     assert told and all(len(st["lines"]) <= stories.STORY_LINES for st in told)
     assert any(len(st["lines"]) == stories.STORY_LINES for st in told)  # a long story was cut
