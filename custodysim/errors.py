@@ -87,6 +87,25 @@ class LimitError(CustodysimError):
     """A run larger than a limit that protects the machine's memory or time."""
 
 
+class TrialTooCostly(CustodysimError):
+    """A trial past what one trial may cost (:mod:`custodysim.simulation.budget`): the scenario asks too much.
+
+    Args:
+        trial: the trial's number.
+        cause: what in the scenario made it costly, and what to change.
+        variant: the variant simulated (None: not known where the trial stopped).
+    """
+
+    def __init__(self, trial: int, cause: str, variant: str | None = None) -> None:
+        super().__init__(trial, cause, variant)  # the arguments again when unpickled (from a worker)
+        self.trial, self.cause, self.variant = trial, cause, variant
+
+    def __str__(self) -> str:
+        """Say which trial stopped, and why."""
+        of = f" of variant {self.variant}" if self.variant is not None else ""
+        return f"trial {self.trial}{of} is too costly to simulate: {self.cause}"
+
+
 class RunInterrupted(CustodysimError):
     """A run stopped by Ctrl-C or SIGTERM; its completed chunks are kept for ``--resume``."""
 

@@ -56,6 +56,11 @@ _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
+def clip(text: str, most: int = 300) -> str:
+    """Return ``text`` cut to ``most`` characters, the cut marked with an ellipsis (a table cell stays short)."""
+    return text if len(text) <= most else text[:most - 1] + "…"
+
+
 def markdown_text(value: object) -> str:
     """Return ``value`` as Markdown that shows its text and does nothing else.
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
 from errordocs import check_example, shown
 from faults import DMM, SMALL, FullDisk, edit_json, interrupted_run
+from test_lost_workers import _chunks, _cli, _wait_for, _workers
 
 from custodysim.running.outputs import partial_dir, staged_folder
 from custodysim.studies.run import PLAN, execute_run
@@ -69,3 +73,24 @@ def test_a_damaged_run_folder(here):
     edit_json(Path("r5/stories.json"), lambda stories: stories[0].update(lines="no story"))
     check_example("damaged-folder", shown("report", "r1"), shown("report", "r2"), shown("report", "r3"),
                   shown("compare", "r5", "r3", "--out", "c1"))
+
+
+def test_a_trial_too_costly(here):
+    """The example of a trial past its budget is what a run of a far too busy threat prints."""
+    heavy = Path("dmm-2024.yaml").read_text().replace("campaigns_per_year: 1.0 ", "campaigns_per_year: 1000 ")
+    Path("busy.yaml").write_text(heavy.replace("horizon_days: 365 ", "horizon_days: 1825\n  max_campaigns_per_threat: "
+                                                                     "10000\n "))
+    check_example("trial-too-costly", shown("run", "busy.yaml", "--trials", "500", "--workers", "1", "--out", "r8"))
+
+
+def test_a_worker_died(here):
+    """The example of a dead worker is what a run prints when one of its workers is killed (its pid and trials vary)."""
+    args = ["run", "dmm-2024.yaml", "--trials", "8000", "--variant", "independent-verification", "--workers", "2",
+            "--out", "r6"]
+    proc = _cli(*args)
+    _wait_for(lambda: len(_chunks(Path("r6"))) >= 1 and len(_workers(proc)) == 2, proc, "chunk")
+    os.kill(_workers(proc)[0].pid, signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stderr
+    text = re.sub(r"trials \d+-\d+", "trials 1000-1999", re.sub(r"worker process \d+", "worker process 13150", stderr))
+    check_example("worker-died", f"$ custodysim {shlex.join(args)}      # a worker process is killed\n{text.strip()}")

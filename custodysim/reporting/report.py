@@ -10,7 +10,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from custodysim.analysis.frontier import efficient_names, frontier_rows
-from custodysim.formatting import amount, markdown_text, narrowing, number, pct, usd
+from custodysim.formatting import amount, clip, markdown_text, narrowing, number, pct, usd
 from custodysim.running.rows import VariantRows
 
 OUTCOMES = {
@@ -33,6 +33,7 @@ def template_env(autoescape: bool = False) -> Environment:
     env.filters["usd"] = usd
     env.filters["pct"] = pct
     env.filters["amount"] = amount
+    env.filters["clip"] = clip
     env.globals["narrowing"] = narrowing
     env.globals["num"] = number
     return env

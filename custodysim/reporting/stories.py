@@ -6,11 +6,11 @@ loss is the loss in that trial's row of ``trials.csv``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from custodysim.formatting import amount
+from custodysim.formatting import amount, clip
 from custodysim.running.rows import VariantRows
 from custodysim.scenario.loader import LoadedScenario
 from custodysim.simulation.engine import simulate_trial
@@ -18,6 +18,12 @@ from custodysim.simulation.model import compile_scenario
 from custodysim.simulation.results import TrialResult
 
 WORST = 5
+STORY_LINES = 300
+"""Most lines of a story in stories.json and the reports (``custodysim trace`` tells all of it)."""
+LINE_CHARS = 300
+"""Most characters in a line of a story: the rest of a long name is cut."""
+_TAIL = 20
+"""Lines kept at the end of a story that is cut: how the trial ended."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,7 @@ def tell(loaded: LoadedScenario, variant: str, trial: int, seed: int) -> Story:
 
 
 def _story(variant: str, trial: int, r: TrialResult) -> Story:
-    lines = [f"day {t:7.2f}  {text}" for t, text in r.story]
+    lines = [clip(f"day {t:7.2f}  {text}", LINE_CHARS) for t, text in r.story]
     if not r.campaigns:
         lines.append("no attacker campaign arrived this year")
     native = ", ".join(f"{amount(x)} {a}" for a, x in r.loss_by_asset.items() if x > 0)
@@ -61,4 +67,14 @@ def worst_trials(rows: VariantRows, k: int = WORST) -> list[int]:
 
 def worst_stories(loaded: LoadedScenario, rows: list[VariantRows], seed: int, k: int = WORST) -> list[Story]:
     """Return the stories of each variant's ``k`` worst trials."""
-    return [tell(loaded, r.name, trial, seed) for r in rows for trial in worst_trials(r, k)]
+    stories = [tell(loaded, r.name, trial, seed) for r in rows for trial in worst_trials(r, k)]
+    return [replace(st, lines=bounded(st.lines)) for st in stories]
+
+
+def bounded(lines: list[str]) -> list[str]:
+    """Return a story's lines, at most :data:`STORY_LINES`: its beginning and its end, the middle left out."""
+    if len(lines) <= STORY_LINES:
+        return lines
+    head = STORY_LINES - _TAIL - 1
+    gap = f"... {len(lines) - head - _TAIL:,} lines left out here (custodysim trace tells the whole story) ..."
+    return [*lines[:head], gap, *lines[-_TAIL:]]

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from custodysim.errors import TrialTooCostly
 from custodysim.running.checkpoints import ChunkStore
 from custodysim.running.executors import Executor, InProcess
 from custodysim.running.precision import MIN_TRIALS, PrecisionCheck, StopRule, relative_half_width
@@ -284,12 +285,15 @@ def simulate_chunk(job: ChunkJob) -> dict[str, Chunk]:
     out: dict[str, Chunk] = {}
     for variant in job.variants:
         model, quiet = compiled_variant(job.scenario_sha256, variant, job.seed, job.specs)
-        if model.attack_surface not in shared:
-            trials = np.arange(job.first, job.first + job.count)
-            shared[model.attack_surface] = (screen_trials(model, job.seed, trials), {}, {})
-        screen, plans, replays = shared[model.attack_surface]
-        numbers, texts = run_trials(model, job.seed, job.first, job.count, job.columns, quiet, plans, screen,
-                                    replays.setdefault(model.harmless_surface, {}), randoms)
+        try:
+            if model.attack_surface not in shared:
+                trials = np.arange(job.first, job.first + job.count)
+                shared[model.attack_surface] = (screen_trials(model, job.seed, trials), {}, {})
+            screen, plans, replays = shared[model.attack_surface]
+            numbers, texts = run_trials(model, job.seed, job.first, job.count, job.columns, quiet, plans, screen,
+                                        replays.setdefault(model.harmless_surface, {}), randoms)
+        except TrialTooCostly as exc:
+            raise TrialTooCostly(exc.trial, exc.cause, variant) from None
         out[variant] = Chunk.from_texts(numbers, texts)
     return out
 

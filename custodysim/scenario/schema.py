@@ -60,6 +60,16 @@ def _check_id(value: str) -> str:
 Id = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_check_id)]
 """An id of a wallet, person, system, ...: safe in variant paths and folder names."""
 
+MAX_NAME = 200
+"""Most characters in a technique's or a role's name (it names random streams and appears in stories)."""
+Name = Annotated[str, Field(max_length=MAX_NAME)]
+MAX_TEXT = 5_000
+"""Most characters in a description (the reports show it)."""
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
+MAX_FIELD_PATH = 1_000
+"""Most characters in a field path (a variant's ``set``, ``uncertainty``): ids joined by dots."""
+FieldPath = Annotated[str, Field(min_length=1, max_length=MAX_FIELD_PATH)]
+
 MAX_ENTITIES = 2_000
 """Most assets, organisations, people, systems, wallets or threats in one scenario (a whole exchange fits)."""
 MAX_EDGES = 20_000
@@ -157,7 +167,7 @@ class Organisation(Spec):
     """
 
     kind: OrganisationKind = "other"
-    description: str = ""
+    description: Text = ""
     notified: Notification | None = Notification()
 
 
@@ -195,10 +205,10 @@ class Person(Spec):
     """
 
     organisation: Id
-    role: str = "staff"
+    role: Name = "staff"
     devices: list[Id] = []
     exposure: Annotated[
-        dict[str, Probability],
+        dict[Name, Probability],
         BeforeValidator(_library_exposures,
                         json_schema_input_type=dict[str, Union[Probability, Literal["default"]]]),  # noqa: UP007
     ] = {}
@@ -523,7 +533,7 @@ class AccessEdge(Spec):
 
     from_node: Id = Field(alias="from")
     to: Id
-    technique: str = "access"
+    technique: Name = "access"
     p_success: Probability = 1.0
     time_days: Dist = 0.0  # type: ignore[assignment]
     opened_by: Id | None = None
@@ -541,7 +551,7 @@ class InitialAccess(Spec):
     With a library technique, a left-out ``delay_days`` takes the library's default.
     """
 
-    technique: str
+    technique: Name
     targets: list[Id] = Field(min_length=1)
     delay_days: Dist = 0.0  # type: ignore[assignment]
     common_mode: Probability = _prior("lure_common_mode", "common_mode")
@@ -577,7 +587,7 @@ class Threat(Spec):
     arrivals: an incident replay forces the real campaign at day 0.
     """
 
-    description: str = ""
+    description: Text = ""
     campaigns_per_year: float = Field(ge=0, le=1000)
     forced_campaign_days: list[Annotated[float, Field(ge=0)]] = Field([], max_length=100)
     skill: float = Field(1.0, gt=0, le=100)
@@ -749,8 +759,8 @@ class Controls(Spec):
 class Variant(Spec):
     """A named change to the baseline: ``set`` maps field paths (``wallets.hot.topup.cap``) to values."""
 
-    description: str = ""
-    set: dict[str, Any] = Field(default_factory=dict)
+    description: Text = ""
+    set: dict[FieldPath, Any] = Field(default_factory=dict)
     annual_cost_usd: AnnualCost = 0.0
 
 
@@ -787,7 +797,7 @@ class Scenario(Spec):
     """
 
     name: Id
-    description: str = ""
+    description: Text = ""
     settings: Settings = Settings()
     assets: dict[Id, Asset] = Field(min_length=1, max_length=MAX_ENTITIES)
     organisations: dict[Id, Organisation] = Field({}, max_length=MAX_ENTITIES)
@@ -801,7 +811,7 @@ class Scenario(Spec):
     finance: Finance | None = None
     baseline_name: Id = "baseline"
     variants: dict[Id, Variant] = Field({}, max_length=MAX_VARIANTS)
-    uncertainty: dict[Annotated[str, Field(min_length=1)], Estimates] = Field({}, max_length=MAX_UNCERTAIN)
+    uncertainty: dict[FieldPath, Estimates] = Field({}, max_length=MAX_UNCERTAIN)
 
     def node_ids(self) -> set[str]:
         """Return the ids an attacker can compromise: people and systems."""

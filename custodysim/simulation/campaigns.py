@@ -10,7 +10,9 @@ from types import MappingProxyType
 
 import numpy as np
 
+from custodysim.errors import TrialTooCostly
 from custodysim.scenario.distributions import poisson_quantile, poisson_quantiles
+from custodysim.simulation.budget import MAX_CAMPAIGNS, too_many_campaigns
 from custodysim.simulation.model import CompiledScenario, EntryModel, SignerModel, ThreatModel, WalletModel
 from custodysim.simulation.randomness import TrialRandom, uniform_array
 
@@ -174,11 +176,16 @@ def sample_campaigns(model: CompiledScenario, rnd: TrialRandom) -> list[Campaign
     horizon = model.horizon
     acts = {person: insider_acts(model, rnd, person) for person in model.insiders}
     doors = {person: min(starts) for person, starts in acts.items() if starts and person in model.door_openers}
-    for threat in model.threats:
+    counts = [len(threat.forced_days) + poisson_quantile(threat.campaigns_per_horizon,
+                                                         rnd.uniform(f"{threat.id}/count"), model.max_campaigns)
+              for threat in model.threats]
+    if sum(counts) + sum(map(len, acts.values())) > MAX_CAMPAIGNS:
+        started = {**{t.id: n for t, n in zip(model.threats, counts, strict=True)},
+                   **{f"insider:{person}": len(starts) for person, starts in acts.items()}}
+        raise TrialTooCostly(rnd.trial, too_many_campaigns(started, model.max_campaigns))
+    for threat, count in zip(model.threats, counts, strict=True):
         prefix = f"{threat.id}/"
         forced = threat.forced_days
-        count = len(forced) + poisson_quantile(threat.campaigns_per_horizon, rnd.uniform(prefix + "count"),
-                                               model.max_campaigns)
         for i in range(count):
             start = forced[i] if i < len(forced) else horizon * rnd.uniform(prefix + "start", i)
             plan = spread(model, threat, prefix, i, start, rnd, doors)
@@ -206,13 +213,23 @@ def screen_trials(model: CompiledScenario, seed: int, trials: np.ndarray) -> tup
     and it needs no simulation. The others do (the screen is conservative: a fall may still come after
     the horizon).
     """
+    started = {threat.id: len(threat.forced_days) + poisson_quantiles(
+        threat.campaigns_per_horizon, uniform_array(seed, f"{threat.id}/count", trials), model.max_campaigns)
+        for threat in model.threats}
+    started |= {f"insider:{person}": poisson_quantiles(rate, uniform_array(seed, f"insider:{person}/count", trials),
+                                                       model.max_campaigns) for person, rate in model.insiders.items()}
     counts = np.zeros(len(trials), dtype=np.int64)
+    for n in started.values():
+        counts += n
+    over = np.flatnonzero(counts > MAX_CAMPAIGNS)
+    if len(over):  # found before sampling any: a chunk would hold every one of them at once
+        k = int(over[0])
+        raise TrialTooCostly(int(trials[k]), too_many_campaigns({who: int(n[k]) for who, n in started.items()},
+                                                             model.max_campaigns))
     needed = np.zeros(len(trials), dtype=bool)
     for threat in model.threats:
         prefix = f"{threat.id}/"
-        n = len(threat.forced_days) + poisson_quantiles(
-            threat.campaigns_per_horizon, uniform_array(seed, prefix + "count", trials), model.max_campaigns)
-        counts += n
+        n = started[threat.id]
         for i in range(int(n.max(initial=0))):
             shared: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # lure -> (decided together, the shared draw)
             for entry in threat.entries:
@@ -224,10 +241,8 @@ def screen_trials(model: CompiledScenario, seed: int, trials: np.ndarray) -> tup
                     together, common = shared[entry.lure]
                     u = np.where(together, common, u)
                 needed |= (n > i) & (u < entry.p_fall)
-    for person, rate in model.insiders.items():
-        n = poisson_quantiles(rate, uniform_array(seed, f"insider:{person}/count", trials), model.max_campaigns)
-        counts += n
-        needed |= n > 0
+    for person in model.insiders:
+        needed |= started[f"insider:{person}"] > 0
     return counts, needed
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import simpy
 
+from custodysim.errors import TrialTooCostly
+from custodysim.simulation.budget import MAX_ACTIONS, MAX_STORY_LINES, campaigns_cause, transfers_cause
 from custodysim.simulation.campaigns import Campaign, Step, sample_campaigns
 from custodysim.simulation.harmless import replay_harmless
 from custodysim.simulation.keyloss import Lock, locks
@@ -51,6 +53,8 @@ class World:
         self._clock: simpy.Process | None = None
         self.tell = tell
         self.story: list[tuple[float, str]] = []
+        self.actions = 0  # the attacker's actions so far, against the trial's budget (see spend)
+        self._tamperings = 0  # (wallet, campaign) pairs the operations clock looks at on each wake
         self.loss: dict[str, float] = dict.fromkeys(model.assets, 0.0)
         self.loss_by_path = dict.fromkeys(PATH_TYPES, 0.0)
         self.loss_by_wallet: dict[str, float] = {}
@@ -124,12 +128,41 @@ class World:
 
         Formatting happens only when the story is being told: bulk runs pay for nothing but the call.
         """
-        if self.tell:
-            self.story.append((self.env.now, template.format(*args)))
+        if self.tell and len(self.story) <= MAX_STORY_LINES:
+            text = template.format(*args) if len(self.story) < MAX_STORY_LINES else \
+                f"(the story stops here: a story keeps at most {MAX_STORY_LINES:,} lines)"
+            self.story.append((self.env.now, text))
+
+    def spend(self, actions: int = 1) -> None:
+        """Count ``actions`` of the attacker's; stop a trial that takes more than :data:`MAX_ACTIONS`.
+
+        Raises:
+            TrialTooCostly: naming the threat whose campaigns, or the campaign whose theft transfers, cost most.
+        """
+        self.actions += actions
+        if self.actions > MAX_ACTIONS:
+            raise TrialTooCostly(self.rnd.trial, self._cost_cause())
+
+    def _cost_cause(self) -> str:
+        """Say what in the scenario made this trial too costly: many theft transfers, or many campaigns."""
+        busiest = max(self.campaigns, key=lambda c: c.transfers)
+        if 2 * busiest.transfers > self.actions:
+            threat = busiest.threat
+            interval = threat.drain_interval_days if threat is not None else 1 / 144
+            return (f"its theft transfers took more than the {MAX_ACTIONS:,} actions a trial may: "
+                    + transfers_cause(busiest.label, threat.id if threat else None, busiest.transfers, interval * 1440))
+        started: dict[str, int] = {}
+        for c in self.campaigns:
+            who = c.threat.id if c.threat is not None else f"insider:{c.insider}"
+            started[who] = started.get(who, 0) + 1
+        return (f"its {len(self.campaigns):,} campaigns took more than the {MAX_ACTIONS:,} actions a trial may "
+                "(nodes taken, theft transfers, alarms, looks at campaigns that can rewrite transfers): "
+                + campaigns_cause(started, self.model.max_campaigns))
 
     # ------------------------------------------------------------------ attacker progress
     def compromise(self, c: Campaign, step: Step) -> None:
         """The campaign takes ``step.node``: record it, start its detection, grant capabilities."""
+        self.spend()
         now = self.env.now
         node = step.node
         c.held[node] = now
@@ -261,6 +294,7 @@ class World:
             self.trace("{} can now rewrite transfers out of {}", c.label, wid)
             listeners = self.tamperers.setdefault(wid, [])
             listeners.append(c)
+            self._tamperings += 1
             if len(listeners) == 1:
                 self.treasury.listeners[wid] = partial(self._intercept, wid)
         self._watch()  # the clock sleeps until a time reckoned without this campaign
@@ -294,6 +328,7 @@ class World:
         # interrupts it, since that may change the answer.
         horizon = self.model.horizon
         while self.env.now < horizon:
+            self.spend(self._tamperings)
             now = self.env.now
             watched = [wid for wid, cs in self.tamperers.items()
                        if any(c.may_strike() and not self._waits(c, wid, now) and c.active(now) for c in cs)]
@@ -411,6 +446,7 @@ class World:
         self.trace("alarm: {} on {}{} (raised by {})", source, c.label, f" at {node}" if node else "", raiser)
         self.first_alarm = min(self.first_alarm, now)
         round_, told = notices(self.model, self.rnd, c, raiser, now)
+        self.spend(1 + len(told))
         for at, other in told:
             if at < self.model.horizon:
                 self.env.timeout(at - now).callbacks.append(partial(self._told, c, other, round_))

@@ -57,6 +57,9 @@ class World(Protocol):
     def trace(self, template: str, *args: object) -> None:
         """Record a line of the trial's story."""
 
+    def spend(self, actions: int = 1) -> None:
+        """Count the attacker's actions against the trial's budget."""
+
     def stop(self, c: Campaign, source: str, wallets: set[str], hold: bool = False, org: str | None = None) -> None:
         """Raise the alarm ``source`` on campaign ``c``."""
 
@@ -345,6 +348,7 @@ def drain(env: simpy.Environment, world: World, c: Campaign, wallet: WalletModel
     horizon = world.model.horizon
     interval = c.threat.drain_interval_days if c.threat is not None else 1 / 144
     while env.now < horizon:
+        world.spend()
         now = env.now
         quorum = choose_quorum(c, wallet, now)
         if quorum is None:

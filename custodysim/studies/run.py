@@ -17,7 +17,16 @@ from custodysim import __version__
 from custodysim.analysis.assumptions import key_inputs
 from custodysim.analysis.economics import DAYS_PER_YEAR, scenario_economics
 from custodysim.analysis.stats import summarise
-from custodysim.errors import OptionError, RunFolderError, RunInterrupted, RunStopped, WorkerLost, WriteError
+from custodysim.errors import (
+    LimitError,
+    OptionError,
+    RunFolderError,
+    RunInterrupted,
+    RunStopped,
+    TrialTooCostly,
+    WorkerLost,
+    WriteError,
+)
 from custodysim.reporting.report import render_html, render_markdown
 from custodysim.reporting.stories import worst_stories
 from custodysim.running.checkpoints import ChunkStore
@@ -119,6 +128,7 @@ def execute_run(scenario: str | Path, trials: int | None = None, seed: int | Non
         OptionError: options out of range or that do not go together.
         ExecutorError: the Dask cluster cannot be used.
         RunStopped: a worker process or the Dask scheduler was lost; the completed chunks are kept.
+        LimitError: a trial is past its budget (:mod:`custodysim.simulation.budget`); the completed chunks are kept.
         LimitError: the run would hold more than ``max_rows`` trial rows.
         RunFolderError: ``out`` exists already (and may not be replaced) or cannot be created.
     """
@@ -156,6 +166,8 @@ def execute_run(scenario: str | Path, trials: int | None = None, seed: int | Non
         raise _stopped(folder, exc, replace) from None
     except WorkerLost as exc:
         raise RunStopped(str(exc), folder) from None
+    except TrialTooCostly as exc:
+        raise _too_costly(folder, exc) from None
     finally:
         pool.close()
     return RunOutcome(folder, summary)
@@ -176,6 +188,16 @@ def _stopped(folder: Path, exc: WriteError, replace: bool) -> RunFolderError:
     if replace and (folder / "manifest.json").is_file():
         kept += f"; the previous run in {folder} is untouched"
     return RunFolderError(f"{exc}; {kept}")
+
+
+def _too_costly(folder: Path, exc: TrialTooCostly) -> LimitError:
+    """Return the error of a run to ``folder`` stopped by a trial past its budget: the scenario must change."""
+    staging = partial_dir(folder)
+    kept = "no run folder was written"
+    if (staging / PLAN).is_file():
+        kept += (f"; the completed chunks are kept in {staging}, but a resumed run would meet the same trial: "
+                 f"change the scenario, then delete {staging} and run it again")
+    return LimitError(f"{exc}; {kept}")
 
 
 def stop_rule(trials: int | None, precision: float | None, max_trials: int | None) -> StopRule | None:
@@ -219,6 +241,8 @@ def resume_run(folder: Path, progress: Progress | None = None, workers: int = 1,
         raise _stopped(folder, exc, plan["replace"]) from None
     except WorkerLost as exc:
         raise RunStopped(str(exc), folder) from None
+    except TrialTooCostly as exc:
+        raise _too_costly(folder, exc) from None
     finally:
         pool.close()
     return RunOutcome(folder, summary)
