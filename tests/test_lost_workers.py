@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from errordocs import check_example
 
 from custodysim.studies.run import execute_run
 
@@ -166,6 +168,12 @@ def test_a_lost_dask_scheduler_stops_the_run_and_keeps_its_chunks(tmp_path, whol
                      r"variants baseline, independent-verification; no run folder was written", stderr)
     assert f"Resume with: custodysim run --resume {out}" in stderr and "Traceback" not in stderr
     assert _chunks(out) and not out.exists()
+    # docs/errors.md shows this message (its address, trials and folder vary from run to run)
+    address = "tcp://127.0.0.1:43815"
+    text = re.sub(r"trials \d+-\d+", "trials 2000-2999",
+                  stderr.replace(cluster.scheduler_address, address).replace(str(out), "r7"))
+    check_example("dask-scheduler-lost", f"$ custodysim run dmm-2024.yaml {shlex.join(RUN)} --executor dask "
+                                         f"--scheduler {address} --out r7\n{text.strip()}")
 
     resumed = subprocess.run([sys.executable, "-m", "custodysim", "run", "--resume", str(out), "--workers", "2"],
                              capture_output=True, text=True, timeout=120)
