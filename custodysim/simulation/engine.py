@@ -126,10 +126,12 @@ class World:
     def trace(self, template: str, *args: object) -> None:
         """Record a line of the trial's story, ``template.format(*args)``.
 
-        Formatting happens only when the story is being told: bulk runs pay for nothing but the call.
+        Formatting happens only when the story is being told: bulk runs pay for nothing but the call. A
+        number given as ``{}`` (no format spec) is an amount of an asset, written as the tables write it.
         """
         if self.tell and len(self.story) <= MAX_STORY_LINES:
-            text = template.format(*args) if len(self.story) < MAX_STORY_LINES else \
+            text = template.format(*(Units(a) if type(a) is float else a for a in args)) \
+                if len(self.story) < MAX_STORY_LINES else \
                 f"(the story stops here: a story keeps at most {MAX_STORY_LINES:,} lines)"
             self.story.append((self.env.now, text))
 
@@ -386,7 +388,7 @@ class World:
         self.loss_by_wallet[wallet.id] = self.loss_by_wallet.get(wallet.id, 0.0) + usd
         c.loss_usd += usd
         self.first_theft = min(self.first_theft, t)
-        self.trace("{} {} leave {} for the attacker ({})", Units(amount), wallet.asset, wallet.id, path)
+        self.trace("{} {} leave {} for the attacker ({})", amount, wallet.asset, wallet.id, path)
 
     # ------------------------------------------------------------------ lost keys
     def _lock(self, lock: Lock, _: simpy.Event) -> None:
@@ -415,7 +417,7 @@ class World:
         self.loss[wallet.asset] += amount
         self.loss_by_path["lock_out"] += usd
         self.loss_by_wallet[wallet.id] = self.loss_by_wallet.get(wallet.id, 0.0) + usd
-        self.trace("{} {} in {} are lost with its keys", Units(amount), wallet.asset, wallet.id)
+        self.trace("{} {} in {} are lost with its keys", amount, wallet.asset, wallet.id)
 
     def watch_outflow(self, c: Campaign, wallet: WalletModel, amount: float, sent: float) -> None:
         """Outflow monitoring may notice an attacker transfer, after its delay."""
@@ -443,7 +445,10 @@ class World:
         if (hold or c.loss_usd == 0) and source not in c.stops:
             c.stops.append(source)
         raiser = org if org is not None else self.model.exchange
-        self.trace("alarm: {} on {}{} (raised by {})", source, c.label, f" at {node}" if node else "", raiser)
+        if node is None:
+            self.trace("alarm: {} on {} (raised by {})", source, c.label, raiser)
+        else:
+            self.trace("alarm: {} on {} at {} (raised by {})", source, c.label, node, raiser)
         self.first_alarm = min(self.first_alarm, now)
         round_, told = notices(self.model, self.rnd, c, raiser, now)
         self.spend(1 + len(told))

@@ -24,7 +24,6 @@ from custodysim.scenario.schema import CHAIN, GUARD
 from custodysim.simulation.campaigns import Campaign
 from custodysim.simulation.model import CompiledScenario, Rule, SignerModel, WalletModel
 from custodysim.simulation.randomness import TrialRandom
-from custodysim.simulation.results import Units
 from custodysim.simulation.treasury import Intercept, LegitTransfer, Treasury
 
 EPS = 1e-9
@@ -323,7 +322,7 @@ def pending_transfer(env: simpy.Environment, world: World, c: Campaign, wallet: 
         world.treasury.settle_theft(wallet.id, amount, stolen=False)
         world.wake_clock()  # the funds are back: transfers out of the wallet may happen again
         c.stops.append(f"delay:{wallet.id}")
-        world.trace("time-locked transfer of {} {} from {} cancelled", Units(amount), wallet.asset, wallet.id)
+        world.trace("time-locked transfer of {} {} from {} cancelled", amount, wallet.asset, wallet.id)
         return
     world.lose(c, wallet, amount, path)
 
@@ -387,7 +386,7 @@ def tamper(world: World, c: Campaign, wallet: WalletModel, transfer: LegitTransf
         if not blocked and allowance(world, wallet, rules, wanted, transfer.time) <= EPS:
             return Intercept.PASS
     world.trace("{} rewrites a {} {} {} transfer out of {} ({})",
-                c.label, Units(transfer.amount), wallet.asset, transfer.kind, wallet.id, mode)
+                c.label, transfer.amount, wallet.asset, transfer.kind, wallet.id, mode)
     c.struck.add(wallet.id)  # now: the theft it sends may prompt the campaign's other chances
     catcher = judge(world, c, wallet, transfer.time)
     c.transfers += 1
