@@ -98,20 +98,29 @@ class _WalletState:
     frozen_until: float = -math.inf  # when the last freeze ends: from then on the wallet is never frozen
     owned: bool = False  # taken over: what lands in it is the attacker's
     abandoned: float = math.inf  # from then on nothing is sent to it, and its customers deposit elsewhere
-    held: list[tuple[float, float]] = field(default_factory=list)  # the freezes that hold an attacker too
+    # The freezes that hold an attacker too: the same as ``freezes`` (None) until a lock, which holds the
+    # exchange only, is added; a trial without lost keys never copies a second list.
+    held: list[tuple[float, float]] | None = None
     locked_out: bool = False  # too few keys left, for good: what lands in it is lost
 
     def copy(self) -> _WalletState:
         return _WalletState(self.spec, self.balance, self.queue, self.topup, list(self.freezes), self.credited,
-                            self.retry_at, self.frozen_until, self.owned, self.abandoned, list(self.held),
+                            self.retry_at, self.frozen_until, self.owned, self.abandoned,
+                            None if self.held is None else list(self.held),
                             self.locked_out)
 
     def freeze(self, start: float, end: float, attacker: bool = True) -> None:
         """Hold the wallet's outflows over [start, end): the exchange's, and ``attacker``'s too (not a lock)."""
+        if not attacker and self.held is None:
+            self.held = list(self.freezes)  # from now on the two lists differ
         self.freezes.append((start, end))
         self.frozen_until = max(self.frozen_until, end)
-        if attacker:
+        if attacker and self.held is not None:
             self.held.append((start, end))
+
+    def holding(self) -> list[tuple[float, float]]:
+        """Return the freezes that hold an attacker (every freeze but the locks)."""
+        return self.freezes if self.held is None else self.held
 
     def frozen_at(self, t: float) -> bool:
         return t < self.frozen_until and any(a <= t < b for a, b in self.freezes)
@@ -199,12 +208,12 @@ class Treasury:
     def frozen(self, wallet: str, t: float) -> bool:
         """Whether a freeze holds an attacker's outflows from the wallet at ``t`` (a lock does not)."""
         st = self.wallets[wallet]
-        return t < st.frozen_until and any(a <= t < b for a, b in st.held)
+        return t < st.frozen_until and any(a <= t < b for a, b in st.holding())
 
     def released_at(self, wallet: str, t: float) -> float:
         """Return the first time >= ``t`` at which no freeze holds an attacker's outflows from the wallet."""
         st = self.wallets[wallet]
-        held = st.held
+        held = st.holding()
         moved = t < st.frozen_until
         while moved:
             moved = False
@@ -335,12 +344,12 @@ class Treasury:
 
     def freeze_began(self, wallet: str, start: float, end: float) -> bool:
         """Whether a freeze of the wallet (not a lock) was in force at some time in [start, end]."""
-        return any(a <= end and b > start for a, b in self.wallets[wallet].held)
+        return any(a <= end and b > start for a, b in self.wallets[wallet].holding())
 
     def frozen_over(self, wallet: str, start: float, end: float) -> bool:
         """Whether one freeze of the wallet (not a lock) already covers all of [start, end)."""
         st = self.wallets[wallet]
-        return end <= st.frozen_until and any(a <= start and b >= end for a, b in st.held)
+        return end <= st.frozen_until and any(a <= start and b >= end for a, b in st.holding())
 
     def freeze(self, wallet: str, start: float, end: float) -> bool:
         """Freeze the wallet's outflows over [start, end); return False if a freeze already covers it."""
