@@ -208,11 +208,8 @@ def caveat(summary: dict[str, Any]) -> str:
         return "Its paired CI includes 0: at this trial count it is not distinguishable from the baseline."
     if v["p_any_loss"] == 0:
         n = v["trials"]
-        bound = v.get("expected_loss_upper95_usd")
-        size = (f", and its expected loss below {usd(bound)} (that chance times a plausible losing year)"
-                if bound is not None else "")
         return (f"None of its {n:,} simulated years lost anything; that bounds the chance of a loss year "
-                f"below {300 / n:.2g}% (95%, rule of three), not at zero{size}.")
+                f"below {300 / n:.2g}% (95%, rule of three), not at zero.")
     return ""
 
 

@@ -550,18 +550,20 @@ class World:
 
         A taken-over wallet cannot be frozen: the exchange stops sending to it instead.
         """
-        added = False
+        frozen: list[str] = []
+        abandoned: list[str] = []
         for wid in wallets:
             if wid in self.owners:
-                new = self.treasury.abandon(wid, start)
-                if new:
-                    self.trace("the exchange stops sending to {}", wid)
-            else:
-                new = self.treasury.freeze(wid, start, end)
-                if new:
-                    self.trace("{} frozen until day {:.1f}", wid, end)
-            added |= new
-        return added
+                if self.treasury.abandon(wid, start):
+                    abandoned.append(wid)
+            elif self.treasury.freeze(wid, start, end):
+                frozen.append(wid)
+        if self.tell:  # in a fixed order: ``wallets`` may be a set
+            if frozen:
+                self.trace("{} frozen until day {:.1f}", ", ".join(sorted(frozen)), end)
+            if abandoned:
+                self.trace("the exchange stops sending to {}", ", ".join(sorted(abandoned)))
+        return bool(frozen or abandoned)
 
     def _watch(self) -> None:
         """Have the operations clock reckon again whom to watch: start it, or wake it if it sleeps."""
