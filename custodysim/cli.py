@@ -482,8 +482,8 @@ def _print_key_loss(summary: dict[str, Any]) -> None:
     table = _table("Lost keys: expected loss = theft + lock-out", "years locked", "years locked out",
                    "lock-out loss", "theft loss")
     for name, k in lost.items():
-        theft = summary["variants"][name]["expected_loss_usd"] - k["expected_loss_usd"]
-        table.add_row(name, pct(k["p_locked"]), pct(k["p_lock_out"]), usd(k["expected_loss_usd"]), usd(theft))
+        table.add_row(name, pct(k["p_locked"]), pct(k["p_lock_out"]), usd(k["expected_loss_usd"]),
+                      usd(k["theft_loss_usd"]))
     out.print(table)
 
 

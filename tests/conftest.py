@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -160,3 +161,11 @@ def line_of(text: str, needle: str) -> int:
     hits = [n for n, line in enumerate(text.splitlines(), start=1) if needle in line]
     assert len(hits) == 1, f"{needle!r} is on lines {hits}"
     return hits[0]
+
+
+def local_dask_cluster() -> Iterator[Any]:
+    """Yield a local Dask cluster of 2 worker processes with 1 thread each, closed afterwards (for fixtures)."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    yield cluster
+    cluster.close()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import local_dask_cluster
 from errordocs import check_example
 
 from custodysim.studies.run import execute_run
@@ -133,10 +134,7 @@ def test_a_worker_ends_with_its_parent_where_the_kernel_does_not_see_to_it(tmp_p
 @pytest.fixture
 def cluster():
     """A fresh local Dask cluster of 2 worker processes (a test may break it)."""
-    distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
-    yield cluster
-    cluster.close()
+    yield from local_dask_cluster()
 
 
 def test_a_lost_dask_worker_is_retried_and_the_figures_are_unchanged(tmp_path, whole, cluster):

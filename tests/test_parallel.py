@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import local_dask_cluster
 from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -283,10 +284,7 @@ def test_dask_not_installed_is_a_clear_error(monkeypatch):
 @pytest.fixture(scope="module")
 def dask_cluster():
     """A local Dask cluster of 2 worker processes with 1 thread each, closed after the module."""
-    distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
-    yield cluster
-    cluster.close()
+    yield from local_dask_cluster()
 
 
 def test_dask_cluster_gives_the_figures_of_a_local_run(dask_cluster, one_worker, tmp_path):

@@ -140,8 +140,12 @@ def rare_losses(summary: dict[str, Any]) -> list[str]:
 
 
 def key_loss(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Return each variant's lost-key figures; nothing if no variant ever locks a wallet (or the run predates them)."""
-    figures = {n: v["key_loss"] for n, v in summary["variants"].items() if "key_loss" in v}
+    """Return each variant's lost-key figures and its theft loss beside them (expected loss less lock-outs).
+
+    Nothing if no variant ever locks a wallet (or the run predates lost keys).
+    """
+    figures = {n: {**v["key_loss"], "theft_loss_usd": v["expected_loss_usd"] - v["key_loss"]["expected_loss_usd"]}
+               for n, v in summary["variants"].items() if "key_loss" in v}
     return figures if any(f["p_locked"] > 0 for f in figures.values()) else {}
 
 
@@ -206,10 +210,9 @@ def caveat(summary: dict[str, Any]) -> str:
         return ""
     if verdict_ == "no: within the noise":
         return "Its paired CI includes 0: at this trial count it is not distinguishable from the baseline."
-    if v["p_any_loss"] == 0:
-        n = v["trials"]
-        return (f"None of its {n:,} simulated years lost anything; that bounds the chance of a loss year "
-                f"below {300 / n:.2g}% (95%, rule of three), not at zero.")
+    if v.get("p_any_loss_upper95") is not None:
+        return (f"None of its {v['trials']:,} simulated years lost anything; that bounds the chance of a loss "
+                f"year below {100 * v['p_any_loss_upper95']:.2g}% (95%, rule of three), not at zero.")
     return ""
 
 

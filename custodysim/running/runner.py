@@ -155,26 +155,22 @@ def run_trials(model: CompiledScenario, seed: int, first: int, count: int, cols:
         rnd = randoms.get(trial)
         if rnd is None:
             rnd = randoms[trial] = TrialRandom(seed, trial)
-        locked = locks(model, rnd) if lockable is not None and lockable[i] else None
-        if locked:
-            fresh = [c.fresh(model.node_org) for c in _sampled(model, rnd, plans)]
-            row, texts[i] = row_of(trial, World(model, rnd, fresh, locks=locked).run(), cols)
-            world_at.append(i)
-            world_rows.append(row)
-            continue
-        if not needed[i]:
-            continue  # it might have locked a wallet, but did not: the quiet row stands
-        if trial in replays:
-            harmless = replays[trial]
-        else:
-            harmless = replays[trial] = replay_harmless(model, rnd, _sampled(model, rnd, plans))
-        if harmless is not None:
-            harmless_at.append(i)
-            harmless_figures.append((harmless.footholds, _nan(harmless.first_access), _nan(harmless.first_alarm)))
-            texts[i] = _harmless_texts(harmless, quiet_texts)
-            continue
+        locked = locks(model, rnd) if lockable is not None and lockable[i] else []
+        if not locked:  # a trial that locks a wallet is simulated whatever its campaigns do
+            if not needed[i]:
+                continue  # it might have locked a wallet, but did not: the quiet row stands
+            if trial in replays:
+                harmless = replays[trial]
+            else:
+                harmless = replays[trial] = replay_harmless(model, rnd, _sampled(model, rnd, plans))
+            if harmless is not None:
+                harmless_at.append(i)
+                harmless_figures.append((harmless.footholds, _nan(harmless.first_access),
+                                         _nan(harmless.first_alarm)))
+                texts[i] = _harmless_texts(harmless, quiet_texts)
+                continue
         fresh = [c.fresh(model.node_org) for c in _sampled(model, rnd, plans)]  # the world changes its campaigns
-        result = World(model, rnd, fresh).run()
+        result = World(model, rnd, fresh, locks=locked).run()
         row, texts[i] = row_of(trial, result, cols)
         world_at.append(i)
         world_rows.append(row)

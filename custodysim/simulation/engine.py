@@ -380,13 +380,19 @@ class World:
         else:
             self._count_loss(self.owners[wid], wallet, amount, "tampering", t)
 
-    def _count_loss(self, c: Campaign, wallet: WalletModel, amount: float, path: str, t: float) -> None:
-        kept = amount * (1.0 - self.model.recovered_fraction)
-        usd = kept * self.model.price_at(wallet.asset, t)
-        self.loss[wallet.asset] += kept
+    def _book(self, wallet: WalletModel, amount: float, path: str, t: float) -> float:
+        """Add a loss of ``amount`` of ``wallet``'s asset at ``t`` to the trial's losses by asset, path and wallet.
+
+        Returns it in USD.
+        """
+        usd = amount * self.model.price_at(wallet.asset, t)
+        self.loss[wallet.asset] += amount
         self.loss_by_path[path] += usd
         self.loss_by_wallet[wallet.id] = self.loss_by_wallet.get(wallet.id, 0.0) + usd
-        c.loss_usd += usd
+        return usd
+
+    def _count_loss(self, c: Campaign, wallet: WalletModel, amount: float, path: str, t: float) -> None:
+        c.loss_usd += self._book(wallet, amount * (1.0 - self.model.recovered_fraction), path, t)
         self.first_theft = min(self.first_theft, t)
         self.trace("{} {} leave {} for the attacker ({})", amount, wallet.asset, wallet.id, path)
 
@@ -413,10 +419,7 @@ class World:
         self.wake_clock()
 
     def _count_lock_out(self, wallet: WalletModel, amount: float, t: float) -> None:
-        usd = amount * self.model.price_at(wallet.asset, t)
-        self.loss[wallet.asset] += amount
-        self.loss_by_path["lock_out"] += usd
-        self.loss_by_wallet[wallet.id] = self.loss_by_wallet.get(wallet.id, 0.0) + usd
+        self._book(wallet, amount, "lock_out", t)
         self.trace("{} {} in {} are lost with its keys", amount, wallet.asset, wallet.id)
 
     def watch_outflow(self, c: Campaign, wallet: WalletModel, amount: float, sent: float) -> None:

@@ -68,12 +68,16 @@ def _first_loss(signer: SignerModel, u: np.ndarray) -> np.ndarray:
 def locks(model: CompiledScenario, rnd: TrialRandom) -> list[Lock]:
     """Return the trial's locks, in time order (none if no custody loses keys)."""
     out: list[Lock] = []
+    locked: dict[str, list[tuple[float, float]]] = {}  # account -> its locked spans (its wallets share the keys)
     for wallet in model.losing_keys:
-        away = {sg.index: _unavailable(model.horizon, rnd, wallet, sg) for sg in wallet.signers
-                if sg.loss_per_day > 0}
-        spans = [span for need, members in wallet.groups
-                 for span in _group_locked(need, len(members), [s for i in members for s in away.get(i, ())])]
-        out += [Lock(wallet.id, a, b) for a, b in _union(spans)]
+        spans = locked.get(wallet.account)
+        if spans is None:
+            away = {sg.index: _unavailable(model.horizon, rnd, wallet, sg) for sg in wallet.signers
+                    if sg.loss_per_day > 0}
+            spans = locked[wallet.account] = _union([
+                span for need, members in wallet.groups
+                for span in _group_locked(need, len(members), [s for i in members for s in away.get(i, ())])])
+        out += [Lock(wallet.id, a, b) for a, b in spans]
     out.sort(key=lambda lock: lock.start)
     return out
 

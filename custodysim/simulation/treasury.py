@@ -122,15 +122,18 @@ class _WalletState:
         """Return the freezes that hold an attacker (every freeze but the locks)."""
         return self.freezes if self.held is None else self.held
 
-    def frozen_at(self, t: float) -> bool:
-        return t < self.frozen_until and any(a <= t < b for a, b in self.freezes)
+    def frozen_at(self, t: float, attacker: bool = False) -> bool:
+        """Whether the wallet's outflows are held at ``t`` (``attacker``: an attacker's, which a lock does not hold)."""
+        spans = self.holding() if attacker else self.freezes
+        return t < self.frozen_until and any(a <= t < b for a, b in spans)
 
-    def released_at(self, t: float) -> float:
-        """Return the first time >= t at which the wallet is not frozen."""
+    def released_at(self, t: float, attacker: bool = False) -> float:
+        """Return the first time >= t at which the wallet's outflows are not held (``attacker``: as for frozen_at)."""
+        spans = self.holding() if attacker else self.freezes
         moved = t < self.frozen_until
         while moved:
             moved = False
-            for a, b in self.freezes:
+            for a, b in spans:
                 if a <= t < b:
                     t, moved = b, True
         return t
@@ -207,20 +210,11 @@ class Treasury:
 
     def frozen(self, wallet: str, t: float) -> bool:
         """Whether a freeze holds an attacker's outflows from the wallet at ``t`` (a lock does not)."""
-        st = self.wallets[wallet]
-        return t < st.frozen_until and any(a <= t < b for a, b in st.holding())
+        return self.wallets[wallet].frozen_at(t, attacker=True)
 
     def released_at(self, wallet: str, t: float) -> float:
         """Return the first time >= ``t`` at which no freeze holds an attacker's outflows from the wallet."""
-        st = self.wallets[wallet]
-        held = st.holding()
-        moved = t < st.frozen_until
-        while moved:
-            moved = False
-            for a, b in held:
-                if a <= t < b:
-                    t, moved = b, True
-        return t
+        return self.wallets[wallet].released_at(t, attacker=True)
 
     def last_freeze_edge(self) -> float:
         """Return when the last freeze known so far ends (-infinity if there is none)."""
