@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +119,112 @@ def test_report_prints_without_the_navigation(browser, page_file, tmp_path):
     page.close()
     pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf.read_bytes()))
     assert pages >= 4, pages
+
+
+WIDTHS = (390, 1280, 1920)
+"""A phone, a laptop and a desktop screen."""
+
+LAYOUT_FAULTS = """() => {
+  const faults = [];
+  const viewport = document.documentElement.clientWidth;
+  const where = (el) => (el.closest('section[id]') || {id: 'page'}).id;
+  for (const t of document.querySelectorAll('table')) {
+    const box = t.parentElement.clientWidth;
+    const right = t.getBoundingClientRect().right;
+    if (t.scrollWidth > box + 1 || right > viewport + 1)
+      faults.push(`table in #${where(t)}: ${t.scrollWidth} px wide in a ${box} px box`);
+  }
+  // Every piece of visible text as screen boxes: HTML text by line, chart text by element.
+  const visible = (el, r) => {
+    for (let a = el; a && a !== document.body; a = a.parentElement) {
+      const s = getComputedStyle(a);
+      if (s.visibility === 'hidden' || s.display === 'none') return null;
+      if (s.overflow !== 'visible' || s.clip !== 'auto') {
+        const b = a.getBoundingClientRect();
+        r = {left: Math.max(r.left, b.left), right: Math.min(r.right, b.right),
+             top: Math.max(r.top, b.top), bottom: Math.min(r.bottom, b.bottom)};
+        if (r.right - r.left < 1 || r.bottom - r.top < 1) return null;
+      }
+    }
+    return r;
+  };
+  const boxes = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    if (!n.textContent.trim() || n.parentElement.closest('svg, title, style')) continue;
+    const range = document.createRange();
+    range.selectNodeContents(n);
+    for (const r of range.getClientRects()) {
+      const v = r.width > 0 && visible(n.parentElement, r);
+      if (v) boxes.push({text: n.textContent.trim().slice(0, 40), r: v});
+    }
+  }
+  for (const t of document.querySelectorAll('svg.chart text')) {
+    if (!t.textContent.trim()) continue;
+    const r = t.getBoundingClientRect();
+    const v = r.width > 0 && visible(t, r);
+    if (v) boxes.push({text: t.textContent.trim().slice(0, 40), r: v});
+    const ctm = t.getScreenCTM();
+    const px = parseFloat(getComputedStyle(t).fontSize) * Math.hypot(ctm.a, ctm.b);
+    if (px < 8.9) faults.push(`chart text "${t.textContent.trim().slice(0, 40)}" in #${where(t)} at ${px.toFixed(1)} px`);
+  }
+  boxes.sort((a, b) => a.r.top - b.r.top);
+  const slack = 1.5;  // glyph boxes of adjacent lines and neighbouring words may touch
+  for (let i = 0; i < boxes.length; i++) {
+    for (let j = i + 1; j < boxes.length && boxes[j].r.top < boxes[i].r.bottom - slack; j++) {
+      const a = boxes[i].r, b = boxes[j].r;
+      if (Math.min(a.right, b.right) - Math.max(a.left, b.left) > slack
+          && Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top) > slack)
+        faults.push(`"${boxes[i].text}" overlaps "${boxes[j].text}"`);
+    }
+  }
+  return faults;
+}"""
+"""Find what a reader cannot read: tables wider than their box, overlapping text, chart text under ~9 px."""
+
+
+def layout_faults(browser: Any, page_file: Path, width: int) -> list[str]:
+    """Open a report at a screen width and return its layout faults (see :data:`LAYOUT_FAULTS`)."""
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.goto(page_file.as_uri())
+    faults: list[str] = page.evaluate(LAYOUT_FAULTS)
+    page.close()
+    return faults
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_every_table_fits_and_no_text_overlaps(browser, page_file, width):
+    """At 390, 1280 and 1920 px no table is wider than its box, no text overlaps other text, no chart text is tiny."""
+    assert layout_faults(browser, page_file, width) == []
+
+
+def test_the_phone_shows_figures_on_its_first_screen(browser, page_file):
+    """On a 390 x 844 phone the first screen shows the best variant's expected loss, not just the variants' names."""
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.goto(page_file.as_uri())
+    figure = page.locator("#answer tbody tr").first.locator("td[data-label^='expected loss']")
+    box = figure.bounding_box()
+    page.close()
+    assert box is not None and box["y"] + box["height"] <= 844 and box["x"] + box["width"] <= 390, box
+
+
+def test_the_printed_report_numbers_its_pages_and_ends_no_page_on_a_heading(browser, page_file, tmp_path):
+    """Printed to A4, every page says 'page N of M' and no heading sits in a page's last two lines."""
+    pypdf = pytest.importorskip("pypdf")
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(page_file.as_uri())
+    headings = {_squeezed(h) for h in page.locator("h2, h3, h4").all_inner_texts()}
+    pdf = tmp_path / "report.pdf"
+    page.pdf(path=str(pdf), format="A4", print_background=True)
+    page.close()
+    pages = pypdf.PdfReader(pdf).pages
+    assert len(pages) >= 4
+    for k, sheet in enumerate(pages, 1):
+        lines = [_squeezed(line) for line in sheet.extract_text(extraction_mode="layout").splitlines() if line.strip()]
+        assert lines[-1] == _squeezed(f"page {k} of {len(pages)}"), lines[-3:]
+        assert not headings & set(lines[-3:-1]), f"page {k} ends with a heading: {lines[-3:-1]}"
+
+
+def _squeezed(text: str) -> str:
+    """Return text without its spaces and ligatures: a PDF's extracted text spaces words unevenly."""
+    return "".join(unicodedata.normalize("NFKC", text).split())

@@ -141,6 +141,32 @@ def retained_loss(loss: np.ndarray, insurance: Insurance | None) -> np.ndarray:
     return kept
 
 
+def cover_exhausted_loss(insurance: Insurance) -> float:
+    """Return the loss at which the insurance layer pays its limit: ``deductible + limit / covered_share``."""
+    return insurance.deductible_usd + insurance.limit_usd / insurance.covered_share
+
+
+def ruin_loss(finance: Finance) -> float | None:
+    """Return the loss above which the retained loss exceeds the capital (None without a stated capital).
+
+    The retained loss rises with the loss (one for one below the deductible and above the cover,
+    ``1 - covered_share`` to one in between), so it crosses the capital once: below the deductible at the
+    capital itself, inside the covered band where ``(1 - share) x loss + share x deductible`` reaches it,
+    above the band at ``capital + limit``.
+    """
+    capital, insurance = finance.capital_usd, finance.insurance
+    if capital is None:
+        return None
+    if insurance is None or capital < insurance.deductible_usd:
+        return capital
+    share, deductible = insurance.covered_share, insurance.deductible_usd
+    if share < 1.0:
+        inside = (capital - share * deductible) / (1.0 - share)
+        if inside <= cover_exhausted_loss(insurance):
+            return inside
+    return capital + insurance.limit_usd
+
+
 def upper_quantile(x: np.ndarray, q: float) -> float:
     """Return the ``q`` quantile taken upward (a value of ``x``): at most a share ``1 - q`` of ``x`` exceeds it."""
     return float(np.quantile(x, q, method="higher")) if len(x) else 0.0
@@ -228,4 +254,6 @@ def survival_figures(loss: np.ndarray, finance: Finance) -> dict[str, Any]:
                                   else None),
         "capital_needed_1_in_100_usd": tail["var99_usd"],
         "capital_needed_1_in_1000_usd": tail["var999_usd"],
+        "cover_exhausted_loss_usd": cover_exhausted_loss(insurance) if insurance is not None else None,
+        "ruin_loss_usd": ruin_loss(finance),
     }

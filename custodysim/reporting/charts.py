@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, NamedTuple
 
 import matplotlib
 import numpy as np
@@ -154,7 +155,19 @@ def titled(svg: str, prefix: str, title: str) -> str:
     return f'{svg[:head_end]}\n <title id="{prefix}-title">{title}</title>{svg[head_end:]}'
 
 
-def loss_exceedance_svg(rows: list[VariantRows], baseline: str) -> str:
+class Mark(NamedTuple):
+    """A loss the exceedance curve marks with a vertical line: where the insurance or the capital runs out."""
+
+    loss_usd: float
+    label: str
+    colour: str
+
+
+MARK_REACH = 30.0
+"""A mark is drawn if it lies within this multiple of the largest simulated loss (the axis stretches to it)."""
+
+
+def loss_exceedance_svg(rows: list[VariantRows], baseline: str, marks: Sequence[Mark] = ()) -> str:
     """Return the loss exceedance curves of all variants on one chart, as an inline SVG.
 
     x is the loss in USD (log axis), y the share of trials (years) whose loss exceeds x (log axis).
@@ -163,6 +176,8 @@ def loss_exceedance_svg(rows: list[VariantRows], baseline: str) -> str:
     Args:
         rows: every variant's trial rows, baseline included.
         baseline: the baseline's name (drawn thick and underneath).
+        marks: losses to mark with a labelled vertical line (the capital, the insurance limit); one beyond
+            :data:`MARK_REACH` times the largest loss is left out (the caption says where it lies).
     """
     with chart_style():
         fig = new_figure(4.2)
@@ -172,16 +187,17 @@ def loss_exceedance_svg(rows: list[VariantRows], baseline: str) -> str:
         if span is None or n == 0:
             _no_loss(ax, n)
         else:
-            _exceedance_lines(ax, rows, baseline, span, n)
+            _exceedance_lines(ax, rows, baseline, span, n, marks)
         ax.set_title("Loss exceedance: how often a year loses more than x", loc="left")
         svg = svg_element(fig, "lec")
     return titled(svg, "lec", "Loss exceedance curves, one per variant")
 
 
 def _exceedance_lines(ax: Axes, rows: list[VariantRows], baseline: str, span: tuple[float, float],
-                      n: int) -> None:
+                      n: int, marks: Sequence[Mark]) -> None:
     floor = 0.5 / n
-    left, right = span[0] / 2, span[1] * 1.5
+    shown = [m for m in marks if span[0] / 2 < m.loss_usd <= span[1] * MARK_REACH]
+    left, right = span[0] / 2, max([span[1] * 1.5, *(m.loss_usd * 1.4 for m in shown)])
     styles = _style(rows, baseline)
     for r in rows:
         positive = np.sort(r.loss[r.loss > 0])
@@ -198,6 +214,10 @@ def _exceedance_lines(ax: Axes, rows: list[VariantRows], baseline: str, span: tu
         if p >= floor:
             ax.axhline(p, color="#bbbbbb", linewidth=0.6, zorder=1)
             ax.text(right, p, f" {text}", va="center", ha="left", fontsize=7, color="#666666")
+    for m in shown:
+        ax.axvline(m.loss_usd, color=m.colour, linewidth=1.0, linestyle=(0, (4, 3)), zorder=1)
+        ax.text(m.loss_usd, 0.9, f"{m.label} ", rotation=90, ha="right", va="top", fontsize=7.5, color=m.colour,
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.0})
     ax.set_yscale("log")
     _usd_log_x(ax)
     ax.set_xlim(left, right)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from typing import Any
 
@@ -43,7 +44,8 @@ def render_markdown(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
     """Render report.md from a run's summary and manifest."""
     frontier = frontier_context(summary["variants"])
     return template_env().get_template("report.md.j2").render(s=summary, m=manifest, key_loss=key_loss(summary),
-                                                              rare=rare_losses(summary), **frontier)
+                                                              rare=rare_losses(summary), marks=finance_marks(summary),
+                                                              **frontier)
 
 
 def frontier_context(variants: dict[str, dict[str, Any]], unit: str = "variant") -> dict[str, Any]:
@@ -80,6 +82,7 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], rows: list[Va
     ordered = [by_name[n] for n in names if n in by_name]
     story_ids = {(st["variant"], st["trial"]): f"story-{st['variant']}-{st['trial']}" for st in stories}
     order = ranked(summary)
+    marks = finance_marks(summary)
     context = {
         "s": summary,
         "m": manifest,
@@ -92,7 +95,7 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], rows: list[Va
         "created": utc_stamp(manifest.get("created_utc", "")),
         "colours": charts.variant_colours(names, baseline),
         "charts": {
-            "lec": Markup(charts.loss_exceedance_svg(ordered, baseline)),
+            "lec": Markup(charts.loss_exceedance_svg(ordered, baseline, [charts.Mark(*m) for m in marks])),
             "hist": Markup(charts.loss_histogram_svg(ordered, baseline)),
             "bars": Markup(charts.loss_breakdown_svg(ordered, baseline)),
             "frontier": Markup(frontierchart.frontier_svg(summary["variants"])),
@@ -102,11 +105,15 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], rows: list[Va
         "paths": _nonzero_keys(summary, "loss_by_path_usd"),
         "key_loss": key_loss(summary),
         "rare": rare_losses(summary),
+        "marks": marks,
+        "insurance_terms": insurance_terms(summary),
+        "mark_reach": charts.MARK_REACH,
         "wallets": _nonzero_keys(summary, "loss_by_wallet_usd"),
         "controls": _controls(summary, ordered),
         "outcomes": _outcomes(summary),
         "stories": stories,
         "story_ids": story_ids,
+        "retold": retold(stories),
         "worst_story": {n: next((story_ids[(st["variant"], st["trial"])] for st in stories if st["variant"] == n),
                                None) for n in names},
         "inputs": inputs,
@@ -116,6 +123,72 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], rows: list[Va
         **frontier_context(summary["variants"]),
     }
     return template_env(autoescape=True).get_template("report.html.j2").render(**context)
+
+
+MARK_COLOURS = {"insurance": "#5f6368", "capital": "#a4161a"}
+
+
+def finance_marks(summary: dict[str, Any]) -> list[tuple[float, str, str]]:
+    """Return (loss, label, colour) of the losses where the insurance limit is reached and the capital exhausted.
+
+    These are the survival figures ``cover_exhausted_loss_usd`` and ``ruin_loss_usd`` (docs/costs.md), on the
+    exceedance curve's own axis (a year's loss before insurance), lowest first. Variants that state the same
+    finance share a mark; a mark that holds for some variants only names them.
+    """
+    stated = {n: v["survival"] for n, v in summary["variants"].items() if v.get("survival")}
+    found: dict[tuple[float, str], list[str]] = {}
+    for name, sv in stated.items():
+        for kind, key in (("insurance", "cover_exhausted_loss_usd"), ("capital", "ruin_loss_usd")):
+            if sv.get(key) is not None:
+                found.setdefault((sv[key], kind), []).append(name)
+    marks = []
+    for (loss, kind), names in sorted(found.items()):
+        what = "insurance limit reached at" if kind == "insurance" else "capital exhausted above"
+        who = "" if len(names) == len(stated) else f" ({', '.join(names)})"
+        marks.append((loss, f"{what} {usd(loss)}{who}", MARK_COLOURS[kind]))
+    return marks
+
+
+def insurance_terms(summary: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Return (who, policy) for each distinct insurance policy: ``every variant`` when all share one, else the names."""
+    policies: dict[str, list[str]] = {}
+    terms: dict[str, dict[str, Any]] = {}
+    for name, v in summary["variants"].items():
+        policy = (v.get("survival") or {}).get("insurance")
+        if policy:
+            key = json.dumps(policy, sort_keys=True)
+            policies.setdefault(key, []).append(name)
+            terms[key] = policy
+    if len(policies) == 1 and len(next(iter(policies.values()))) == len(summary["variants"]):
+        return [("every variant", next(iter(terms.values())))]
+    return [(", ".join(names), terms[key]) for key, names in policies.items()]
+
+
+def retold(stories: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
+    """Return how the report tells the stories of a trial already told for an earlier variant: by what differs.
+
+    The same trial number is the same year's draws in every variant, so variants often tell the same story
+    but for a line or two (one more signature, a smaller theft). Such a story is told as the lines it drops
+    (``-``) and adds (``+``) against the first variant's; one that differs in more than half its lines is told
+    in full (it is not in the result).
+
+    Returns:
+        by (variant, trial): ``{"variant": the variant told first, "changes": [(sign, line), ...]}``.
+    """
+    first: dict[int, dict[str, Any]] = {}
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    for st in stories:
+        ref = first.setdefault(st["trial"], st)
+        if ref is st:
+            continue
+        changes: list[tuple[str, str]] = []
+        matcher = difflib.SequenceMatcher(None, ref["lines"], st["lines"], autojunk=False)
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+            if tag != "equal":
+                changes += [("-", line) for line in ref["lines"][i1:i2]] + [("+", line) for line in st["lines"][j1:j2]]
+        if 2 * len(changes) <= len(st["lines"]):
+            out[(st["variant"], st["trial"])] = {"variant": ref["variant"], "changes": changes}
+    return out
 
 
 def rare_losses(summary: dict[str, Any]) -> list[str]:
