@@ -182,7 +182,8 @@ def test_variant_may_state_its_own_capital_and_insurance(tmp_path):
     v = summarise_run(loaded, rows, cols, 300, 7)["variants"]
     assert v["insured"]["expected_loss_usd"] == v["baseline"]["expected_loss_usd"]
     assert v["baseline"]["survival"]["insurer_expected_payout_usd"] == 0.0
-    assert v["insured"]["survival"]["insurance"] == {"deductible_usd": 100.0, "limit_usd": 300.0, "covered_share": 1.0}
+    assert v["insured"]["survival"]["insurance"] == {"deductible_usd": 100.0, "limit_usd": 300.0, "covered_share": 1.0,
+                                                     "per": "year", "annual_limit_usd": None}
     assert v["insured"]["survival"]["retained_expected_loss_usd"] < v["baseline"]["survival"]["retained_expected_loss_usd"]
     assert v["baseline"]["survival"]["p_retained_loss_exceeds_capital"] > 0  # a 1,000 BTC vault at USD 1
 

@@ -116,7 +116,7 @@ def test_screened_chunk_equals_trial_by_trial_rows(path):
     cols = columns_for(models)
     for model in models.values():
         quiet = quiet_result(model, 5)
-        numbers, texts = run_trials(model, 5, 1000, 300, cols, quiet)
+        numbers, texts, _ = run_trials(model, 5, 1000, 300, cols, quiet)
         for i in range(300):
             row, text = row_of(1000 + i, simulate_trial(model, 5, 1000 + i, quiet), cols)
             np.testing.assert_array_equal(numbers[i], np.array(row))

@@ -72,9 +72,10 @@ def _figures(summary: dict) -> dict:
     return {k: v for k, v in summary.items() if k != "provenance"}
 
 
-def _folder(path: Path) -> tuple[dict, bytes]:
-    """Return a run folder's summary figures and its trials.csv bytes."""
-    return _figures(json.loads((path / "summary.json").read_text())), (path / "trials.csv").read_bytes()
+def _folder(path: Path) -> tuple[dict, bytes, bytes]:
+    """Return a run folder's summary figures and the bytes of its trials.csv and events.csv."""
+    return (_figures(json.loads((path / "summary.json").read_text())), (path / "trials.csv").read_bytes(),
+            (path / "events.csv").read_bytes())
 
 
 @pytest.fixture(scope="module")

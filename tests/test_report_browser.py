@@ -58,7 +58,7 @@ def _distinct_colours(png: Path) -> int:
 
 
 def test_report_opened_from_disk_requests_nothing_and_shows_its_charts(browser, page_file, tmp_path):
-    """Only the file itself is requested, no console or page errors, four visible charts, a non-blank screenshot."""
+    """Only the file itself is requested, no console or page errors, five visible charts, a non-blank screenshot."""
     page = browser.new_page(viewport=VIEWPORT)
     requests: list[str] = []
     errors: list[str] = []
@@ -75,7 +75,7 @@ def test_report_opened_from_disk_requests_nothing_and_shows_its_charts(browser, 
 
     assert [u for u in requests if not u.startswith("data:")] == [page_file.as_uri()]
     assert errors == []
-    assert len(boxes) == 4
+    assert len(boxes) == 5
     for box in boxes:
         assert box is not None and box["width"] > 400 and box["height"] > 150, box
     colours = _distinct_colours(shot)

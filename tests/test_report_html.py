@@ -92,11 +92,11 @@ def test_headline_sentence_names_the_best_variant_and_the_loss_it_avoids(dmm):
     assert sentence.replace("'", "&#39;") in dmm["html"]
 
 
-def test_report_has_four_inline_svg_charts_without_prolog(dmm):
-    """The exceedance, histogram, breakdown and frontier charts are inline <svg> elements with no XML prolog or DOCTYPE."""
+def test_report_has_five_inline_svg_charts_without_prolog(dmm):
+    """The two exceedance curves, histogram, breakdown and frontier charts are inline <svg>, no XML prolog or DOCTYPE."""
     html = dmm["html"]
-    assert len(re.findall(r"<svg\b", html)) == 4
-    for prefix in ("lec", "hist", "bars", "frontier"):
+    assert len(re.findall(r"<svg\b", html)) == 5
+    for prefix in ("lec", "oep", "hist", "bars", "frontier"):
         assert f'aria-labelledby="{prefix}-title"' in html
     assert "<?xml" not in html and "<!DOCTYPE svg" not in html
 

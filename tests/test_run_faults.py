@@ -112,7 +112,8 @@ def test_an_intact_plan_resumes_to_the_uninterrupted_figures(tmp_path, whole):
     assert "checksum" in json.loads((partial_dir(out) / PLAN).read_text())
     resume_run(out)
     assert _figures(out) == _figures(whole)
-    assert (out / "trials.csv").read_bytes() == (whole / "trials.csv").read_bytes()
+    for table in ("trials.csv", "events.csv"):
+        assert (out / table).read_bytes() == (whole / table).read_bytes()
     assert not (out / PLAN).exists() and not (out / "lock").exists()
 
 

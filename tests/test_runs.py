@@ -55,7 +55,8 @@ def test_same_seed_gives_identical_figures(tmp_path):
     a = execute_run(path, trials=300, seed=42, out=tmp_path / "a")
     b = execute_run(path, trials=300, seed=42, out=tmp_path / "b")
     assert _figures(a.summary) == _figures(b.summary)
-    assert (tmp_path / "a" / "trials.csv").read_text() == (tmp_path / "b" / "trials.csv").read_text()
+    for table in ("trials.csv", "events.csv"):
+        assert (tmp_path / "a" / table).read_text() == (tmp_path / "b" / table).read_text()
 
 
 def test_different_seed_gives_different_figures(tmp_path):
@@ -174,7 +175,8 @@ def test_resume_gives_the_figures_of_an_uninterrupted_run(tmp_path):
     whole = execute_run(SCENARIOS / "dmm-2024.yaml", trials=2500, seed=3, out=tmp_path / "whole",
                         variants=["split-wallets"])
     assert _figures(resumed.summary) == _figures(whole.summary)
-    assert (out / "trials.csv").read_text() == (tmp_path / "whole" / "trials.csv").read_text()
+    for table in ("trials.csv", "events.csv"):
+        assert (out / table).read_text() == (tmp_path / "whole" / table).read_text()
     assert json.loads((out / "manifest.json").read_text())["resumed"] is True
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "whole"]
 

@@ -121,48 +121,80 @@ def annualised(x: float, horizon_days: float) -> float:
     return x * DAYS_PER_YEAR / horizon_days
 
 
-def insured_part(loss: np.ndarray, insurance: Insurance | None) -> np.ndarray:
+Occurrences = tuple[np.ndarray, np.ndarray]
+"""The loss events of a set of trials: per event, the position of its trial, and its loss (USD)."""
+
+
+def insured_part(loss: np.ndarray, insurance: Insurance | None, events: Occurrences | None = None) -> np.ndarray:
     """Return what the insurance layer pays of each trial's loss (0 without insurance).
 
-    The policy pays ``covered_share`` of the loss above the deductible, at most ``limit_usd``; it never
-    pays more than the loss, nor less than nothing.
+    Per year, the policy pays ``covered_share`` of the trial's loss above the deductible, at most
+    ``limit_usd``. Per occurrence, it pays so of each loss event, and the year's payouts at most
+    ``annual_limit_usd``. It never pays more than the loss, nor less than nothing.
+
+    Raises:
+        ValueError: per-occurrence terms without the trials' events.
     """
     if insurance is None:
         return np.zeros_like(loss)
-    above = np.maximum(loss - insurance.deductible_usd, 0.0)
-    paid: np.ndarray = np.minimum(insurance.covered_share * above, insurance.limit_usd)
+    if insurance.per == "year":
+        paid = _layer(loss, insurance)
+    else:
+        if events is None:
+            raise ValueError("per-occurrence insurance needs the trials' loss events")
+        where, event_loss = events
+        paid = np.zeros_like(loss)
+        np.add.at(paid, where, _layer(event_loss, insurance))
+        if insurance.annual_limit_usd is not None:
+            paid = np.minimum(paid, insurance.annual_limit_usd)
     capped: np.ndarray = np.minimum(paid, loss)  # float rounding of share x (loss - deductible) must not exceed it
     return capped
 
 
-def retained_loss(loss: np.ndarray, insurance: Insurance | None) -> np.ndarray:
+def _layer(loss: np.ndarray, insurance: Insurance) -> np.ndarray:
+    """Return the policy's payout on each of ``loss``: its share above the deductible, at most the limit."""
+    paid: np.ndarray = np.minimum(insurance.covered_share * np.maximum(loss - insurance.deductible_usd, 0.0),
+                                  insurance.limit_usd)
+    return paid
+
+
+def retained_loss(loss: np.ndarray, insurance: Insurance | None, events: Occurrences | None = None) -> np.ndarray:
     """Return each trial's loss after insurance: what the owner's capital has to absorb."""
-    kept: np.ndarray = np.maximum(loss - insured_part(loss, insurance), 0.0)
+    kept: np.ndarray = np.maximum(loss - insured_part(loss, insurance, events), 0.0)
     return kept
 
 
-def cover_exhausted_loss(insurance: Insurance) -> float:
-    """Return the loss at which the insurance layer pays its limit: ``deductible + limit / covered_share``."""
+def cover_exhausted_loss(insurance: Insurance) -> float | None:
+    """Return the loss at which the insurance layer pays its limit: ``deductible + limit / covered_share``.
+
+    A year's loss for terms per year, one event's loss for terms per occurrence; None if it covers nothing.
+    """
+    if insurance.covered_share == 0:
+        return None
     return insurance.deductible_usd + insurance.limit_usd / insurance.covered_share
 
 
 def ruin_loss(finance: Finance) -> float | None:
-    """Return the loss above which the retained loss exceeds the capital (None without a stated capital).
+    """Return the year's loss above which the retained loss exceeds the capital.
 
-    The retained loss rises with the loss (one for one below the deductible and above the cover,
-    ``1 - covered_share`` to one in between), so it crosses the capital once: below the deductible at the
-    capital itself, inside the covered band where ``(1 - share) x loss + share x deductible`` reaches it,
-    above the band at ``capital + limit``.
+    None without a stated capital, or with insurance per occurrence (the retained loss then depends on how
+    the year's loss splits into events, not on its total alone). The retained loss rises with the loss (one
+    for one below the deductible and above the cover, ``1 - covered_share`` to one in between), so it
+    crosses the capital once: below the deductible at the capital itself, inside the covered band where
+    ``(1 - share) x loss + share x deductible`` reaches it, above the band at ``capital + limit``.
     """
     capital, insurance = finance.capital_usd, finance.insurance
     if capital is None:
         return None
     if insurance is None or capital < insurance.deductible_usd:
         return capital
+    if insurance.per == "occurrence":
+        return None
     share, deductible = insurance.covered_share, insurance.deductible_usd
     if share < 1.0:
         inside = (capital - share * deductible) / (1.0 - share)
-        if inside <= cover_exhausted_loss(insurance):
+        exhausted = cover_exhausted_loss(insurance)
+        if exhausted is None or inside <= exhausted:
             return inside
     return capital + insurance.limit_usd
 
@@ -226,15 +258,16 @@ def cost_difference(variant: dict[str, Any], baseline: dict[str, Any], diff_ci95
     return {"total_cost_of_risk_diff_vs_baseline_usd": dloss + dcost, "total_cost_of_risk_diff_ci95_usd": [low, high]}
 
 
-def survival_figures(loss: np.ndarray, finance: Finance) -> dict[str, Any]:
+def survival_figures(loss: np.ndarray, finance: Finance, events: Occurrences | None = None) -> dict[str, Any]:
     """Return the ``survival`` figures of one variant: ruin, retained loss, insurer's payout, capital needed.
 
     Args:
         loss: each trial's USD loss over the horizon.
         finance: the capital and insurance behind the variant.
+        events: the trials' loss events (needed by insurance per occurrence).
     """
     insurance = finance.insurance
-    paid = insured_part(loss, insurance)
+    paid = insured_part(loss, insurance, events)
     kept = np.maximum(loss - paid, 0.0)
     n = len(kept)
     tail = tail_figures(kept)
@@ -250,8 +283,8 @@ def survival_figures(loss: np.ndarray, finance: Finance) -> dict[str, Any]:
         "retained_max_usd": tail["max_loss_usd"],
         "insurer_expected_payout_usd": float(np.mean(paid)) if n else 0.0,
         "p_insurance_pays": float(np.mean(paid > 0)) if n else 0.0,
-        "p_insurance_exhausted": (float(np.mean(paid >= insurance.limit_usd)) if insurance is not None and n
-                                  else None),
+        "p_insurance_exhausted": (float(np.mean(paid >= (insurance.annual_limit_usd or insurance.limit_usd)))
+                                  if insurance is not None and n else None),
         "capital_needed_1_in_100_usd": tail["var99_usd"],
         "capital_needed_1_in_1000_usd": tail["var999_usd"],
         "cover_exhausted_loss_usd": cover_exhausted_loss(insurance) if insurance is not None else None,

@@ -63,6 +63,33 @@ def variant_figures(rows: VariantRows, assets: list[str], wallets: list[str],
     }
 
 
+def occurrence_figures(rows: VariantRows, horizon_days: float = DAYS_PER_YEAR) -> dict[str, Any] | None:
+    """Return the per-event view of a variant's losses, beside the per-year (aggregate) one.
+
+    A year's *aggregate* loss is the sum of its loss events (the year loss table, trials.csv); its
+    *occurrence* loss is its largest single event (from the event loss table, events.csv). VaR and ES here
+    are those of the occurrence loss: the points of the occurrence exceedance curve (OEP), as the
+    aggregate figures are of the aggregate one (AEP). None for rows whose events were not kept (a run
+    folder written before them).
+    """
+    events = rows.events
+    if events is None:
+        return None
+    n = len(rows)
+    largest = events.largest(rows.numbers["trial"])
+    tail = tail_figures(largest)
+    return {
+        "events_per_year": annualised(len(events) / n, horizon_days) if n else 0.0,
+        "p_any_event": float(np.mean(largest > 0)) if n else 0.0,
+        "mean_event_usd": float(np.mean(events.loss_usd)) if len(events) else None,
+        "var99_usd": tail["var99_usd"],
+        "var999_usd": tail["var999_usd"],
+        "es99_usd": tail["es99_usd"],
+        "max_usd": tail["max_loss_usd"],
+        "events_by_peril": events.texts["peril"].counts(),
+    }
+
+
 def severity_figures(loss: np.ndarray) -> dict[str, float] | None:
     """Return how much a losing year loses: the mean, median and p90 of the loss in years that lose (None if none does).
 
@@ -167,6 +194,9 @@ def summarise(rows: list[VariantRows], baseline: str, assets: list[str], wallets
     out: dict[str, Any] = {}
     for r in rows:
         figures = variant_figures(r, assets, wallets, horizon_days)
+        occurrence = occurrence_figures(r, horizon_days)
+        if occurrence is not None:
+            figures["occurrence"] = occurrence
         if r.name != baseline:
             figures.update(paired_difference(r, base))
         econ = known.get(r.name)
@@ -176,7 +206,12 @@ def summarise(rows: list[VariantRows], baseline: str, assets: list[str], wallets
         low, high = figures["expected_loss_ci95_usd"]
         figures["costs"] = cost_figures(figures["expected_loss_usd"], (low, high), horizon_days, econ)
         if econ is not None and econ.finance is not None:
-            figures["survival"] = survival_figures(r.loss, econ.finance)
+            insurance = econ.finance.insurance
+            if r.events is not None:
+                figures["survival"] = survival_figures(r.loss, econ.finance,
+                                                       (r.events.rows_of(r.numbers["trial"]), r.events.loss_usd))
+            elif insurance is None or insurance.per == "year":
+                figures["survival"] = survival_figures(r.loss, econ.finance)
         out[r.name] = figures
     rare_loss_bound(out, baseline)
     for name, figures in out.items():

@@ -179,6 +179,32 @@ def loss_exceedance_svg(rows: list[VariantRows], baseline: str, marks: Sequence[
         marks: losses to mark with a labelled vertical line (the capital, the insurance limit); one beyond
             :data:`MARK_REACH` times the largest loss is left out (the caption says where it lies).
     """
+    return _exceedance_svg(rows, baseline, marks, "lec", "Loss exceedance: how often a year loses more than x",
+                           "annual loss x (USD, log scale)", "P(annual loss > x)",
+                           "Loss exceedance curves, one per variant")
+
+
+def occurrence_exceedance_svg(rows: list[VariantRows], baseline: str, marks: Sequence[Mark] = ()) -> str:
+    """Return the occurrence exceedance curves (OEP): how often a year's largest single loss event exceeds x.
+
+    Beside the aggregate curve (:func:`loss_exceedance_svg`, the year's total), this is the curve a policy
+    with terms per occurrence answers to. Variants whose events were not kept are left out.
+
+    Args:
+        rows: every variant's trial rows, baseline included.
+        baseline: the baseline's name (drawn thick and underneath).
+        marks: event losses to mark (where an insurance's per-occurrence limit is reached).
+    """
+    largest = [VariantRows(r.name, {"trial": r.numbers["trial"], "loss_usd": r.events.largest(r.numbers["trial"])},
+                           {}) for r in rows if r.events is not None]
+    return _exceedance_svg(largest, baseline, marks, "oep",
+                           "Occurrence exceedance: how often a year's largest loss event exceeds x",
+                           "largest single loss event of a year x (USD, log scale)", "P(largest event > x)",
+                           "Occurrence exceedance curves, one per variant")
+
+
+def _exceedance_svg(rows: list[VariantRows], baseline: str, marks: Sequence[Mark], prefix: str, title: str,
+                    xlabel: str, ylabel: str, alt: str) -> str:
     with chart_style():
         fig = new_figure(4.2)
         ax = fig.add_subplot()
@@ -188,9 +214,11 @@ def loss_exceedance_svg(rows: list[VariantRows], baseline: str, marks: Sequence[
             _no_loss(ax, n)
         else:
             _exceedance_lines(ax, rows, baseline, span, n, marks)
-        ax.set_title("Loss exceedance: how often a year loses more than x", loc="left")
-        svg = svg_element(fig, "lec")
-    return titled(svg, "lec", "Loss exceedance curves, one per variant")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(ylabel)
+        ax.set_title(title, loc="left")
+        svg = svg_element(fig, prefix)
+    return titled(svg, prefix, alt)
 
 
 def _exceedance_lines(ax: Axes, rows: list[VariantRows], baseline: str, span: tuple[float, float],
@@ -225,8 +253,6 @@ def _exceedance_lines(ax: Axes, rows: list[VariantRows], baseline: str, span: tu
     ax.yaxis.set_major_locator(LogLocator(base=10))
     ax.yaxis.set_major_formatter(FuncFormatter(_pct_tick))
     ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("annual loss x (USD, log scale)")
-    ax.set_ylabel("P(annual loss > x)")
     ax.grid(True, which="major", axis="x", color="#eeeeee", linewidth=0.6)
     _legend_below(ax)
 

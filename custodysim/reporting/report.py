@@ -83,6 +83,7 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], rows: list[Va
     story_ids = {(st["variant"], st["trial"]): f"story-{st['variant']}-{st['trial']}" for st in stories}
     order = ranked(summary)
     marks = finance_marks(summary)
+    events_kept = all(r.events is not None for r in ordered)
     context = {
         "s": summary,
         "m": manifest,
@@ -99,7 +100,11 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], rows: list[Va
             "hist": Markup(charts.loss_histogram_svg(ordered, baseline)),
             "bars": Markup(charts.loss_breakdown_svg(ordered, baseline)),
             "frontier": Markup(frontierchart.frontier_svg(summary["variants"])),
+            "oep": Markup(charts.occurrence_exceedance_svg(
+                ordered, baseline, [charts.Mark(*m) for m in finance_marks(summary, "occurrence")]))
+            if events_kept else None,
         },
+        "occurrence_marks": finance_marks(summary, "occurrence"),
         "native": {r.name: _native_var99(r) for r in ordered},
         "assets": list(summary["variants"][baseline]["expected_loss_native"]),
         "paths": _nonzero_keys(summary, "loss_by_path_usd"),
@@ -128,18 +133,21 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], rows: list[Va
 MARK_COLOURS = {"insurance": "#5f6368", "capital": "#a4161a"}
 
 
-def finance_marks(summary: dict[str, Any]) -> list[tuple[float, str, str]]:
+def finance_marks(summary: dict[str, Any], per: str = "year") -> list[tuple[float, str, str]]:
     """Return (loss, label, colour) of the losses where the insurance limit is reached and the capital exhausted.
 
-    These are the survival figures ``cover_exhausted_loss_usd`` and ``ruin_loss_usd`` (docs/costs.md), on the
-    exceedance curve's own axis (a year's loss before insurance), lowest first. Variants that state the same
-    finance share a mark; a mark that holds for some variants only names them.
+    These are the survival figures ``cover_exhausted_loss_usd`` and ``ruin_loss_usd`` (docs/costs.md), lowest
+    first. ``per="year"`` gives the marks of the aggregate curve (a year's loss before insurance): the capital,
+    and the limit of terms per year; ``per="occurrence"`` those of the occurrence curve (one event's loss): the
+    limit of terms per occurrence. Variants that state the same finance share a mark; a mark that holds for
+    some variants only names them.
     """
     stated = {n: v["survival"] for n, v in summary["variants"].items() if v.get("survival")}
     found: dict[tuple[float, str], list[str]] = {}
     for name, sv in stated.items():
         for kind, key in (("insurance", "cover_exhausted_loss_usd"), ("capital", "ruin_loss_usd")):
-            if sv.get(key) is not None:
+            basis = (sv.get("insurance") or {}).get("per", "year")
+            if sv.get(key) is not None and (per == "year" if kind == "capital" else basis == per):
                 found.setdefault((sv[key], kind), []).append(name)
     marks = []
     for (loss, kind), names in sorted(found.items()):

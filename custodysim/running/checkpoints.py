@@ -11,8 +11,9 @@ A chunk file (``VARIANT.FIRST.chunk``, FIRST the chunk's first trial in 10 digit
 
 - :data:`MAGIC` (8 bytes: the format and its version);
 - the length of the header (4 bytes, unsigned little-endian);
-- the header, JSON: ``{"rows": count, "numbers": columns, "codes": columns, "categories": [[str, ...], ...]}``
-  (per text column, the strings its codes stand for);
+- the header, JSON: ``{"rows": count, "numbers": columns, "codes": columns, "categories": [[str, ...], ...],
+  "events": [[trial, event, peril, day, loss_usd, path, wallet], ...]}`` (per text column, the strings its
+  codes stand for; the chunk's loss events, few: only trials that lost have one);
 - the numbers, ``rows x numbers`` float64 little-endian, row after row;
 - the text codes, ``rows x codes`` int32 little-endian, row after row;
 - the CRC-32 of everything before it (4 bytes, unsigned little-endian).
@@ -31,9 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from custodysim.running.outputs import write_file, writing
-from custodysim.running.rows import Chunk
+from custodysim.running.rows import EVENT_COLUMNS, Chunk, EventRow
 
-MAGIC = b"CSCHUNK1"
+MAGIC = b"CSCHUNK2"
 """The first bytes of a chunk file (a file of another format or version is simulated again)."""
 _U32 = struct.Struct("<I")
 _NUMBER = np.dtype("<f8")
@@ -79,7 +80,7 @@ class ChunkStore:
         numbers = np.ascontiguousarray(chunk.numbers, dtype=_NUMBER)
         codes = np.ascontiguousarray(chunk.codes, dtype=_CODE)
         header = json.dumps({"rows": len(chunk), "numbers": numbers.shape[1], "codes": codes.shape[1],
-                             "categories": chunk.categories}).encode()
+                             "categories": chunk.categories, "events": chunk.events}).encode()
         parts: list[bytes | memoryview] = [MAGIC, _U32.pack(len(header)), header, numbers.data, codes.data]
         crc = 0
         for part in parts:
@@ -102,6 +103,7 @@ def _parse(content: bytes, count: int, width: tuple[int, int]) -> Chunk | None:
         header = json.loads(content[start:start + length])
         shape = (header["rows"], header["numbers"], header["codes"])
         categories = tuple(tuple(column) for column in header["categories"] if isinstance(column, list))
+        events = tuple(_event(e) for e in header["events"])
     except (ValueError, KeyError, TypeError):
         return None
     at_numbers = start + length
@@ -114,4 +116,15 @@ def _parse(content: bytes, count: int, width: tuple[int, int]) -> Chunk | None:
     codes = np.frombuffer(content, _CODE, count * width[1], at_codes).reshape(count, width[1])
     if any(len(c) and (codes[:, j].min() < 0 or codes[:, j].max() >= len(c)) for j, c in enumerate(categories)):
         return None
-    return Chunk(numbers.astype(np.float64), codes.astype(np.int32), categories)
+    return Chunk(numbers.astype(np.float64), codes.astype(np.int32), categories, events)
+
+
+def _event(values: object) -> EventRow:
+    """Return a loss event read from a chunk's header (ValueError or TypeError unless it is one)."""
+    if not isinstance(values, list) or len(values) != len(EVENT_COLUMNS):
+        raise ValueError("not an event")
+    trial, event, peril, day, loss, path, wallet = values
+    if type(trial) is not int or not all(isinstance(t, str) for t in (event, peril, path, wallet)) \
+            or not all(isinstance(x, float) for x in (day, loss)):
+        raise TypeError("not an event")
+    return trial, event, peril, day, loss, path, wallet

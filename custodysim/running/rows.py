@@ -79,6 +79,61 @@ class TextColumn:
         return len(self.codes)
 
 
+EVENT_COLUMNS = ("trial", "event", "peril", "day", "loss_usd", "path", "wallet")
+"""The columns of an event loss table (see :class:`custodysim.simulation.results.LossEvent`)."""
+EventRow = tuple[int, str, str, float, float, str, str]
+"""One loss event, its values in the order of :data:`EVENT_COLUMNS`."""
+_EVENT_TEXTS = ("event", "peril", "path", "wallet")
+
+
+@dataclass(frozen=True)
+class EventTable:
+    """The loss events of one variant's trials: its event loss table, in trial order.
+
+    A trial without loss has no event; a trial may have several (two campaigns that both stole, a theft
+    and a lock-out).
+    """
+
+    trial: np.ndarray
+    day: np.ndarray
+    loss_usd: np.ndarray
+    texts: dict[str, TextColumn]
+
+    @classmethod
+    def of(cls, rows: Sequence[EventRow]) -> EventTable:
+        """Return the table of the events ``rows``."""
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(EVENT_COLUMNS)
+        by_name = dict(zip(EVENT_COLUMNS, columns, strict=True))
+        return cls(np.array(by_name["trial"], dtype=np.int64), np.array(by_name["day"], dtype=np.float64),
+                   np.array(by_name["loss_usd"], dtype=np.float64),
+                   {c: TextColumn.encode(by_name[c]) for c in _EVENT_TEXTS})
+
+    def text(self, column: str) -> np.ndarray:
+        """Return a text column (event, peril, path, wallet) as an array of ``str``."""
+        return self.texts[column].values()
+
+    def largest(self, trials: np.ndarray) -> np.ndarray:
+        """Return each of ``trials``' largest event loss, 0 for a trial without one: the occurrence loss."""
+        out = np.zeros(len(trials))
+        np.maximum.at(out, self.rows_of(trials), self.loss_usd)
+        return out
+
+    def sums(self, trials: np.ndarray) -> np.ndarray:
+        """Return the sum of each of ``trials``' event losses (its loss, up to the order of summing)."""
+        out = np.zeros(len(trials))
+        np.add.at(out, self.rows_of(trials), self.loss_usd)
+        return out
+
+    def rows_of(self, trials: np.ndarray) -> np.ndarray:
+        """Return, per event, the position of its trial in ``trials`` (which must hold every event's trial)."""
+        order = np.argsort(trials, kind="stable")
+        where: np.ndarray = order[np.searchsorted(trials[order], self.trial)]
+        return where
+
+    def __len__(self) -> int:
+        return len(self.trial)
+
+
 @dataclass(frozen=True)
 class Chunk:
     """Consecutive trial rows of one variant, as simulated by one task.
@@ -87,15 +142,18 @@ class Chunk:
         numbers: ``count x len(Columns.numeric)`` float64 values.
         codes: ``count x len(Columns.text)`` int32 codes into ``categories``.
         categories: per text column, the strings its codes stand for.
+        events: the loss events of these trials, in trial order.
     """
 
     numbers: np.ndarray
     codes: np.ndarray
     categories: tuple[tuple[str, ...], ...]
+    events: tuple[EventRow, ...] = ()
 
     @classmethod
-    def from_texts(cls, numbers: np.ndarray, texts: Sequence[Sequence[str]]) -> Chunk:
-        """Return the chunk of ``numbers`` and the text rows ``texts`` (as :func:`run_trials` gives them).
+    def from_texts(cls, numbers: np.ndarray, texts: Sequence[Sequence[str]],
+                   events: Sequence[EventRow] = ()) -> Chunk:
+        """Return the chunk of ``numbers``, the text rows ``texts`` and ``events`` (as :func:`run_trials` gives them).
 
         Most rows are one of a few shared row objects (the quiet row, the row of a trial without a
         foothold), so each distinct row object is encoded once; the categories keep first-seen order.
@@ -111,7 +169,7 @@ class Chunk:
             codes_of_row[:, j] = [index.setdefault(row[j], len(index)) for row in rows]
             categories.append(tuple(index))
         codes = codes_of_row[np.array(which, dtype=np.intp)] if rows else np.empty((0, width), dtype=np.int32)
-        return cls(numbers, codes, tuple(categories))
+        return cls(numbers, codes, tuple(categories), tuple(events))
 
     def __len__(self) -> int:
         return int(self.numbers.shape[0])
@@ -127,6 +185,8 @@ class VariantRows:
     name: str
     numbers: dict[str, np.ndarray]
     texts: dict[str, TextColumn]
+    events: EventTable | None = None
+    """The loss events of the trials; None for rows read from a run folder written before events were kept."""
 
     @property
     def loss(self) -> np.ndarray:
@@ -164,6 +224,7 @@ class RowsBuilder:
         self._numbers = np.empty((capacity, len(columns.numeric)), order="F")
         self._codes = np.empty((capacity, len(Columns.text)), dtype=np.int32, order="F")
         self._index: list[dict[str, int]] = [{} for _ in Columns.text]
+        self._events: list[EventRow] = []
 
     def __len__(self) -> int:
         return self._n
@@ -177,6 +238,7 @@ class RowsBuilder:
         for j, (index, categories) in enumerate(zip(self._index, chunk.categories, strict=True)):
             recode = np.array([index.setdefault(c, len(index)) for c in categories], dtype=np.int32)
             self._codes[self._n:end, j] = recode[chunk.codes[:, j]] if len(recode) else 0
+        self._events.extend(chunk.events)
         self._n = end
 
     def loss(self) -> np.ndarray:
@@ -200,6 +262,7 @@ class RowsBuilder:
             {c: self._numbers[:, j] for j, c in enumerate(self.columns.numeric)},
             {c: TextColumn(self._codes[:, j], tuple(index)) for j, (c, index) in
              enumerate(zip(Columns.text, self._index, strict=True))},
+            EventTable.of(self._events),
         )
 
 

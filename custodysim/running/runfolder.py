@@ -12,14 +12,23 @@ import hashlib
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from custodysim.errors import RunFolderError
-from custodysim.running.rows import LATER_COLUMNS, Chunk, Columns, RowsBuilder, VariantRows
+from custodysim.running.rows import (
+    EVENT_COLUMNS,
+    LATER_COLUMNS,
+    Chunk,
+    Columns,
+    EventRow,
+    EventTable,
+    RowsBuilder,
+    VariantRows,
+)
 from custodysim.simulation.results import PATH_TYPES
 
 REQUIRED = ("manifest.json", "summary.json", "trials.csv")
@@ -61,6 +70,9 @@ def read_run(folder: Path) -> StoredRun:
         if not isinstance(manifest, dict) or not isinstance(summary, dict):
             raise ValueError("manifest.json and summary.json must hold JSON objects")
         rows, columns = read_trials_csv(folder / "trials.csv")
+        events_path = folder / "events.csv"
+        events = read_events_csv(events_path) if events_path.is_file() else None
+        rows = [replace(r, events=events.get(r.name, EventTable.of([])) if events is not None else None) for r in rows]
         stories_path = folder / "stories.json"
         stories = json.loads(stories_path.read_text(encoding="utf-8")) if stories_path.is_file() else []
     except (OSError, ValueError, KeyError) as exc:
@@ -69,6 +81,8 @@ def read_run(folder: Path) -> StoredRun:
     _check_json(folder / "summary.json", summary, _SUMMARY)
     if [r.name for r in rows] != list(summary["variants"]):
         raise RunFolderError(f"{folder}: trials.csv and summary.json name different variants")
+    if events is not None and set(events) - set(summary["variants"]):
+        raise RunFolderError(f"{folder}: events.csv names variants that did not run")
     _check_rows(folder, rows, manifest["trials"], summary["baseline"])
     _check_stories(folder / "stories.json", stories, set(summary["variants"]))
     _check_scenario_copy(folder, manifest.get("scenario_sha256"))
@@ -212,6 +226,22 @@ def _check_rows(folder: Path, rows: list[VariantRows], trials: object, baseline:
         if first is not None and not np.array_equal(first, numbers):
             raise RunFolderError(f"{folder}: variants in trials.csv have different trial numbers")
         first = numbers
+        if r.events is not None:
+            _check_events(folder / "events.csv", r)
+
+
+def _check_events(path: Path, rows: VariantRows) -> None:
+    """Refuse a variant's events whose trials it lacks, or whose losses do not add up to their trials' losses."""
+    events = rows.events
+    assert events is not None
+    trials = rows.numbers["trial"]
+    if len(events) and (not np.isin(events.trial, trials).all() or not np.isfinite(events.loss_usd).all()
+                        or (events.loss_usd <= 0).any()):
+        raise RunFolderError(f"{path}: an event of {rows.name!r} has no trial in trials.csv or no positive loss; "
+                             "the file is damaged")
+    if not np.allclose(events.sums(trials) if len(events) else 0.0, rows.loss, rtol=1e-9, atol=1e-3):
+        raise RunFolderError(f"{path}: the events of {rows.name!r} do not add up to the trials' losses in "
+                             "trials.csv; the file is damaged")
 
 
 def _check_numbers(path: Path, rows: VariantRows) -> None:
@@ -230,6 +260,25 @@ def _check_numbers(path: Path, rows: VariantRows) -> None:
             raise RunFolderError(f"{path}: {column} of {rows.name!r} is {float(values[i])!r} in trial "
                                  f"{rows.numbers['trial'][i]:g} (it should be a finite number of 0 or more); the "
                                  "file is damaged")
+
+
+def read_events_csv(path: Path) -> dict[str, EventTable]:
+    """Read the event loss table written by :func:`custodysim.running.trialscsv.write_events_csv`, by variant.
+
+    Raises:
+        ValueError: the file has other columns, a line of the wrong length, or a bad number.
+    """
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        if next(reader, None) != ["variant", *EVENT_COLUMNS]:
+            raise ValueError("unexpected columns in events.csv")
+        events: dict[str, list[EventRow]] = {}
+        for n, record in enumerate(reader, start=2):
+            if len(record) != 1 + len(EVENT_COLUMNS):
+                raise ValueError(f"events.csv line {n} has {len(record)} fields, not {1 + len(EVENT_COLUMNS)}")
+            variant, trial, event, peril, day, loss, path_, wallet = record
+            events.setdefault(variant, []).append((int(trial), event, peril, float(day), float(loss), path_, wallet))
+    return {name: EventTable.of(rows) for name, rows in events.items()}
 
 
 def read_trials_csv(path: Path) -> tuple[list[VariantRows], Columns]:

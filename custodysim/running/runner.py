@@ -30,7 +30,7 @@ from custodysim.errors import TrialTooCostly
 from custodysim.running.checkpoints import ChunkStore
 from custodysim.running.executors import Executor, InProcess
 from custodysim.running.precision import MIN_TRIALS, PrecisionCheck, StopRule, relative_half_width
-from custodysim.running.rows import LOSS_USD, Chunk, Columns, RowsBuilder, VariantRows
+from custodysim.running.rows import LOSS_USD, Chunk, Columns, EventRow, RowsBuilder, VariantRows
 from custodysim.scenario.loader import LoadedScenario
 from custodysim.scenario.schema import Scenario
 from custodysim.simulation.campaigns import Campaign, sample_campaigns, screen_trials
@@ -106,8 +106,8 @@ def quiet_result(model: CompiledScenario, seed: int) -> TrialResult:
 def run_trials(model: CompiledScenario, seed: int, first: int, count: int, cols: Columns,
                quiet: TrialResult, plans: Plans | None = None, screen: Screen | None = None,
                replays: Replays | None = None,
-               randoms: dict[int, TrialRandom] | None = None) -> tuple[np.ndarray, list[list[str]]]:
-    """Simulate trials ``first .. first+count-1`` of one variant; return their rows.
+               randoms: dict[int, TrialRandom] | None = None) -> tuple[np.ndarray, list[list[str]], list[EventRow]]:
+    """Simulate trials ``first .. first+count-1`` of one variant; return their rows and their loss events.
 
     Trials in which nobody gets a foothold (most of them, at realistic rates) are found for the whole
     chunk at once (see :func:`screen_trials`): their rows are the quiet row with their
@@ -149,6 +149,7 @@ def run_trials(model: CompiledScenario, seed: int, first: int, count: int, cols:
     harmless_figures: list[tuple[float, float, float]] = []
     world_at: list[int] = []
     world_rows: list[list[float]] = []
+    events: list[EventRow] = []
     lockable = may_lock(model, seed, trials) if model.losing_keys else None
     for i in np.flatnonzero(needed if lockable is None else needed | lockable).tolist():
         trial = first + i
@@ -174,12 +175,13 @@ def run_trials(model: CompiledScenario, seed: int, first: int, count: int, cols:
         row, texts[i] = row_of(trial, result, cols)
         world_at.append(i)
         world_rows.append(row)
+        events += [(trial, e.event, e.peril, e.day, e.loss_usd, e.path, e.wallet) for e in result.events]
     if harmless_at:  # rows are filled in at once: numpy is slow one element at a time
         columns = [cols.numeric.index(c) for c in ("footholds", "t_first_access_days", "t_first_alarm_days")]
         numbers[np.ix_(harmless_at, columns)] = harmless_figures
     if world_at:
         numbers[world_at] = world_rows
-    return numbers, texts
+    return numbers, texts, events
 
 
 def _harmless_texts(harmless: Harmless, quiet_texts: list[str]) -> list[str]:
@@ -286,11 +288,11 @@ def simulate_chunk(job: ChunkJob) -> dict[str, Chunk]:
                 trials = np.arange(job.first, job.first + job.count)
                 shared[model.attack_surface] = (screen_trials(model, job.seed, trials), {}, {})
             screen, plans, replays = shared[model.attack_surface]
-            numbers, texts = run_trials(model, job.seed, job.first, job.count, job.columns, quiet, plans, screen,
-                                        replays.setdefault(model.harmless_surface, {}), randoms)
+            numbers, texts, events = run_trials(model, job.seed, job.first, job.count, job.columns, quiet, plans,
+                                                screen, replays.setdefault(model.harmless_surface, {}), randoms)
         except TrialTooCostly as exc:
             raise TrialTooCostly(exc.trial, exc.cause, variant) from None
-        out[variant] = Chunk.from_texts(numbers, texts)
+        out[variant] = Chunk.from_texts(numbers, texts, events)
     return out
 
 

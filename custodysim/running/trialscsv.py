@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from custodysim.running.rows import Columns, VariantRows
+from custodysim.running.rows import EVENT_COLUMNS, Columns, VariantRows
 
 WRITE_BLOCK = 16_384
 """Rows formatted and written at a time: the file is never built whole in memory (a block is a few MB)."""
@@ -41,6 +41,27 @@ def write_trials_csv(path: Path, rows: list[VariantRows], cols: Columns) -> None
             variant = _VariantLines(r, cols)
             for start in range(0, len(r), WRITE_BLOCK):
                 fh.write(variant.lines(start, min(start + WRITE_BLOCK, len(r))))
+
+
+def write_events_csv(path: Path, rows: list[VariantRows]) -> None:
+    """Write every variant's loss events to one tidy CSV: the run's event loss table.
+
+    One line per variant and event, in trial order: ``variant, trial, event, peril, day, loss_usd, path,
+    wallet`` (see :class:`~custodysim.simulation.results.LossEvent`), numbers as ``repr`` writes them.
+    """
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator=EOL)
+        writer.writerow(["variant", *EVENT_COLUMNS])
+        for r in rows:
+            events = r.events
+            if events is None or not len(events):
+                continue
+            texts = {c: events.text(c).tolist() for c in ("event", "peril", "path", "wallet")}
+            writer.writerows(
+                (r.name, trial, event, peril, repr(day), repr(loss), path_, wallet)
+                for trial, event, peril, day, loss, path_, wallet in zip(
+                    events.trial.tolist(), texts["event"], texts["peril"], events.day.tolist(),
+                    events.loss_usd.tolist(), texts["path"], texts["wallet"], strict=True))
 
 
 class _VariantLines:

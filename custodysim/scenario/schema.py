@@ -765,11 +765,25 @@ class Variant(Spec):
 
 
 class Insurance(Spec):
-    """An insurance layer over a trial's loss: ``covered_share`` of the loss above the deductible, at most the limit."""
+    """An insurance layer: ``covered_share`` of each loss above the deductible, at most the limit.
+
+    ``per: year`` (the default) applies the terms to a year's whole loss; ``per: occurrence`` applies them to
+    each loss event (one campaign's thefts, one lock-out), as crime and specie policies do, the payouts of a
+    year capped by ``annual_limit_usd`` if given.
+    """
 
     deductible_usd: Usd = 0.0
     limit_usd: Annotated[float, Field(gt=0, le=MAX_USD)]
     covered_share: Probability = 1.0
+    per: Literal["year", "occurrence"] = "year"
+    annual_limit_usd: Annotated[float, Field(gt=0, le=MAX_USD)] | None = None
+
+    @model_validator(mode="after")
+    def _annual_limit_per_occurrence(self) -> Insurance:
+        if self.annual_limit_usd is not None and self.per != "occurrence":
+            raise ValueError("annual_limit_usd caps the payouts of per: occurrence terms; with per: year, "
+                             "limit_usd is the year's limit already")
+        return self
 
 
 class Finance(Spec):

@@ -23,7 +23,7 @@ from custodysim.simulation.keyloss import Lock, locks
 from custodysim.simulation.model import CompiledScenario, WalletModel
 from custodysim.simulation.randomness import TrialRandom
 from custodysim.simulation.response import first_detection, learn, notices, raised_by, revoke_delay
-from custodysim.simulation.results import PATH_TYPES, TrialResult, Units
+from custodysim.simulation.results import PATH_TYPES, LossEvent, TrialResult, Units
 from custodysim.simulation.theft import choose_quorum, drain, forge, strikes_now, tamper
 from custodysim.simulation.treasury import Intercept, LegitTransfer, Treasury, quiet_timeline
 
@@ -58,6 +58,7 @@ class World:
         self.loss: dict[str, float] = dict.fromkeys(model.assets, 0.0)
         self.loss_by_path = dict.fromkeys(PATH_TYPES, 0.0)
         self.loss_by_wallet: dict[str, float] = {}
+        self.events: dict[str, LossEvent] = {}  # by event name, in the order they began
         self.first_access = math.inf
         self.first_theft = math.inf
         self.first_alarm = math.inf
@@ -96,6 +97,7 @@ class World:
             stops=[s for c in self.campaigns for s in c.stops],
             t_first_access=self.first_access, t_first_theft=self.first_theft, t_first_alarm=self.first_alarm,
             ops=ops, locks=self.locked, attack_path=path, story=self.story,
+            events=[e for e in self.events.values() if e.loss_usd > 0],
         )
 
     def _finish_operations(self) -> None:
@@ -391,8 +393,17 @@ class World:
         self.loss_by_wallet[wallet.id] = self.loss_by_wallet.get(wallet.id, 0.0) + usd
         return usd
 
+    def _event(self, name: str, peril: str, t: float) -> LossEvent:
+        """Return the loss event ``name``, begun at ``t`` if it is new."""
+        event = self.events.get(name)
+        if event is None:
+            event = self.events[name] = LossEvent(name, peril, t)
+        return event
+
     def _count_loss(self, c: Campaign, wallet: WalletModel, amount: float, path: str, t: float) -> None:
-        c.loss_usd += self._book(wallet, amount * (1.0 - self.model.recovered_fraction), path, t)
+        usd = self._book(wallet, amount * (1.0 - self.model.recovered_fraction), path, t)
+        c.loss_usd += usd
+        self._event(c.label, c.label.rpartition("#")[0], t).add(usd, path, wallet.id)
         self.first_theft = min(self.first_theft, t)
         self.trace("{} {} leave {} for the attacker ({})", amount, wallet.asset, wallet.id, path)
 
@@ -419,7 +430,8 @@ class World:
         self.wake_clock()
 
     def _count_lock_out(self, wallet: WalletModel, amount: float, t: float) -> None:
-        self._book(wallet, amount, "lock_out", t)
+        usd = self._book(wallet, amount, "lock_out", t)
+        self._event(f"lock-out:{wallet.account}", "lost keys", t).add(usd, "lock_out", wallet.id)
         self.trace("{} {} in {} are lost with its keys", amount, wallet.asset, wallet.id)
 
     def watch_outflow(self, c: Campaign, wallet: WalletModel, amount: float, sent: float) -> None:

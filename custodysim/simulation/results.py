@@ -14,6 +14,40 @@ THEFT_PATHS = PATH_TYPES[:4]
 
 
 @dataclass
+class LossEvent:
+    """One loss event (an occurrence): everything one campaign stole in the trial, or one account's lock-out.
+
+    As a crime policy counts occurrences, the thefts of one campaign (one actor, acting in concert) are one
+    event however many transfers they took; a lock-out is an event of its own.
+
+    Attributes:
+        event: the campaign's label (``tradertraitor#0``, ``insider:alice#0``) or ``lock-out:ACCOUNT``.
+        peril: what caused it: the threat, ``insider:PERSON``, or ``lost keys``.
+        day: when its first loss left (days into the trial).
+        loss_usd: its loss, USD at the prices when each part left.
+        path: the attack path that carried most of it (``lock_out`` for a lock-out).
+        wallet: the wallet that lost most of it.
+    """
+
+    event: str
+    peril: str
+    day: float
+    loss_usd: float = 0.0
+    path: str = ""
+    wallet: str = ""
+    by_path: dict[str, float] = field(default_factory=dict)
+    by_wallet: dict[str, float] = field(default_factory=dict)
+
+    def add(self, usd: float, path: str, wallet: str) -> None:
+        """Add a part of the event's loss, left from ``wallet`` by ``path``."""
+        self.loss_usd += usd
+        self.by_path[path] = self.by_path.get(path, 0.0) + usd
+        self.by_wallet[wallet] = self.by_wallet.get(wallet, 0.0) + usd
+        self.path = max(self.by_path, key=lambda k: self.by_path[k])
+        self.wallet = max(self.by_wallet, key=lambda k: self.by_wallet[k])
+
+
+@dataclass
 class TrialResult:
     """What one trial reports: losses, footholds, stops, first times, operations, locks, and its story."""
 
@@ -31,6 +65,7 @@ class TrialResult:
     locks: int = 0  # times a wallet was locked for want of keys (for a while, or for good)
     attack_path: list[str] = field(default_factory=list)  # the worst campaign's footholds, as chains "a@1.0d > b@2.5d"
     story: list[tuple[float, str]] = field(default_factory=list)
+    events: list[LossEvent] = field(default_factory=list)  # the trial's loss events, in the order they began
 
     @property
     def path_type(self) -> str:

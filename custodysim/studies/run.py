@@ -45,7 +45,7 @@ from custodysim.running.precision import DEFAULT_MAX_TRIALS, StopRule
 from custodysim.running.rows import MAX_ROWS, check_size
 from custodysim.running.runfolder import StoredRun, read_run
 from custodysim.running.runner import Columns, Progress, VariantRows, simulate
-from custodysim.running.trialscsv import write_trials_csv
+from custodysim.running.trialscsv import write_events_csv, write_trials_csv
 from custodysim.scenario.loader import LoadedScenario, load_scenario, load_scenario_text
 from custodysim.studies.provenance import SCENARIO_COPY, build_manifest, provenance, shareable_command
 
@@ -340,7 +340,8 @@ def _complete(staging: Path, loaded: LoadedScenario, plan: dict[str, Any], progr
     summary = summarise_run(loaded, rows, cols, n, s, result.precision)
     manifest = build_manifest(plan["command"], plan["scenario_file"], loaded.sha256, s, n,
                               {"variants": list(summary["variants"]), "resumed": resumed}, executor, started,
-                              ["summary.json", "trials.csv", "stories.json", SCENARIO_COPY, "scenario.resolved.yaml",
+                              ["summary.json", "trials.csv", "events.csv", "stories.json", SCENARIO_COPY,
+                               "scenario.resolved.yaml",
                                "report.md", "report.html", "manifest.json"])
     summary["provenance"] = provenance(manifest)
     stories = [story.as_dict() for story in worst_stories(loaded, rows, s)]
@@ -348,6 +349,7 @@ def _complete(staging: Path, loaded: LoadedScenario, plan: dict[str, Any], progr
         staging / "summary.json": json_text(summary),
         staging / "stories.json": json_text(stories),
         staging / "trials.csv": lambda path: write_trials_csv(path, rows, cols),
+        staging / "events.csv": lambda path: write_events_csv(path, rows),
         staging / "scenario.resolved.yaml": _resolved_yaml(loaded, summary["variants"], s, n),
         staging / "report.md": render_markdown(summary, manifest),
         staging / "report.html": render_html(summary, manifest, rows, stories, key_inputs(loaded.baseline)),
