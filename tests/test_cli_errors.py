@@ -180,6 +180,18 @@ def test_valid_scenario_validates(tmp_path: Path) -> None:
     assert "valid scenario 'mini'" in result.stdout
 
 
+def test_a_rule_nobody_enforces_is_warned_of_by_validate_and_run(tmp_path: Path) -> None:
+    """`validate` and `run` both print the warning of a policy rule without enforced_by, and still succeed."""
+    path = tmp_path / "mini.yaml"
+    path.write_text(edit("    pipeline: [comms]\n", "    pipeline: [comms]\n    policy: {daily_limit: {amount: 9}}\n"),
+                    encoding="utf-8")
+    warning = "warning: wallets.main.policy.daily_limit: has no enforced_by, so nothing enforces it"
+    for args in (["validate"], ["run", "--trials", "5", "--workers", "1", "--out", str(tmp_path / "r")]):
+        result = runner.invoke(app, [args[0], str(path), *args[1:]])
+        assert result.exit_code == 0, result.output
+        assert warning in result.stderr
+
+
 def test_run_unknown_variant(tmp_path: Path) -> None:
     """'run --variant nosuch' exits 1 naming the variant and listing those there are; nothing is written."""
     path = tmp_path / "mini.yaml"

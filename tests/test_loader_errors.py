@@ -714,3 +714,52 @@ def test_a_number_written_with_a_unit_or_separators_says_which_plain_number_to_w
     assert (p.path, p.line) == (where, line_of(text, new.strip()))
     assert says in p.message
 
+
+UNENFORCED = "has no enforced_by, so nothing enforces it: it binds neither the attacker nor legitimate transfers"
+
+
+def test_a_rule_nobody_enforces_is_warned_of() -> None:
+    """A policy rule without enforced_by binds nobody: a warning names it and says how to fix it."""
+    text = edit("    pipeline: [comms]\n", "    pipeline: [comms]\n    policy:\n      whitelist: {}\n"
+                "      rolling_limits: [{amount: 5, hours: 1, enforced_by: pe}, {amount: 9, hours: 24}]\n")
+    assert load_scenario_text(text).warnings == (
+        f"wallets.main.policy.whitelist: {UNENFORCED}; name what enforces it: a system id, 'chain' or 'guard'",
+        f"wallets.main.policy.rolling_limits[1]: {UNENFORCED}; name what enforces it: a system id, 'chain' or "
+        "'guard'")
+
+
+def test_a_variant_adding_a_rule_nobody_enforces_is_warned_of_at_its_set_entry() -> None:
+    """A variant that adds an unenforced rule (a control that does nothing) is warned of at the entry adding it."""
+    warnings = load_scenario_text(edit(VARIANT_SET, "      wallets.main.policy.whitelist: {}\n")).warnings
+    assert len(warnings) == 1
+    assert warnings[0].startswith(f"variants.wl.set.wallets.main.policy.whitelist: {UNENFORCED}")
+
+
+WEEKLY_REFILL = "\noperations:\n  transfers:\n    - {from: main, to: hot, amount: 40, every_days: 7}\naccess:\n"
+SPARE = "  spare:\n    asset: BTC\n    tier: warm\n    balance: 80\n    custody: {scheme: single, signers: [{id: s1, key_store: hsm}]}\n"
+
+
+@pytest.mark.parametrize(("transfers", "warned"), [
+    ("\naccess:\n", "wallets.hot.flows: net outflow 5/day empties hot in about 20 days, within the 365-day horizon"),
+    (WEEKLY_REFILL, None),
+    (WEEKLY_REFILL.replace("every_days: 7", "every_days: 7, first_day: 100"),
+     "empties hot in about 20 days (scheduled transfers counted)"),
+    (WEEKLY_REFILL.replace("from: main", "from: spare"), "empties hot in about 36 days (scheduled transfers counted)"),
+])
+def test_a_hot_wallet_refilled_by_scheduled_transfers_is_not_warned_to_empty(transfers: str, warned: str | None) -> None:
+    """Transfers outpacing a hot wallet's net outflow silence its warning; none, late ones or a dry source do not."""
+    text = edit("    topup: {source: main, cap: 100, low_water: 30, signing_hours: 2}\n", "")
+    text = edit("  hot:\n", SPARE + "  hot:\n", edit("\naccess:\n", transfers, text))
+    warnings = [w for w in load_scenario_text(text).warnings if "flows" in w]
+    if warned is None:
+        assert warnings == []
+    else:
+        assert len(warnings) == 1 and warned in warnings[0], warnings
+
+
+def test_a_wallet_drained_with_its_top_up_source_names_the_source() -> None:
+    """The warning of flows that outlast a hot wallet and its top-up source names that source."""
+    text = edit("withdrawals_per_day: 50,", "withdrawals_per_day: 80,")
+    assert load_scenario_text(text).warnings == (
+        "wallets.hot.flows: net outflow 35/day empties hot and its top-up source main in about 146 days, within the "
+        "365-day horizon; customers will wait",)

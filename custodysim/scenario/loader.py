@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from custodysim.errors import PathT, Problem, ScenarioError, format_path
 from custodysim.scenario.distributions import FAMILIES
 from custodysim.scenario.hints import did_you_mean, plain_number, unknown_parameter
-from custodysim.scenario.references import check_references, scenario_warnings
+from custodysim.scenario.references import check_references, scenario_warnings, unenforced_rules
 from custodysim.scenario.schema import Scenario
 from custodysim.scenario.yamlsource import Document, parse_yaml
 
@@ -118,8 +118,23 @@ def load_scenario_text(text: str, source: str = "<scenario>", sha256: str | None
     problems += _check_uncertainty(baseline.uncertainty, base_data, doc)
     if problems:
         raise ScenarioError(source, problems)
-    warnings = tuple(scenario_warnings(baseline))
+    warnings = (*scenario_warnings(baseline), *_variant_warnings(baseline, variants))
     return LoadedScenario(source, sha, baseline, variants, warnings, base_data)
+
+
+def _variant_warnings(baseline: Scenario, variants: dict[str, Scenario]) -> Iterator[str]:
+    """Yield a warning for each rule a variant adds that nobody enforces, at the ``set`` entry that adds it.
+
+    The baseline's own such rules are warned of once, not again for every variant.
+    """
+    known = set(unenforced_rules(baseline))
+    for name, spec in variants.items():
+        for loc, message in unenforced_rules(spec):
+            if (loc, message) not in known:
+                matched = _matching_override(loc, baseline.variants[name].set)
+                where = format_path(("variants", name, "set", *((matched,) if matched else ())))
+                inner = "" if matched == ".".join(map(str, loc)) else f" {format_path(loc)}:"
+                yield f"{where}:{inner} {message}"
 
 
 def derive(loaded: LoadedScenario, variants: dict[str, dict[str, Any]]) -> LoadedScenario:
