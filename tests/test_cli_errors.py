@@ -192,6 +192,33 @@ def test_a_rule_nobody_enforces_is_warned_of_by_validate_and_run(tmp_path: Path)
         assert warning in result.stderr
 
 
+@pytest.mark.parametrize(("marker", "says"), [
+    ("sweep.json", "a sweep folder (written by custodysim sweep), not a run folder"),
+    ("attribution.csv", "an attribution folder (written by custodysim attribution), not a run folder"),
+    ("comparison.json", "a comparison folder (written by custodysim compare), not a run folder"),
+])
+def test_report_and_compare_say_what_another_commands_folder_is(marker: str, says: str, tmp_path: Path) -> None:
+    """`report` and `compare` given a sweep's, an attribution's or a comparison's folder say what it is and what to do."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / marker).write_text('{"runs": [{"folder": "r1"}, {"folder": "r2"}]}' if marker == "comparison.json"
+                                 else "{}", encoding="utf-8")
+    (folder / "manifest.json").write_text('{"command": ["custodysim", "sweep", "s.yaml", "--out", "out"]}')
+    report = runner.invoke(app, ["report", str(folder)])
+    compare = runner.invoke(app, ["compare", str(folder), str(tmp_path / "r0"), "--out", str(tmp_path / "c")])
+    for result in (report, compare):
+        assert result.exit_code == 1, result.output
+        assert result.stderr.startswith(f"{folder}: {says}")
+        assert "Traceback" not in result.output
+    assert "; report re-renders a run folder. Its report is " in report.stderr
+    assert "; compare compares run folders (written by custodysim run). Its own report, " in compare.stderr
+    if marker == "sweep.json":
+        assert report.stderr.rstrip().endswith("to make it anew, run custodysim sweep s.yaml --out out --replace")
+    if marker == "comparison.json":
+        assert compare.stderr.rstrip().endswith("give the run folders it compared instead: r1 r2")
+    assert not (tmp_path / "c").exists()
+
+
 def test_run_unknown_variant(tmp_path: Path) -> None:
     """'run --variant nosuch' exits 1 naming the variant and listing those there are; nothing is written."""
     path = tmp_path / "mini.yaml"
