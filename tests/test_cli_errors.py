@@ -90,6 +90,15 @@ CASES = [
          "variants.wl.set.wallets.mian.balance", "wallets.mian", "did you mean 'main'?"),
     Case("variant_m_greater_than_n", edit(VARIANT_SET, "      wallets.main.custody.threshold: 2\n"),
          "variants.wl.set.wallets.main.custody.threshold", "custody.threshold", "m > n"),
+    Case("lognormal_mean", edit("median: 40, p90: 80", "mean: 40, p90: 80"), "access[0].time_days.mean",
+         "mean: 40", "unknown field 'mean': dist: lognormal takes median and p90", count=2),
+    Case("uniform_min", edit("low: 0, high: 30", "min: 0, high: 30"),
+         "threats.tt.initial_access[0].delay_days.min", "min: 0", "dist: uniform takes low and high (did you mean "
+         "'low'?)", count=2),
+    Case("hours_with_unit", edit("signing_hours: 2}", "signing_hours: 24h}"), "wallets.hot.topup.signing_hours",
+         "24h", "write 24: this field takes a plain number, in hours (got '24h')"),
+    Case("thousands_separator", edit("price_usd: 60000", "price_usd: 65,000"), "assets.BTC.price_usd", "65,000",
+         "write 65000 without separators"),
     Case("duplicate_key", edit("    tier: warm\n", "    tier: warm\n    tier: cold\n"),
          "wallets.main.tier", "tier: cold", "duplicate key"),
     Case("python_tag", edit("settings: {horizon_days: 365, trials: 200, seed: 1}\n",
@@ -169,6 +178,45 @@ def test_valid_scenario_validates(tmp_path: Path) -> None:
     result = runner.invoke(app, ["validate", str(path)])
     assert result.exit_code == 0, result.output
     assert "valid scenario 'mini'" in result.stdout
+
+
+def test_a_rule_nobody_enforces_is_warned_of_by_validate_and_run(tmp_path: Path) -> None:
+    """`validate` and `run` both print the warning of a policy rule without enforced_by, and still succeed."""
+    path = tmp_path / "mini.yaml"
+    path.write_text(edit("    pipeline: [comms]\n", "    pipeline: [comms]\n    policy: {daily_limit: {amount: 9}}\n"),
+                    encoding="utf-8")
+    warning = "warning: wallets.main.policy.daily_limit: has no enforced_by, so nothing enforces it"
+    for args in (["validate"], ["run", "--trials", "5", "--workers", "1", "--out", str(tmp_path / "r")]):
+        result = runner.invoke(app, [args[0], str(path), *args[1:]])
+        assert result.exit_code == 0, result.output
+        assert warning in result.stderr
+
+
+@pytest.mark.parametrize(("marker", "says"), [
+    ("sweep.json", "a sweep folder (written by custodysim sweep), not a run folder"),
+    ("attribution.csv", "an attribution folder (written by custodysim attribution), not a run folder"),
+    ("comparison.json", "a comparison folder (written by custodysim compare), not a run folder"),
+])
+def test_report_and_compare_say_what_another_commands_folder_is(marker: str, says: str, tmp_path: Path) -> None:
+    """`report` and `compare` given a sweep's, an attribution's or a comparison's folder say what it is and what to do."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / marker).write_text('{"runs": [{"folder": "r1"}, {"folder": "r2"}]}' if marker == "comparison.json"
+                                 else "{}", encoding="utf-8")
+    (folder / "manifest.json").write_text('{"command": ["custodysim", "sweep", "s.yaml", "--out", "out"]}')
+    report = runner.invoke(app, ["report", str(folder)])
+    compare = runner.invoke(app, ["compare", str(folder), str(tmp_path / "r0"), "--out", str(tmp_path / "c")])
+    for result in (report, compare):
+        assert result.exit_code == 1, result.output
+        assert result.stderr.startswith(f"{folder}: {says}")
+        assert "Traceback" not in result.output
+    assert "; report re-renders a run folder. Its report is " in report.stderr
+    assert "; compare compares run folders (written by custodysim run). Its own report, " in compare.stderr
+    if marker == "sweep.json":
+        assert report.stderr.rstrip().endswith("to make it anew, run custodysim sweep s.yaml --out out --replace")
+    if marker == "comparison.json":
+        assert compare.stderr.rstrip().endswith("give the run folders it compared instead: r1 r2")
+    assert not (tmp_path / "c").exists()
 
 
 def test_run_unknown_variant(tmp_path: Path) -> None:

@@ -10,12 +10,15 @@ import signal
 from pathlib import Path
 
 import pytest
+from conftest import MINI
 from errordocs import check_example, shown
 from faults import DMM, SMALL, FullDisk, edit_json, interrupted_run
 from test_lost_workers import _chunks, _cli, _wait_for, _workers
 
 from custodysim.running.outputs import partial_dir, staged_folder
+from custodysim.studies.attribution import execute_attribution
 from custodysim.studies.run import PLAN, execute_run
+from custodysim.studies.sweep import execute_sweep
 
 RUN = ["run", "dmm-2024.yaml", "--trials", str(SMALL["trials"]), "--seed", str(SMALL["seed"]), "--variant",
        "split-wallets", "--workers", "1"]
@@ -73,6 +76,17 @@ def test_a_damaged_run_folder(here):
     edit_json(Path("r5/stories.json"), lambda stories: stories[0].update(lines="no story"))
     check_example("damaged-folder", shown("report", "r1"), shown("report", "r2"), shown("report", "r3"),
                   shown("compare", "r5", "r3", "--out", "c1"))
+
+
+def test_another_commands_folder(here):
+    """The example of a sweep's and an attribution's folder given to `report` and `compare` is what they print."""
+    Path("mini.yaml").write_text(MINI, encoding="utf-8")
+    sweep = ["sweep", "mini.yaml", "--set", "wallets.hot.balance=100,200", "--trials", "20", "--out", "s1"]
+    execute_sweep(Path("mini.yaml"), sweep[3:4], trials=20, out=Path("s1"), command=["custodysim", *sweep])
+    attribution = ["attribution", "mini.yaml", "--trials", "20", "--out", "a1"]
+    execute_attribution(Path("mini.yaml"), trials=20, out=Path("a1"), command=["custodysim", *attribution])
+    check_example("another-commands-folder", shown("report", "s1"), shown("report", "a1"),
+                  shown("compare", "s1", "a1", "--out", "c1"), shown("compare", "a1", "s1", "--out", "c1"))
 
 
 def test_a_trial_too_costly(here):

@@ -654,3 +654,112 @@ def test_an_amount_whose_usd_value_is_beyond_the_bound_is_refused(old: str, new:
     assert p.path == where
     assert message in p.message
     assert p.line is not None
+
+
+# --- what a person most likely meant -------------------------------------------------------------------
+
+LOGNORMAL = "time_days: {dist: lognormal, median: 40, p90: 80}"
+UNIFORM = "delay_days: {dist: uniform, low: 0, high: 30}"
+
+
+@pytest.mark.parametrize(("old", "new", "key", "says", "suggests"), [
+    (LOGNORMAL, "time_days: {dist: lognormal, mean: 40, p90: 80}", "mean",
+     "dist: lognormal takes median and p90; 'mean' belongs to dist: exponential", None),
+    (LOGNORMAL, "time_days: {dist: lognormal, medain: 40, p90: 80}", "medain", "takes median and p90", "median"),
+    (LOGNORMAL, "time_days: {dist: lognormal, median: 40, p95: 80}", "p95", "takes median and p90", None),
+    (LOGNORMAL, "time_days: {dist: exponential, median: 40}", "median",
+     "dist: exponential takes mean; 'median' belongs to dist: lognormal", None),
+    (UNIFORM, "delay_days: {dist: uniform, min: 0, high: 30}", "min", "dist: uniform takes low and high", "low"),
+    (UNIFORM, "delay_days: {dist: uniform, low: 0, max: 30}", "max", "dist: uniform takes low and high", "high"),
+])
+def test_an_unknown_key_of_a_distribution_names_what_its_family_takes(old: str, new: str, key: str, says: str,
+                                                                      suggests: str | None) -> None:
+    """A key a distribution does not take is answered with the family's fields, and a suggestion only if it is one."""
+    text = edit(old, new)
+    p = problem_at(problems_of(text), (*(("access", 0, "time_days") if old == LOGNORMAL else
+                                         ("threats", "tt", "initial_access", 0, "delay_days")), key))
+    assert p.line == line_of(text, new)
+    assert says in p.message
+    if suggests is None:
+        assert "did you mean" not in p.message
+    else:
+        assert p.message.endswith(f"(did you mean {suggests!r}?)")
+
+
+@pytest.mark.parametrize(("old", "new", "where", "says"), [
+    ("signing_hours: 2}", "signing_hours: 2h}", ("wallets", "hot", "topup", "signing_hours"),
+     "write 2: this field takes a plain number, in hours (got '2h')"),
+    ("signing_hours: 2}", "signing_hours: 1 day}", ("wallets", "hot", "topup", "signing_hours"),
+     "write 24: this field takes a plain number, in hours"),
+    ("    balance: 5000\n", "    balance: 5,000\n", ("wallets", "main", "balance"),
+     "write 5000 without separators: this field takes a plain number, in the wallet's asset (got '5,000')"),
+    ("p_success: 0.8", "p_success: 80%", ("access", 0, "p_success"),
+     "write 0.8: this field takes a plain number; shares and probabilities go from 0 to 1"),
+    ("median: 40", "median: 40 days", ("access", 0, "time_days", "median"), "write 40: this field takes a plain "
+     "number, in days"),
+    (UNIFORM, "delay_days: 3d", ("threats", "tt", "initial_access", 0, "delay_days"),
+     "write 3: this field takes a plain number, in days"),
+    ("trials: 200,", "trials: 2,000,", ("settings", "trials"),
+     "write 2000 without separators: inside { } a comma separates entries, so '2,000' reads as 2 and a key '000'"),
+    ("{price_usd: 60000}", "{price_usd: 60000, price_path: [[10, 50,000]]}", ("assets", "BTC", "price_path", 0),
+     "a step is [day, price], 2 numbers, not 3; write each number without separators"),
+    (UNIFORM, "delay_days: soon", ("threats", "tt", "initial_access", 0, "delay_days"),
+     "a distribution is a plain number (a fixed value) or a mapping with 'dist:' (got 'soon')"),
+])
+def test_a_number_written_with_a_unit_or_separators_says_which_plain_number_to_write(old: str, new: str,
+                                                                                     where: tuple, says: str) -> None:
+    """`2h`, `5,000` or `80%` where a number belongs: the problem names the field, its line and the number to write."""
+    text = edit(old, new)
+    p = only_problem(text)
+    assert (p.path, p.line) == (where, line_of(text, new.strip()))
+    assert says in p.message
+
+
+UNENFORCED = "has no enforced_by, so nothing enforces it: it binds neither the attacker nor legitimate transfers"
+
+
+def test_a_rule_nobody_enforces_is_warned_of() -> None:
+    """A policy rule without enforced_by binds nobody: a warning names it and says how to fix it."""
+    text = edit("    pipeline: [comms]\n", "    pipeline: [comms]\n    policy:\n      whitelist: {}\n"
+                "      rolling_limits: [{amount: 5, hours: 1, enforced_by: pe}, {amount: 9, hours: 24}]\n")
+    assert load_scenario_text(text).warnings == (
+        f"wallets.main.policy.whitelist: {UNENFORCED}; name what enforces it: a system id, 'chain' or 'guard'",
+        f"wallets.main.policy.rolling_limits[1]: {UNENFORCED}; name what enforces it: a system id, 'chain' or "
+        "'guard'")
+
+
+def test_a_variant_adding_a_rule_nobody_enforces_is_warned_of_at_its_set_entry() -> None:
+    """A variant that adds an unenforced rule (a control that does nothing) is warned of at the entry adding it."""
+    warnings = load_scenario_text(edit(VARIANT_SET, "      wallets.main.policy.whitelist: {}\n")).warnings
+    assert len(warnings) == 1
+    assert warnings[0].startswith(f"variants.wl.set.wallets.main.policy.whitelist: {UNENFORCED}")
+
+
+WEEKLY_REFILL = "\noperations:\n  transfers:\n    - {from: main, to: hot, amount: 40, every_days: 7}\naccess:\n"
+SPARE = "  spare:\n    asset: BTC\n    tier: warm\n    balance: 80\n    custody: {scheme: single, signers: [{id: s1, key_store: hsm}]}\n"
+
+
+@pytest.mark.parametrize(("transfers", "warned"), [
+    ("\naccess:\n", "wallets.hot.flows: net outflow 5/day empties hot in about 20 days, within the 365-day horizon"),
+    (WEEKLY_REFILL, None),
+    (WEEKLY_REFILL.replace("every_days: 7", "every_days: 7, first_day: 100"),
+     "empties hot in about 20 days (scheduled transfers counted)"),
+    (WEEKLY_REFILL.replace("from: main", "from: spare"), "empties hot in about 36 days (scheduled transfers counted)"),
+])
+def test_a_hot_wallet_refilled_by_scheduled_transfers_is_not_warned_to_empty(transfers: str, warned: str | None) -> None:
+    """Transfers outpacing a hot wallet's net outflow silence its warning; none, late ones or a dry source do not."""
+    text = edit("    topup: {source: main, cap: 100, low_water: 30, signing_hours: 2}\n", "")
+    text = edit("  hot:\n", SPARE + "  hot:\n", edit("\naccess:\n", transfers, text))
+    warnings = [w for w in load_scenario_text(text).warnings if "flows" in w]
+    if warned is None:
+        assert warnings == []
+    else:
+        assert len(warnings) == 1 and warned in warnings[0], warnings
+
+
+def test_a_wallet_drained_with_its_top_up_source_names_the_source() -> None:
+    """The warning of flows that outlast a hot wallet and its top-up source names that source."""
+    text = edit("withdrawals_per_day: 50,", "withdrawals_per_day: 80,")
+    assert load_scenario_text(text).warnings == (
+        "wallets.hot.flows: net outflow 35/day empties hot and its top-up source main in about 146 days, within the "
+        "365-day horizon; customers will wait",)

@@ -11,10 +11,11 @@ import csv
 import hashlib
 import json
 import math
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -52,18 +53,23 @@ class StoredRun:
     stories: list[dict[str, Any]]
 
 
-def read_run(folder: Path) -> StoredRun:
+def read_run(folder: Path, command: Literal["report", "compare"] | None = None) -> StoredRun:
     """Read a complete run folder.
 
+    Args:
+        folder: the run folder.
+        command: the command that reads it, named in the refusal of a sweep's, an attribution's or a
+            comparison's folder (with what to do instead).
+
     Raises:
-        RunFolderError: the folder is missing, incomplete, or its files are not a run's.
+        RunFolderError: the folder is missing, incomplete, another command's, or its files are not a run's.
     """
     if not folder.is_dir():
         raise RunFolderError(f"{folder}: no such run folder")
     missing = [name for name in REQUIRED if not (folder / name).is_file()]
     if missing:
-        raise RunFolderError(f"{folder}: not a complete run (missing {', '.join(missing)}); "
-                             "was it interrupted, or is it another folder?")
+        raise RunFolderError(_not_a_run(folder, command) or f"{folder}: not a complete run (missing "
+                             f"{', '.join(missing)}); was it interrupted, or is it another folder?")
     try:
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
@@ -87,6 +93,59 @@ def read_run(folder: Path) -> StoredRun:
     _check_stories(folder / "stories.json", stories, set(summary["variants"]))
     _check_scenario_copy(folder, manifest.get("scenario_sha256"))
     return StoredRun(folder, summary, manifest, rows, columns, stories)
+
+
+OTHER_OUTPUTS = (("sweep", "sweep.json", "sweep", "report.html", "compares its grid points"),
+                 ("attribution", "attribution.csv", "attribution", "report.html", "says what each control is worth"),
+                 ("comparison", "comparison.json", "compare", "comparison.html", "compares the runs it names"))
+"""The folders other commands write: what it is, the file that marks it, the command, its report and what
+that report shows."""
+
+
+def _not_a_run(folder: Path, command: str | None) -> str | None:
+    """Say what ``folder`` is if another command wrote it (a sweep, an attribution, a comparison), and what to do.
+
+    Returns:
+        the message, or None: the folder is no other command's.
+    """
+    found = next((o for o in OTHER_OUTPUTS if (folder / o[1]).is_file()), None)
+    if found is None:
+        return None
+    kind, marker, writer, report, shows = found
+    article = "an" if kind[0] in "aeiou" else "a"
+    head = f"{folder}: {article} {kind} folder (written by custodysim {writer}), not a run folder"
+    runs = _compared_runs(folder / marker) if kind == "comparison" else []
+    if command == "compare":
+        instead = f"; give the run folders it compared instead: {' '.join(runs)}" if runs else ""
+        return (f"{head}; compare compares run folders (written by custodysim run). Its own report, "
+                f"{folder / report}, {shows}{instead}")
+    if command == "report":
+        head += "; report re-renders a run folder"
+    again = f"custodysim compare {' '.join(runs)}" if runs else _command_again(folder, writer)
+    return f"{head}. Its report is {folder / report}; to make it anew, run {again}"
+
+
+def _command_again(folder: Path, writer: str) -> str:
+    """Return the command manifest.json records for ``folder``, with --replace to replace it (or the bare command)."""
+    try:
+        command = json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get("command")
+    except (OSError, ValueError, AttributeError):
+        command = None
+    if not (isinstance(command, list) and all(isinstance(a, str) for a in command) and command[:2] == [
+            "custodysim", writer]):
+        return f"custodysim {writer} again"
+    if any(a == "--out" or a.startswith("--out=") for a in command) and "--replace" not in command:
+        command = [*command, "--replace"]
+    return shlex.join(command)
+
+
+def _compared_runs(path: Path) -> list[str]:
+    """Return the run folders comparison.json says were compared (none if it cannot be read)."""
+    try:
+        runs = json.loads(path.read_text(encoding="utf-8")).get("runs")
+        return [r["folder"] for r in runs if isinstance(r.get("folder"), str)]
+    except (OSError, ValueError, AttributeError, TypeError, KeyError):
+        return []
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:

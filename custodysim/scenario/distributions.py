@@ -135,6 +135,15 @@ Distribution = Annotated[
 ]
 """A non-negative quantity: a plain number (fixed) or a mapping with ``dist:`` naming the family."""
 
+FAMILIES: dict[str, type[_Dist]] = {"fixed": Fixed, "uniform": Uniform, "exponential": Exponential,
+                                    "lognormal": LogNormal, "triangular": Triangular}
+"""The distribution families by their ``dist:`` name."""
+
+
+def parameters(family: str) -> list[str]:
+    """Return the fields a family takes besides ``dist`` (``median``, ``p90``), as written in a file."""
+    return [f.alias or name for name, f in FAMILIES[family].model_fields.items() if name != "dist"]
+
 
 def as_distribution(value: object) -> object:
     """Let a bare number stand for a fixed distribution (used as a pydantic before-validator)."""

@@ -7,7 +7,6 @@ found is reported at once, each with its field path and YAML line.
 from __future__ import annotations
 
 import copy
-import difflib
 import hashlib
 import json
 import types
@@ -20,7 +19,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from custodysim.errors import PathT, Problem, ScenarioError, format_path
-from custodysim.scenario.references import check_references, scenario_warnings
+from custodysim.scenario.distributions import FAMILIES
+from custodysim.scenario.hints import did_you_mean, plain_number, unknown_parameter
+from custodysim.scenario.references import check_references, scenario_warnings, unenforced_rules
 from custodysim.scenario.schema import Scenario
 from custodysim.scenario.yamlsource import Document, parse_yaml
 
@@ -60,7 +61,7 @@ class LoadedScenario:
 
 
 def _unknown_variant(name: str, known: dict[str, Scenario]) -> str:
-    return f"no variant named {name!r}{_did_you_mean(name, list(known))}; variants: {', '.join(known)}"
+    return f"no variant named {name!r}{did_you_mean(name, list(known))}; variants: {', '.join(known)}"
 
 
 def load_scenario(path: str | Path) -> LoadedScenario:
@@ -117,8 +118,23 @@ def load_scenario_text(text: str, source: str = "<scenario>", sha256: str | None
     problems += _check_uncertainty(baseline.uncertainty, base_data, doc)
     if problems:
         raise ScenarioError(source, problems)
-    warnings = tuple(scenario_warnings(baseline))
+    warnings = (*scenario_warnings(baseline), *_variant_warnings(baseline, variants))
     return LoadedScenario(source, sha, baseline, variants, warnings, base_data)
+
+
+def _variant_warnings(baseline: Scenario, variants: dict[str, Scenario]) -> Iterator[str]:
+    """Yield a warning for each rule a variant adds that nobody enforces, at the ``set`` entry that adds it.
+
+    The baseline's own such rules are warned of once, not again for every variant.
+    """
+    known = set(unenforced_rules(baseline))
+    for name, spec in variants.items():
+        for loc, message in unenforced_rules(spec):
+            if (loc, message) not in known:
+                matched = _matching_override(loc, baseline.variants[name].set)
+                where = format_path(("variants", name, "set", *((matched,) if matched else ())))
+                inner = "" if matched == ".".join(map(str, loc)) else f" {format_path(loc)}:"
+                yield f"{where}:{inner} {message}"
 
 
 def derive(loaded: LoadedScenario, variants: dict[str, dict[str, Any]]) -> LoadedScenario:
@@ -179,20 +195,34 @@ def _validate(data: dict[str, Any], doc: Document) -> tuple[Scenario | None, lis
 
 
 def _problem_from_pydantic(err: Any, doc: Document, data: Any) -> Problem:
-    loc = _document_path(tuple(err["loc"]), data)
+    raw_loc = tuple(err["loc"])
+    loc = _document_path(raw_loc, data)
     kind = err["type"]
     message = err["msg"]
-    if kind == "extra_forbidden":
+    text = err.get("input") if isinstance(err.get("input"), str) else None
+    if kind == "extra_forbidden" and len(raw_loc) >= 2 and raw_loc[-2] in FAMILIES:
+        message = unknown_parameter(str(raw_loc[-2]), str(loc[-1]))
+    elif kind == "extra_forbidden":
         allowed = _allowed_keys(Scenario, loc[:-1])
-        hint = _did_you_mean(str(loc[-1]), allowed)
+        hint = did_you_mean(str(loc[-1]), allowed)
         message = f"unknown field {loc[-1]!r}{hint}"
         if allowed and not hint:
             message += f"; allowed here: {', '.join(sorted(allowed))}"
+    elif text is not None and (kind in ("float_type", "int_type") or (
+            kind == "model_attributes_type" and "dist" in _allowed_keys(Scenario, loc))):
+        written = plain_number(text, loc, whole=kind == "int_type")
+        if written is not None:
+            message = written
+        elif kind == "model_attributes_type":  # text where a distribution belongs
+            message = "a distribution is a plain number (a fixed value) or a mapping with 'dist:'"
     elif kind == "missing":
         message = "required field is missing"
     elif kind == "union_tag_invalid" or kind == "union_tag_not_found":
         message = ("a distribution needs 'dist:' set to one of fixed, uniform, exponential, lognormal, "
                    "triangular (or give a plain number)")
+    elif kind == "too_long" and err.get("ctx", {}).get("field_type") == "Tuple":  # a price_path step
+        message = (f"a step is [day, price], 2 numbers, not {err['ctx']['actual_length']}; write each number "
+                   "without separators (inside [ ] a comma separates items, so 50,000 reads as 50 and 0)")
     elif kind == "too_long":
         message += " (a custodysim limit that keeps a run within memory and time; see docs/errors.md)"
     elif message.startswith("Value error, "):
@@ -227,12 +257,7 @@ def _document_path(loc: PathT, data: Any) -> PathT:
     return tuple(out)
 
 
-_INTERNAL_PARTS = {"fixed", "uniform", "exponential", "lognormal", "triangular", "[key]"}
-
-
-def _did_you_mean(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+_INTERNAL_PARTS = {*FAMILIES, "[key]"}
 
 
 def _allowed_keys(model: type[BaseModel], path: PathT) -> list[str]:
@@ -351,7 +376,7 @@ def _apply_override(data: dict[str, Any], dotted: str, value: Any) -> str | None
             if part not in node or node[part] is None:
                 if i == 1 and parts[0] in _ID_COLLECTIONS:
                     known = [str(k) for k in node]
-                    return f"there is no {parts[0]} entry {part!r}{_did_you_mean(str(part), known)}"
+                    return f"there is no {parts[0]} entry {part!r}{did_you_mean(str(part), known)}"
                 node[part] = {}
             node = node[part]
         else:

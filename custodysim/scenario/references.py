@@ -7,10 +7,11 @@ one trial would simulate millions of them (which would never finish).
 from __future__ import annotations
 
 import difflib
+import heapq
 import math
 from collections.abc import Iterable, Iterator
 
-from custodysim.errors import PathT
+from custodysim.errors import PathT, format_path
 from custodysim.scenario.measures import check_measures, effective
 from custodysim.scenario.schema import CHAIN, EXTERNAL, GUARD, MAX_USD, TOPUP_RETRY_DAYS, Limit, Scenario
 
@@ -255,8 +256,12 @@ def _wallet_link(s: Scenario, path: PathT, own: str | None, ref: str) -> Iterato
 
 
 def scenario_warnings(s: Scenario) -> Iterator[str]:
-    """Yield warnings: flows that drain a wallet within the horizon, targets immune to their technique."""
+    """Yield warnings: flows that drain a wallet, rules nobody enforces, immune targets, doors nobody opens.
+
+    And a scenario with threats but no organisation of kind ``exchange``.
+    """
     yield from _flow_warnings(s)
+    yield from (f"{format_path(path)}: {message}" for path, message in unenforced_rules(s))
     for tid, threat in s.threats.items():
         for i, ia in enumerate(threat.initial_access):
             immune = [p for p in ia.targets if p in s.people and s.people[p].exposure.get(ia.technique, 0) == 0]
@@ -274,6 +279,16 @@ def scenario_warnings(s: Scenario) -> Iterator[str]:
                "freeze them but revoke no foothold")
 
 
+def unenforced_rules(s: Scenario) -> Iterator[tuple[PathT, str]]:
+    """Yield (path, message) for every policy rule without ``enforced_by``: nobody enforces it, so it binds nobody."""
+    for wid, w in s.wallets.items():
+        for where, rule in w.policy.rules():
+            if rule.enforced_by is None:
+                yield ("wallets", wid, "policy", *where), (
+                    f"has no enforced_by, so nothing enforces it: it binds neither the attacker nor legitimate "
+                    f"transfers; name what enforces it: a system id, {CHAIN!r} or {GUARD!r}")
+
+
 def _flow_warnings(s: Scenario) -> Iterator[str]:
     horizon = s.settings.horizon_days
     for wid, w in s.wallets.items():
@@ -282,13 +297,66 @@ def _flow_warnings(s: Scenario) -> Iterator[str]:
         net = w.flows.withdrawals_per_day - w.flows.deposits_per_day
         if net <= 0:
             continue
-        reserve = w.balance + sum(
-            s.wallets[src].balance for src in _sources(s, wid) if src in s.wallets
-        )
-        if net * horizon > reserve:
-            days = reserve / net
-            yield (f"wallets.{wid}.flows: net outflow {net:g}/day empties {wid} and its top-up sources "
-                   f"in about {days:.0f} days, within the {horizon:g}-day horizon; customers will wait")
+        sources = [src for src in _sources(s, wid) if src in s.wallets]
+        day, scheduled = _runs_dry(s, [wid, *sources], net)
+        if day is None:
+            continue
+        drained = wid if not sources else f"{wid} and its top-up source{'s' if len(sources) > 1 else ''} " \
+            f"{', '.join(sources)}"
+        counted = " (scheduled transfers counted)" if scheduled else ""
+        yield (f"wallets.{wid}.flows: net outflow {net:g}/day empties {drained} in about {day:.0f} days{counted}, "
+               f"within the {horizon:g}-day horizon; customers will wait")
+
+
+def _runs_dry(s: Scenario, pool: list[str], net: float) -> tuple[float | None, bool]:
+    """Return the day ``pool`` (a wallet and its top-up sources) runs dry under ``net`` a day, or None.
+
+    The wallets of the pool are one reserve (top-ups move funds within it). Scheduled transfers into it
+    refill it and those out of it drain it, each landing after its signing time and its source's enforced
+    time-lock; a source outside the pool sends what it holds (its balance and what scheduled transfers
+    bring it), as a short source does in a trial. Customer flows of wallets other than the first, top-ups
+    to other wallets and freezes are left out: this is a warning's estimate, not a trial.
+
+    Returns:
+        the day it runs dry within the horizon (None: it lasts), and whether any scheduled transfer
+        crosses the pool's edge.
+    """
+    horizon = s.settings.horizon_days
+    transfers = s.operations.transfers
+    reach = set(pool)  # the pool and every wallet whose transfers can reach it
+    grown = True
+    while grown:
+        before = len(reach)
+        reach |= {t.from_wallet for t in transfers if t.to in reach and t.from_wallet in s.wallets}
+        grown = len(reach) > before
+    node = {w: "" if w in pool else w for w in reach}  # "" is the pool
+    held = dict.fromkeys(node.values(), 0.0)
+    for w in reach:
+        held[node[w]] += s.wallets[w].balance
+    due: list[tuple[float, int, int, float]] = []  # (day, 0 a send or 1 a landing, transfer, amount landing)
+    for i, t in enumerate(transfers):
+        if t.from_wallet in reach and node[t.from_wallet] != node.get(t.to) and t.first_day < horizon:
+            due.append((t.first_day, 0, i, 0.0))
+    scheduled = any(node[transfers[i].from_wallet] == "" or node.get(transfers[i].to) == "" for _, _, i, _ in due)
+    heapq.heapify(due)
+    while due and due[0][0] < horizon:
+        day, landing, i, amount = heapq.heappop(due)
+        if held[""] - net * day <= 0:
+            return held[""] / net, scheduled
+        t = transfers[i]
+        if landing:
+            held[node[t.to]] += amount
+            continue
+        source = node[t.from_wallet]
+        sent = min(t.amount, held[source] - (net * day if source == "" else 0.0))
+        held[source] -= sent
+        if t.to in node:
+            lock = s.wallets[t.from_wallet].policy.delay
+            locked = lock is not None and lock.enforced_by is not None and lock.applies_to != "admin"
+            lands = day + (t.signing_hours + (lock.hours if lock is not None and locked else 0.0)) / 24
+            heapq.heappush(due, (lands, 1, i, sent))
+        heapq.heappush(due, (day + t.every_days, 0, i, 0.0))
+    return (held[""] / net if held[""] - net * horizon < 0 else None), scheduled
 
 
 def _sources(s: Scenario, wid: str) -> Iterator[str]:

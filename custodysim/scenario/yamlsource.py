@@ -77,6 +77,46 @@ def _describe(node: yaml.Node) -> str:
     return f"the {kind} {node.value!r}"
 
 
+_NUMERIC_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+_MAX_GROUPS = 8
+"""Most groups of three digits a cut number is looked back over (1,000,000,000,000,000,000 has 6)."""
+_SEPARATED = re.compile(r"[+-]?\d+(?:,\d{3})+(?:\.\d+)?")
+
+
+def _entry_cut(entries: list[tuple[yaml.Node, yaml.Node]], position: int) -> tuple[yaml.Node, yaml.Node] | None:
+    """Return the entry whose number the key at ``position`` is the end of, cut off by a thousands separator.
+
+    Inside ``{price_usd: 65,000}`` the comma separates entries: YAML reads ``price_usd: 65`` and a key
+    ``000`` without a value (``1,000,000`` gives two such keys). None: the key is no such end.
+    """
+    key_node = entries[position][0]
+    if not (isinstance(key_node, yaml.ScalarNode) and key_node.tag in _NUMERIC_TAGS):
+        return None
+    for key, value in (entries[j] for j in range(position - 1, max(position - _MAX_GROUPS, 0) - 1, -1)):
+        if _is_text(key):
+            numeric = isinstance(value, yaml.ScalarNode) and value.tag in _NUMERIC_TAGS and value.style is None
+            cut = _separated(value) if numeric else None
+            inside = cut is not None and value.start_mark.index < key_node.start_mark.index < cut.end()
+            return (key, value) if inside else None
+        if not (isinstance(key, yaml.ScalarNode) and key.tag in _NUMERIC_TAGS and value.tag.endswith(":null")):
+            return None  # not a group of the number
+    return None
+
+
+def _separated(value: yaml.Node) -> re.Match[str] | None:
+    """Return the number with thousands separators written from ``value`` on, if the file holds one there."""
+    buffer = value.start_mark.buffer
+    return _SEPARATED.match(buffer, value.start_mark.index) if isinstance(buffer, str) else None
+
+
+def _split_message(value: yaml.Node) -> str:
+    cut = _separated(value)
+    assert cut is not None
+    written = cut.group()
+    return (f"write {written.replace(',', '')} without separators: inside {{ }} a comma separates entries, so "
+            f"{written!r} reads as {value.value} and a key {written[len(value.value) + 1:].split(',')[0]!r}")
+
+
 @dataclass
 class Document:
     """Plain data from a YAML file plus the line (1-based) of each path."""
@@ -103,6 +143,7 @@ class _Builder:
         self._merged: dict[int, int] = {}  # id of a flattened mapping node -> merged entries at its front
         self._built: set[int] = set()
         self._alias_at: PathT | None = None  # where the alias being expanded was used
+        self._split: set[int] = set()  # ids of numbers reported as cut by a thousands separator
 
     def build(self, node: yaml.Node, path: PathT, depth: int) -> Any:
         if self._alias_at is None and id(node) in self._built and not isinstance(node, yaml.ScalarNode):
@@ -136,6 +177,12 @@ class _Builder:
             out: dict[str, Any] = {}
             explicit_keys: set[str] = set()
             for position, (key_node, value_node) in enumerate(node.value):
+                split = None if _is_text(key_node) else _entry_cut(node.value, position)
+                if split is not None:
+                    if id(split[1]) not in self._split:  # 1,000,000 is one mistake, not two
+                        self._split.add(id(split[1]))
+                        self._refuse((*path, split[0].value), split[1], _split_message(split[1]))
+                    continue
                 if not _is_text(key_node):
                     scalar = isinstance(key_node, yaml.ScalarNode)
                     quote = " (put it in quotes to use it as text)" if scalar else ""

@@ -144,7 +144,7 @@ def compare_runs(folders: list[Path], out: Path | None = None) -> Comparison:
         seen[key] = f
     folder = out if out is not None else default_run_dir(f"compare-{folders[0].resolve().name}")
     ensure_new(folder)  # fail before reading the runs, not after
-    runs = [read_run(f) for f in folders]
+    runs = [read_run(f, "compare") for f in folders]
     comparison = build_comparison(runs, folder)
     write_comparison(comparison)
     return comparison

@@ -376,7 +376,7 @@ def rerender(folder: Path) -> StoredRun:
             :func:`~custodysim.running.runfolder.read_run`); nothing is written then.
         WriteError: a file cannot be written; the old files stay.
     """
-    run = read_run(folder)
+    run = read_run(folder, "report")
     summary = dict(run.summary)
     baseline = summary["baseline"]
     loaded = load_scenario(folder / SCENARIO_COPY) if (folder / SCENARIO_COPY).is_file() else None
