@@ -353,12 +353,11 @@ def schema() -> None:
 @app.command("library")
 def library_command(
     name: Annotated[Optional[str], typer.Argument(help="An entry to show in full.")] = None,  # noqa: UP045
-    markdown: Annotated[bool, typer.Option("--markdown", help="Print the whole reference as Markdown.")] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print the reference (or the entry NAME) as "
+                                                              "Markdown.")] = False,
 ) -> None:
     """List the library's named techniques and controls with their defaults (or show one in full)."""
-    if markdown:
-        sys.stdout.write(library.markdown())
-        return
+    found = None
     if name is not None:
         found = library.entry(name)
         if found is None:
@@ -367,6 +366,10 @@ def library_command(
             err.print(f"no library entry called {name!r}{hint}; 'custodysim library' lists them",
                       markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(code=1)
+    if markdown:
+        sys.stdout.write(library.markdown(found))
+        return
+    if found is not None:
         out.print(library.describe(found), markup=False, highlight=False, soft_wrap=True)
         return
     table = Table(title="custodysim library: techniques and controls (custodysim library NAME for sources)")
