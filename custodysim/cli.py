@@ -22,7 +22,7 @@ from rich.table import Table
 
 from custodysim import __version__
 from custodysim.errors import CustodysimError, RunInterrupted
-from custodysim.formatting import narrowing, number, pct, terminal_text, usd
+from custodysim.formatting import narrowing, number, pct, signed_usd, terminal_text, usd
 from custodysim.reporting.report import key_loss, rare_losses
 from custodysim.running.executors import default_workers
 from custodysim.running.rows import MAX_ROWS
@@ -453,7 +453,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
         table.add_column(col, justify="right", no_wrap=True)
     for name, v in summary["variants"].items():
         low, high = v["expected_loss_ci95_usd"]
-        diff = "" if name == summary["baseline"] else usd(v["diff_vs_baseline_usd"])
+        diff = "" if name == summary["baseline"] else signed_usd(v["diff_vs_baseline_usd"])
         table.add_row(name, usd(v["expected_loss_usd"]), usd((high - low) / 2),
                       pct(v["p_any_loss"]), usd(v["var99_usd"]), usd(v.get("es99_usd")), diff)
     out.print(table)
@@ -500,7 +500,8 @@ def _print_costs(summary: dict[str, Any]) -> None:
         c = v["costs"]
         costs.add_row(name, usd(c["control_cost_usd"]), usd(c["expected_annual_loss_usd"]),
                       usd(c["total_cost_of_risk_usd"]),
-                      "" if name == summary["baseline"] else usd(c.get("total_cost_of_risk_diff_vs_baseline_usd")))
+                      "" if name == summary["baseline"]
+                      else signed_usd(c.get("total_cost_of_risk_diff_vs_baseline_usd")))
     out.print(costs)
     if any("survival" in v for v in variants.values()):
         survival = _table("Survival: a trial's loss after insurance (USD)", "P(> capital)", "retained",

@@ -167,6 +167,20 @@ def test_existing_out_folder_is_refused(runs, tmp_path):
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
+def test_differences_are_written_with_their_sign(runs, tmp_path):
+    """Each entry's difference against the reference and its CI are written signed in comparison.md and .html."""
+    from custodysim.formatting import signed_ci, signed_usd
+
+    out = tmp_path / "cmp"
+    compare_runs([runs["b"], runs["s5"], runs["a"]], out)
+    md, html = (out / "comparison.md").read_text(), (out / "comparison.html").read_text()
+    for e in _json(out)["entries"]:
+        if not e["is_reference"]:
+            shown = f"{signed_usd(e['diff_vs_reference_usd'])} | {signed_ci(e['diff_ci95_usd'])}"
+            assert shown in md
+            assert signed_ci(e["diff_ci95_usd"]) in html
+
+
 def test_fewer_than_two_folders_or_one_folder_twice_is_refused(runs, tmp_path):
     """One folder, or the same folder twice (even spelled differently), is a RunFolderError."""
     with pytest.raises(RunFolderError, match="at least two run folders"):
