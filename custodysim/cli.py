@@ -10,6 +10,7 @@ import difflib
 import json
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
 from custodysim import __version__
 from custodysim.errors import CustodysimError, RunInterrupted
@@ -32,12 +34,33 @@ from custodysim.scenario.schema import json_schema
 from custodysim.scenario.starter import write_starter
 from custodysim.studies.attribution import execute_attribution
 from custodysim.studies.compare import compare_runs
+from custodysim.studies.provenance import Command
 from custodysim.studies.run import execute_run, rerender, resume_run
 from custodysim.studies.sweep import execute_sweep
 from custodysim.studies.trace import trace_trial
 
+TYPED = "custodysim.command"
+"""Where the context keeps the command line as typed (a :class:`Command`), for the manifests."""
+
+
+class _App(TyperGroup):
+    """The ``custodysim`` command: keeps the command line as typed, and when it was read, for the manifests."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        typed = Command(("custodysim", *args), time.perf_counter())
+        ctx = super().make_context(info_name, args, parent, **extra)
+        ctx.meta[TYPED] = typed
+        return ctx
+
+
+def _typed(ctx: typer.Context) -> Command | None:
+    """Return the command line as typed (None if the command was not started through :data:`app`)."""
+    typed = ctx.meta.get(TYPED)
+    return typed if isinstance(typed, Command) else None
+
+
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    cls=_App, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
     help="Simulate what a crypto exchange's custody architecture would lose to a real attacker.",
 )
 
@@ -128,6 +151,7 @@ def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file."
 
 @app.command()
 def run(
+    ctx: typer.Context,
     scenario: Annotated[Optional[Path], typer.Argument(help="Scenario YAML file.")] = None,  # noqa: UP045
     trials: Annotated[Optional[int], typer.Option(min=1, help="Trials per variant (default: the file's).")] = None,  # noqa: UP045
     seed: Seed = None,
@@ -190,19 +214,20 @@ def run(
 
         if resume is not None:
             outcome = resume_run(resume, progress=advance, workers=n_workers, executor=executor,
-                                 scheduler=scheduler)
+                                 scheduler=scheduler, command=_typed(ctx))
         else:
             assert scenario is not None
             outcome = execute_run(scenario, trials, seed, out_dir, variant, progress=advance, replace=replace,
                                   max_rows=max_rows, workers=n_workers, executor=executor, scheduler=scheduler,
-                                  precision=precision, max_trials=max_trials)
+                                  precision=precision, max_trials=max_trials, command=_typed(ctx))
     _print_summary(outcome.summary)
-    out.print(f"\nwrote {outcome.folder}/ (report.html, report.md, summary.json, trials.csv, manifest.json)",
-              markup=False, highlight=False, soft_wrap=True)
+    out.print("", markup=False)
+    _wrote(outcome.folder, outcome.files)
 
 
 @app.command()
 def attribution(
+    ctx: typer.Context,
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
     controls: Annotated[
         Optional[str],  # noqa: UP045
@@ -229,10 +254,11 @@ def attribution(
             bar.advance(task, k)
             bar.refresh()
 
-        outcome = execute_attribution(scenario, names, trials, seed, out_dir, replace, _workers(workers), advance)
+        outcome = execute_attribution(scenario, names, trials, seed, out_dir, replace, _workers(workers), advance,
+                                      _typed(ctx))
     _print_attribution(outcome.summary)
-    out.print(f"\nwrote {outcome.folder}/ (report.html, report.md, attribution.csv, tornado.csv, summary.json, "
-              "manifest.json)", markup=False, highlight=False, soft_wrap=True)
+    out.print("", markup=False)
+    _wrote(outcome.folder, outcome.files)
 
 
 def _print_attribution(summary: dict[str, Any]) -> None:
@@ -266,6 +292,7 @@ def _ci(pair: list[float]) -> str:
 
 @app.command()
 def sweep(
+    ctx: typer.Context,
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
     sets: Annotated[
         Optional[list[str]],  # noqa: UP045
@@ -299,10 +326,10 @@ def sweep(
 
     with _guarded("sweep", stop=bar.stop):
         outcome = execute_sweep(scenario, sets or [], trials, seed, out_dir, from_variant, progress=advance,
-                                replace=replace, max_rows=max_rows, workers=_workers(workers))
+                                command=_typed(ctx), replace=replace, max_rows=max_rows, workers=_workers(workers))
     _print_sweep(outcome.summary)
-    out.print(f"\nwrote {outcome.folder}/ (report.html, report.md, sweep.csv, sweep.json, trials.csv, manifest.json)",
-              markup=False, highlight=False, soft_wrap=True)
+    out.print("", markup=False)
+    _wrote(outcome.folder, outcome.files)
 
 
 def _print_sweep(summary: dict[str, Any]) -> None:
@@ -323,6 +350,11 @@ def _print_sweep(summary: dict[str, Any]) -> None:
     out.print(table)
     out.print("Efficient on expected loss and customer waiting (least waiting first): "
               + "; ".join(summary["frontier"]["expected_loss_usd"]), markup=False, highlight=False, soft_wrap=True)
+
+
+def _wrote(folder: Path, files: tuple[str, ...]) -> None:
+    """Print where the command wrote, and every file it wrote there."""
+    out.print(f"wrote {folder}/ ({', '.join(files)})", markup=False, highlight=False, soft_wrap=True)
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -418,6 +450,7 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run folder written by
 
 @app.command()
 def compare(
+    ctx: typer.Context,
     run_dirs: Annotated[
         list[Path], typer.Argument(help="Two or more run folders; the first one's baseline is the reference."),
     ],
@@ -425,18 +458,18 @@ def compare(
         Optional[Path],  # noqa: UP045
         typer.Option("--out", help="Comparison folder to create (default: results/compare-<run>-<time>)."),
     ] = None,
+    replace: Annotated[bool, typer.Option(help="Replace --out if it holds a previous complete comparison.")] = False,
 ) -> None:
     """Compare separate runs: paired trial by trial when they share scenario, seed and trials."""
     try:
-        comparison = compare_runs(run_dirs, out_dir)
+        comparison = compare_runs(run_dirs, out_dir, replace, _typed(ctx))
     except CustodysimError as exc:
         raise _fail(exc) from None
     for info in comparison.runs[1:]:
         out.print(f"{info.label}: {info.pairing}", markup=False, highlight=False, soft_wrap=True)
     for note in comparison.notes:
         out.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
-    out.print(f"wrote {comparison.folder}/ (comparison.json, comparison.md, comparison.html)",
-              markup=False, highlight=False, soft_wrap=True)
+    _wrote(comparison.folder, comparison.files)
 
 
 def _progress() -> Progress:

@@ -259,9 +259,15 @@ def test_cli_errors_name_the_path_and_exit_1(args, message, tmp_path):
 
 
 def test_cli_prints_the_table_and_where_it_wrote(tmp_path):
-    """The command prints one row per point, the efficient points and the folder written."""
-    result = _cli(["--set", "wallets.hot.balance=1000000,100000000", "--out", str(tmp_path / "s")])
+    """The command prints one row per point, the efficient points, and the folder with every file written there."""
+    args = ["--set", "wallets.hot.balance=1000000,100000000", "--out", str(tmp_path / "s")]
+    result = _cli(args)
     assert result.exit_code == 0, result.output
     assert "balance=1000000" in result.output and "balance=100000000" in result.output
     assert "Efficient on expected loss and customer waiting" in result.output
-    assert f"wrote {tmp_path / 's'}/" in result.output
+    files = sorted(p.name for p in (tmp_path / "s").iterdir())
+    wrote = result.stdout.strip().splitlines()[-1]
+    assert wrote.startswith(f"wrote {tmp_path / 's'}/ (") and sorted(wrote.split(" (", 1)[1][:-1].split(", ")) == files
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert manifest["command"] == ["custodysim", "sweep", str(SCENARIO), "--trials", "20", "--workers", "1", *args]
+    assert manifest["wall_seconds"] >= manifest["wall_time_seconds"] > 0
