@@ -10,6 +10,7 @@ import difflib
 import json
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,10 +20,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from custodysim import __version__
 from custodysim.errors import CustodysimError, RunInterrupted
-from custodysim.formatting import narrowing, number, pct, terminal_text, usd
+from custodysim.formatting import narrowing, number, pct, signed_usd, terminal_text, usd
 from custodysim.reporting.report import key_loss, rare_losses
 from custodysim.running.executors import default_workers
 from custodysim.running.rows import MAX_ROWS
@@ -32,12 +34,72 @@ from custodysim.scenario.schema import json_schema
 from custodysim.scenario.starter import write_starter
 from custodysim.studies.attribution import execute_attribution
 from custodysim.studies.compare import compare_runs
+from custodysim.studies.provenance import Command
 from custodysim.studies.run import execute_run, rerender, resume_run
 from custodysim.studies.sweep import execute_sweep
 from custodysim.studies.trace import trace_trial
 
+TYPED = "custodysim.command"
+"""Where the context keeps the command line as typed (a :class:`Command`), for the manifests."""
+
+
+class _NamedArgument(TyperArgument):
+    """An argument whose help shows its name and what it is, not its Python type (``<path>``)."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+
+class _ValueOption(TyperOption):
+    """An option whose help names the value it takes (``N``, ``FOLDER``), not its Python type (``<int>``).
+
+    A flag (``--replace``) takes no value and shows none.
+    """
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        if self.is_flag or self.count:
+            return None
+        return self.metavar or (self.name or "value").upper()
+
+
+def _plain(params: list[Any]) -> list[Any]:
+    """Return ``params``, each made to show in help without its Python type."""
+    for param in params:
+        if type(param) is TyperOption:
+            param.__class__ = _ValueOption
+        elif type(param) is TyperArgument:
+            param.__class__ = _NamedArgument
+    return params
+
+
+class _Command(TyperCommand):
+    """A command whose help names values, never types (see :class:`_ValueOption`)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain(super().get_params(ctx))
+
+
+class _App(TyperGroup):
+    """The ``custodysim`` command: keeps the command line as typed, and when it was read, for the manifests."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain(super().get_params(ctx))
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        typed = Command(("custodysim", *args), time.perf_counter())
+        ctx = super().make_context(info_name, args, parent, **extra)
+        ctx.meta[TYPED] = typed
+        return ctx
+
+
+def _typed(ctx: typer.Context) -> Command | None:
+    """Return the command line as typed (None if the command was not started through :data:`app`)."""
+    typed = ctx.meta.get(TYPED)
+    return typed if isinstance(typed, Command) else None
+
+
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    cls=_App, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
     help="Simulate what a crypto exchange's custody architecture would lose to a real attacker.",
 )
 
@@ -62,11 +124,12 @@ err = _Terminal(stderr=True, width=None if sys.stderr.isatty() else 120, emoji=F
 
 
 # Options that several commands share.
-Seed = Annotated[Optional[int], typer.Option(min=0, help="Master seed (default: the file's).")]  # noqa: UP045
+Seed = Annotated[Optional[int], typer.Option(min=0, metavar="SEED", help="Master seed (default: the file's).")]  # noqa: UP045
 Workers = Annotated[
     Optional[int],  # noqa: UP045
-    typer.Option(help="Local worker processes (default: every CPU this process may use; 1: no pool)."),
+    typer.Option(metavar="N", help="Local worker processes (default: every CPU this process may use; 1: no pool)."),
 ]
+
 
 
 def _fail(exc: CustodysimError) -> typer.Exit:
@@ -112,7 +175,7 @@ def _guarded(what: str, stop: Callable[[], None] | None = None) -> Iterator[None
         signal.signal(signal.SIGTERM, previous)
 
 
-@app.command()
+@app.command(cls=_Command, epilog="Example: custodysim validate scenarios/dmm-2024.yaml")
 def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")]) -> None:
     """Check a scenario file without running it."""
     try:
@@ -126,39 +189,50 @@ def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file."
               soft_wrap=True)
 
 
-@app.command()
+@app.command(cls=_Command,
+             epilog="Example: custodysim run scenarios/dmm-2024.yaml --trials 2000 --out results/dmm")
 def run(
+    ctx: typer.Context,
     scenario: Annotated[Optional[Path], typer.Argument(help="Scenario YAML file.")] = None,  # noqa: UP045
-    trials: Annotated[Optional[int], typer.Option(min=1, help="Trials per variant (default: the file's).")] = None,  # noqa: UP045
+    trials: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(min=1, metavar="N", help="Trials per variant (default: the file's)."),
+    ] = None,
     seed: Seed = None,
     out_dir: Annotated[
         Optional[Path],  # noqa: UP045
-        typer.Option("--out", help="Run folder to create (default: results/<scenario>-<time>)."),
+        typer.Option("--out", metavar="FOLDER", help="Run folder to create (default: results/<scenario>-<time>)."),
     ] = None,
     variant: Annotated[
         Optional[list[str]],  # noqa: UP045
-        typer.Option("--variant", help="Run only this variant (repeatable); the baseline always runs."),
+        typer.Option("--variant", metavar="NAME",
+                     help="Run only this variant (repeatable); the baseline always runs."),
     ] = None,
-    replace: Annotated[bool, typer.Option(help="Replace --out if it holds a previous complete run.")] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace --out if it holds a previous complete run."),
+    ] = False,
     resume: Annotated[
         Optional[Path],  # noqa: UP045
-        typer.Option(help="Finish the interrupted run to this folder from its completed chunks."),
+        typer.Option(metavar="FOLDER", help="Finish the interrupted run to this folder from its completed chunks."),
     ] = None,
-    max_rows: Annotated[int, typer.Option(min=1, help="Most trial rows (trials x variants) in memory.")] = MAX_ROWS,
+    max_rows: Annotated[
+        int, typer.Option(min=1, metavar="N", help="Most trial rows (trials x variants) in memory."),
+    ] = MAX_ROWS,
     workers: Workers = None,
-    executor: Annotated[str, typer.Option(help="Where trials run: 'local' or 'dask' (with --scheduler).")] = "local",
+    executor: Annotated[str, typer.Option(metavar="local|dask",
+                                          help="Where trials run: 'local' or 'dask' (with --scheduler).")] = "local",
     scheduler: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option(help="Dask scheduler address for --executor dask, e.g. tcp://host:8786."),
+        typer.Option(metavar="ADDRESS", help="Dask scheduler address for --executor dask, e.g. tcp://host:8786."),
     ] = None,
     precision: Annotated[
         Optional[float],  # noqa: UP045
-        typer.Option(help="Run until each variant's 95% CI half-width is within this share of its expected "
-                          "loss (0.02 for 2%), instead of --trials."),
+        typer.Option(metavar="SHARE", help="Run until each variant's 95% CI half-width is within this share of its "
+                                           "expected loss (0.02 for 2%), instead of --trials."),
     ] = None,
     max_trials: Annotated[
         Optional[int],  # noqa: UP045
-        typer.Option(help="With --precision: most trials per variant (default 1,000,000)."),
+        typer.Option(metavar="N", help="With --precision: most trials per variant (default 1,000,000)."),
     ] = None,
 ) -> None:
     """Run a scenario's Monte Carlo trials and write a run folder with summary, rows and report."""
@@ -190,31 +264,39 @@ def run(
 
         if resume is not None:
             outcome = resume_run(resume, progress=advance, workers=n_workers, executor=executor,
-                                 scheduler=scheduler)
+                                 scheduler=scheduler, command=_typed(ctx))
         else:
             assert scenario is not None
             outcome = execute_run(scenario, trials, seed, out_dir, variant, progress=advance, replace=replace,
                                   max_rows=max_rows, workers=n_workers, executor=executor, scheduler=scheduler,
-                                  precision=precision, max_trials=max_trials)
+                                  precision=precision, max_trials=max_trials, command=_typed(ctx))
     _print_summary(outcome.summary)
-    out.print(f"\nwrote {outcome.folder}/ (report.html, report.md, summary.json, trials.csv, manifest.json)",
-              markup=False, highlight=False, soft_wrap=True)
+    out.print("", markup=False)
+    _wrote(outcome.folder, outcome.files)
 
 
-@app.command()
+@app.command(cls=_Command, epilog="Example: custodysim attribution scenarios/dmm-2024.yaml "
+                                  "--controls independent-verification,independent-whitelist")
 def attribution(
+    ctx: typer.Context,
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
     controls: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option(help="Comma-separated variants to treat as controls (default: every variant)."),
+        typer.Option(metavar="NAMES", help="Comma-separated variants to treat as controls (default: every variant)."),
     ] = None,
-    trials: Annotated[Optional[int], typer.Option(min=1, help="Trials per combination (default: the file's).")] = None,  # noqa: UP045
+    trials: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(min=1, metavar="N", help="Trials per combination (default: the file's)."),
+    ] = None,
     seed: Seed = None,
     out_dir: Annotated[
         Optional[Path],  # noqa: UP045
-        typer.Option("--out", help="Folder to create (default: results/<scenario>-attribution-<time>)."),
+        typer.Option("--out", metavar="FOLDER",
+                     help="Folder to create (default: results/<scenario>-attribution-<time>)."),
     ] = None,
-    replace: Annotated[bool, typer.Option(help="Replace --out if it holds a previous complete run.")] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace --out if it holds a previous complete run."),
+    ] = False,
     workers: Workers = None,
 ) -> None:
     """Say what each control (variant) is worth alone and in the full set, and what the loss is sensitive to."""
@@ -229,10 +311,11 @@ def attribution(
             bar.advance(task, k)
             bar.refresh()
 
-        outcome = execute_attribution(scenario, names, trials, seed, out_dir, replace, _workers(workers), advance)
+        outcome = execute_attribution(scenario, names, trials, seed, out_dir, replace, _workers(workers), advance,
+                                      _typed(ctx))
     _print_attribution(outcome.summary)
-    out.print(f"\nwrote {outcome.folder}/ (report.html, report.md, attribution.csv, tornado.csv, summary.json, "
-              "manifest.json)", markup=False, highlight=False, soft_wrap=True)
+    out.print("", markup=False)
+    _wrote(outcome.folder, outcome.files)
 
 
 def _print_attribution(summary: dict[str, Any]) -> None:
@@ -264,26 +347,38 @@ def _ci(pair: list[float]) -> str:
     return f"{usd(pair[0])} to {usd(pair[1])}"
 
 
-@app.command()
+@app.command(cls=_Command, epilog="Example: custodysim sweep scenarios/hot-wallet-key-theft.yaml --from-variant "
+                                  "hot-cap --set wallets.hot.topup.cap=5000000,20000000,80000000")
 def sweep(
+    ctx: typer.Context,
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
     sets: Annotated[
         Optional[list[str]],  # noqa: UP045
-        typer.Option("--set", help="PATH=V1,V2,...: a field path (as in a variant's set) and the values it takes "
-                                   "(repeatable; the grid is every combination)."),
+        typer.Option("--set", metavar="PATH=V1,V2,...",
+                     help="A field path (as in a variant's set) and the values it takes (repeatable; the grid is "
+                          "every combination)."),
     ] = None,
-    trials: Annotated[Optional[int], typer.Option(min=1, help="Trials per grid point (default: the file's).")] = None,  # noqa: UP045
+    trials: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(min=1, metavar="N", help="Trials per grid point (default: the file's)."),
+    ] = None,
     seed: Seed = None,
     out_dir: Annotated[
         Optional[Path],  # noqa: UP045
-        typer.Option("--out", help="Sweep folder to create (default: results/<scenario>-sweep-<time>)."),
+        typer.Option("--out", metavar="FOLDER",
+                     help="Sweep folder to create (default: results/<scenario>-sweep-<time>)."),
     ] = None,
     from_variant: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option(help="Start every grid point from this variant's overrides (the swept paths win)."),
+        typer.Option(metavar="NAME",
+                     help="Start every grid point from this variant's overrides (the swept paths win)."),
     ] = None,
-    replace: Annotated[bool, typer.Option(help="Replace --out if it holds a previous complete run or sweep.")] = False,
-    max_rows: Annotated[int, typer.Option(min=1, help="Most trial rows (trials x points) in memory.")] = MAX_ROWS,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace --out if it holds a previous complete run or sweep."),
+    ] = False,
+    max_rows: Annotated[
+        int, typer.Option(min=1, metavar="N", help="Most trial rows (trials x points) in memory."),
+    ] = MAX_ROWS,
     workers: Workers = None,
 ) -> None:
     """Run a scenario over the grid of --set values on common random numbers; write a table, report and frontier."""
@@ -299,10 +394,10 @@ def sweep(
 
     with _guarded("sweep", stop=bar.stop):
         outcome = execute_sweep(scenario, sets or [], trials, seed, out_dir, from_variant, progress=advance,
-                                replace=replace, max_rows=max_rows, workers=_workers(workers))
+                                command=_typed(ctx), replace=replace, max_rows=max_rows, workers=_workers(workers))
     _print_sweep(outcome.summary)
-    out.print(f"\nwrote {outcome.folder}/ (report.html, report.md, sweep.csv, sweep.json, trials.csv, manifest.json)",
-              markup=False, highlight=False, soft_wrap=True)
+    out.print("", markup=False)
+    _wrote(outcome.folder, outcome.files)
 
 
 def _print_sweep(summary: dict[str, Any]) -> None:
@@ -325,12 +420,17 @@ def _print_sweep(summary: dict[str, Any]) -> None:
               + "; ".join(summary["frontier"]["expected_loss_usd"]), markup=False, highlight=False, soft_wrap=True)
 
 
+def _wrote(folder: Path, files: tuple[str, ...]) -> None:
+    """Print where the command wrote, and every file it wrote there."""
+    out.print(f"wrote {folder}/ ({', '.join(files)})", markup=False, highlight=False, soft_wrap=True)
+
+
 def _terminate(signum: int, frame: object) -> None:
     """Treat SIGTERM like Ctrl-C: stop promptly, keep what is complete, write no run folder."""
     raise KeyboardInterrupt
 
 
-@app.command()
+@app.command(cls=_Command, epilog="Example: custodysim new my-exchange.yaml")
 def new(path: Annotated[Path, typer.Argument(help="Where to write the starter scenario (my-exchange.yaml).")]) -> None:
     """Write a commented starter scenario for a typical exchange, ready to run and to edit."""
     try:
@@ -344,21 +444,20 @@ def new(path: Annotated[Path, typer.Argument(help="Where to write the starter sc
               markup=False, highlight=False, soft_wrap=True)
 
 
-@app.command()
+@app.command(cls=_Command, epilog="Example: custodysim schema > custodysim.schema.json")
 def schema() -> None:
     """Print the JSON Schema of scenario files, for editors that complete and check YAML against it."""
     sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
 
 
-@app.command("library")
+@app.command("library", cls=_Command, epilog="Example: custodysim library session_cookie_theft")
 def library_command(
     name: Annotated[Optional[str], typer.Argument(help="An entry to show in full.")] = None,  # noqa: UP045
-    markdown: Annotated[bool, typer.Option("--markdown", help="Print the whole reference as Markdown.")] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print the reference (or the entry NAME) as "
+                                                              "Markdown.")] = False,
 ) -> None:
     """List the library's named techniques and controls with their defaults (or show one in full)."""
-    if markdown:
-        sys.stdout.write(library.markdown())
-        return
+    found = None
     if name is not None:
         found = library.entry(name)
         if found is None:
@@ -367,6 +466,10 @@ def library_command(
             err.print(f"no library entry called {name!r}{hint}; 'custodysim library' lists them",
                       markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(code=1)
+    if markdown:
+        sys.stdout.write(library.markdown(found))
+        return
+    if found is not None:
         out.print(library.describe(found), markup=False, highlight=False, soft_wrap=True)
         return
     table = Table(title="custodysim library: techniques and controls (custodysim library NAME for sources)")
@@ -380,11 +483,11 @@ def library_command(
               "under 'controls.measures'; see docs/library.md.", markup=False, highlight=False, soft_wrap=True)
 
 
-@app.command()
+@app.command(cls=_Command, epilog="Example: custodysim trace results/dmm --trial 17 --variant split-wallets")
 def trace(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file, or a run folder (its scenario and seed).")],
-    trial: Annotated[int, typer.Option(min=0, help="Trial number (as in trials.csv).")],
-    variant: Annotated[Optional[str], typer.Option(help="Variant (default: the baseline).")] = None,  # noqa: UP045
+    trial: Annotated[int, typer.Option(min=0, metavar="K", help="Trial number (as in trials.csv).")],
+    variant: Annotated[Optional[str], typer.Option(metavar="NAME", help="Variant (default: the baseline).")] = None,  # noqa: UP045
     seed: Seed = None,
 ) -> None:
     """Tell one trial's story: who fell for what, each compromise, each signature, the loss.
@@ -401,7 +504,7 @@ def trace(
         out.print("  " + line, markup=False, highlight=False, soft_wrap=True)
 
 
-@app.command()
+@app.command(cls=_Command, epilog="Example: custodysim report results/dmm")
 def report(run_dir: Annotated[Path, typer.Argument(help="A run folder written by 'custodysim run'.")]) -> None:
     """Re-render a run's summary and reports from its stored rows (after an upgrade, say)."""
     try:
@@ -413,27 +516,30 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run folder written by
               soft_wrap=True)
 
 
-@app.command()
+@app.command(cls=_Command, epilog="Example: custodysim compare results/q3 results/q4 --out results/q3-vs-q4")
 def compare(
+    ctx: typer.Context,
     run_dirs: Annotated[
         list[Path], typer.Argument(help="Two or more run folders; the first one's baseline is the reference."),
     ],
     out_dir: Annotated[
         Optional[Path],  # noqa: UP045
-        typer.Option("--out", help="Comparison folder to create (default: results/compare-<run>-<time>)."),
+        typer.Option("--out", metavar="FOLDER",
+                     help="Comparison folder to create (default: results/compare-<run>-<time>)."),
     ] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Replace --out if it holds a previous complete "
+                                                            "comparison.")] = False,
 ) -> None:
     """Compare separate runs: paired trial by trial when they share scenario, seed and trials."""
     try:
-        comparison = compare_runs(run_dirs, out_dir)
+        comparison = compare_runs(run_dirs, out_dir, replace, _typed(ctx))
     except CustodysimError as exc:
         raise _fail(exc) from None
     for info in comparison.runs[1:]:
         out.print(f"{info.label}: {info.pairing}", markup=False, highlight=False, soft_wrap=True)
     for note in comparison.notes:
         out.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
-    out.print(f"wrote {comparison.folder}/ (comparison.json, comparison.md, comparison.html)",
-              markup=False, highlight=False, soft_wrap=True)
+    _wrote(comparison.folder, comparison.files)
 
 
 def _progress() -> Progress:
@@ -450,7 +556,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
         table.add_column(col, justify="right", no_wrap=True)
     for name, v in summary["variants"].items():
         low, high = v["expected_loss_ci95_usd"]
-        diff = "" if name == summary["baseline"] else usd(v["diff_vs_baseline_usd"])
+        diff = "" if name == summary["baseline"] else signed_usd(v["diff_vs_baseline_usd"])
         table.add_row(name, usd(v["expected_loss_usd"]), usd((high - low) / 2),
                       pct(v["p_any_loss"]), usd(v["var99_usd"]), usd(v.get("es99_usd")), diff)
     out.print(table)
@@ -497,7 +603,8 @@ def _print_costs(summary: dict[str, Any]) -> None:
         c = v["costs"]
         costs.add_row(name, usd(c["control_cost_usd"]), usd(c["expected_annual_loss_usd"]),
                       usd(c["total_cost_of_risk_usd"]),
-                      "" if name == summary["baseline"] else usd(c.get("total_cost_of_risk_diff_vs_baseline_usd")))
+                      "" if name == summary["baseline"]
+                      else signed_usd(c.get("total_cost_of_risk_diff_vs_baseline_usd")))
     out.print(costs)
     if any("survival" in v for v in variants.values()):
         survival = _table("Survival: a trial's loss after insurance (USD)", "P(> capital)", "retained",

@@ -17,6 +17,24 @@ def usd(x: float | None) -> str:
     return f"{sign}${x:,.0f}"
 
 
+def signed_usd(x: float | None) -> str:
+    """Format a change in USD with its sign: ``+$1.20M`` (an increase), ``-$945.16k``; ``$0`` and ``n/a`` unsigned.
+
+    A change that rounds to ``$0`` is shown as ``$0``: no sign on what shows no change.
+    """
+    if x is None:
+        return "n/a"
+    size = usd(abs(x))
+    if size == "$0":
+        return size
+    return ("+" if x > 0 else "-") + size
+
+
+def signed_ci(pair: list[float]) -> str:
+    """Format the 95% CI of a change, each end with its sign: ``-$3.10M to +$1.20M``."""
+    return f"{signed_usd(pair[0])} to {signed_usd(pair[1])}"
+
+
 def pct(x: float) -> str:
     """Format a share as a percentage with one decimal: ``13.2%`` (never ``-0.0%``).
 

@@ -237,6 +237,12 @@ def test_cli_writes_the_attribution_folder(tmp_path, base):
     assert "http://" not in html.replace('http://www.w3.org', '') and "https://" not in html
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["controls"] == ["wl", "small"] and manifest["trials"] == 200
+    assert manifest["command"] == ["custodysim", "attribution", str(path), "--trials", "200", "--workers", "1",
+                                   "--out", str(out), "--controls", "wl,small"]
+    assert manifest["wall_seconds"] >= manifest["wall_time_seconds"] > 0
+    wrote = result.stdout.strip().splitlines()[-1]
+    assert wrote == f"wrote {out}/ ({', '.join(manifest['files'])})"
+    assert sorted(manifest["files"]) == sorted(p.name for p in out.iterdir())
     again = CliRunner().invoke(app, ["attribution", str(path), "--trials", "200", "--workers", "1", "--out", str(out)])
     assert again.exit_code == 1 and "already exists" in again.stderr
 

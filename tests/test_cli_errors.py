@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -281,3 +282,27 @@ def test_line_numbers_are_not_turned_into_emoji(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["validate", str(path)])
     assert result.exit_code == 1
     assert "s.yaml:100: assets" in result.output
+
+
+COMMANDS = ["validate", "run", "attribution", "sweep", "new", "schema", "library", "trace", "report", "compare"]
+TYPE = re.compile(r"<(bool|path|int|float|str|text|list|dict|tuple|datetime|file|dir|uuid)\b[^>]*>", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_names_values_not_types_and_gives_an_example(command: str) -> None:
+    """Each command's --help shows no <type> on its flags and one example of the command, with files that exist."""
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert TYPE.search(result.output) is None, result.output
+    examples = re.findall(r"Example: custodysim (\S+)(.*)", result.output)
+    assert len(examples) == 1 and examples[0][0] == command, result.output
+    root = Path(__file__).resolve().parent.parent
+    for path in re.findall(r"scenarios/\S+\.yaml", examples[0][1]):
+        assert (root / path).is_file(), path
+
+
+def test_app_help_shows_no_types() -> None:
+    """`custodysim --help` lists the commands with no <bool> beside --version or --help."""
+    result = runner.invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "compare" in result.output
+    assert TYPE.search(result.output) is None, result.output

@@ -167,6 +167,29 @@ def test_existing_out_folder_is_refused(runs, tmp_path):
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
+def test_differences_are_written_with_their_sign(runs, tmp_path):
+    """Each entry's difference against the reference and its CI are written signed in comparison.md and .html."""
+    from custodysim.formatting import signed_ci, signed_usd
+
+    out = tmp_path / "cmp"
+    compare_runs([runs["b"], runs["s5"], runs["a"]], out)
+    md, html = (out / "comparison.md").read_text(), (out / "comparison.html").read_text()
+    for e in _json(out)["entries"]:
+        if not e["is_reference"]:
+            shown = f"{signed_usd(e['diff_vs_reference_usd'])} | {signed_ci(e['diff_ci95_usd'])}"
+            assert shown in md
+            assert signed_ci(e["diff_ci95_usd"]) in html
+
+
+def test_trace_of_a_comparison_folder_says_what_it_is(runs, tmp_path):
+    """Tracing a trial in a comparison folder (it has a manifest too) says it holds a comparison, not a run."""
+    from custodysim.studies.trace import trace_trial
+
+    compare_runs([runs["a"], runs["b"]], tmp_path / "cmp")
+    with pytest.raises(RunFolderError, match="holds a comparison of runs, not a run"):
+        trace_trial(tmp_path / "cmp", 0)
+
+
 def test_fewer_than_two_folders_or_one_folder_twice_is_refused(runs, tmp_path):
     """One folder, or the same folder twice (even spelled differently), is a RunFolderError."""
     with pytest.raises(RunFolderError, match="at least two run folders"):
@@ -183,7 +206,7 @@ def test_default_out_folder_is_named_after_the_first_run(runs, tmp_path, monkeyp
     assert comparison.folder.parent == Path("results")
     assert comparison.folder.name.startswith("compare-b-")
     assert sorted(p.name for p in (tmp_path / comparison.folder).iterdir()) == [
-        "comparison.html", "comparison.json", "comparison.md"]
+        "comparison.html", "comparison.json", "comparison.md", "manifest.json"]
     assert [p.name for p in (tmp_path / "results").iterdir()] == [comparison.folder.name]
     assert comparison.reference == "b:baseline"
 
@@ -221,7 +244,55 @@ def test_cli_compare_writes_the_folder_and_says_how_it_paired(runs, tmp_path):
     result = CliRunner().invoke(app, ["compare", str(runs["a"]), str(runs["b"]), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "paired trial by trial" in result.output
-    assert {p.name for p in out.iterdir()} == {"comparison.json", "comparison.md", "comparison.html"}
+    assert {p.name for p in out.iterdir()} == {"comparison.json", "comparison.md", "comparison.html", "manifest.json"}
+
+
+def test_cli_compare_manifest_and_wrote_line_name_every_file(runs, tmp_path):
+    """The comparison's manifest records the command as typed and its wall time; "wrote" names every file there."""
+    from typer.testing import CliRunner
+
+    from custodysim.cli import app
+
+    out = tmp_path / "cmp"
+    args = ["compare", str(runs["a"]), str(runs["b"]), "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["kind"] == "compare" and manifest["command"] == ["custodysim", *args]
+    assert manifest["wall_seconds"] > 0
+    assert sorted(manifest["files"]) == sorted(p.name for p in out.iterdir())
+    wrote = result.output.strip().splitlines()[-1]
+    assert wrote == f"wrote {out}/ ({', '.join(manifest['files'])})"
+
+
+def test_compare_replace_swaps_a_previous_comparison_only_when_asked(runs, tmp_path):
+    """An existing --out is refused without --replace (untouched); with it, the new comparison replaces the old."""
+    from typer.testing import CliRunner
+
+    from custodysim.cli import app
+
+    out = tmp_path / "cmp"
+    compare_runs([runs["a"], runs["b"]], out)
+    before = (out / "comparison.json").read_text()
+    refused = CliRunner().invoke(app, ["compare", str(runs["a"]), str(runs["s5"]), "--out", str(out)])
+    assert refused.exit_code == 1 and "already exists" in refused.output and "--replace" in refused.output
+    assert (out / "comparison.json").read_text() == before
+    replaced = CliRunner().invoke(app, ["compare", str(runs["a"]), str(runs["s5"]), "--out", str(out), "--replace"])
+    assert replaced.exit_code == 0, replaced.output
+    assert "s5:split-wallets" in _entries(_json(out))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cmp"]
+
+
+def test_compare_never_replaces_a_run_it_compares(runs, tmp_path):
+    """--out naming one of the compared runs (or a folder holding one) is refused even with --replace."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(runs["a"], a)
+    shutil.copytree(runs["b"], b)
+    with pytest.raises(RunFolderError, match=r"is the run .* being compared"):
+        compare_runs([a, b], a, replace=True)
+    with pytest.raises(RunFolderError, match=r"holds the run .* being compared"):
+        compare_runs([a, b], tmp_path, replace=True)
+    assert (a / "trials.csv").is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
 
 
 def test_cli_compare_of_a_non_run_exits_1(tmp_path):

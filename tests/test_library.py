@@ -240,6 +240,22 @@ def test_library_command_lists_shows_and_refuses():
     assert wrong.exit_code == 1 and "did you mean 'session_cookie_theft'" in wrong.output
 
 
+def test_library_name_markdown_prints_that_entry_only():
+    """`custodysim library NAME --markdown` prints NAME's section of the reference, no other entry; a wrong NAME exits 1."""
+    from typer.testing import CliRunner
+
+    from custodysim.cli import app
+
+    runner = CliRunner()
+    shown = runner.invoke(app, ["library", "session_cookie_theft", "--markdown"])
+    assert shown.exit_code == 0
+    assert shown.stdout.startswith("#### `session_cookie_theft`") and shown.stdout in library.markdown()
+    assert [e.name for e in library.ENTRIES if f"#### `{e.name}`" in shown.stdout] == ["session_cookie_theft"]
+    assert runner.invoke(app, ["library", "--markdown"]).stdout == library.markdown()
+    wrong = runner.invoke(app, ["library", "session_cookie", "--markdown"])
+    assert wrong.exit_code == 1 and "did you mean 'session_cookie_theft'" in wrong.output and "####" not in wrong.output
+
+
 def test_wallet_splitting_measure_is_the_split_written_by_hand():
     """wallet_splitting on DMM's main wallet gives, trial by trial and column by column, the split-wallets variant."""
     from pathlib import Path

@@ -13,7 +13,7 @@ import pytest
 from conftest import build, load
 
 from custodysim.analysis.assumptions import key_inputs
-from custodysim.formatting import pct, usd
+from custodysim.formatting import pct, signed_ci, signed_usd, usd
 from custodysim.reporting import charts
 from custodysim.reporting.report import best_sentence, ranked, render_html, render_markdown, verdict
 from custodysim.reporting.stories import worst_stories
@@ -151,14 +151,14 @@ def test_renders_in_separate_processes_are_byte_identical(tmp_path):
 
 
 def test_paired_comparison_ranks_variants_by_loss_avoided(dmm):
-    """The comparison section lists non-baseline variants by loss avoided, with paired and unpaired CIs."""
+    """The comparison section lists non-baseline variants by loss avoided, with paired and unpaired CIs (signed)."""
     section = _section(dmm["html"], "comparison")
     variants = dmm["summary"]["variants"]
     order = re.findall(r'<tr><td><span class="vn"><span class="sw"[^>]*></span>([^<\s]+)', section)
     assert order == sorted((n for n in variants if n != "baseline"), key=lambda n: variants[n]["diff_vs_baseline_usd"])
     for name in order:
-        low, high = variants[name]["diff_ci95_unpaired_usd"]
-        assert f"{usd(low)} to {usd(high)}" in section
+        assert signed_ci(variants[name]["diff_ci95_usd"]) in section
+        assert signed_ci(variants[name]["diff_ci95_unpaired_usd"]) in section
 
 
 def test_native_units_and_controls_and_operations_are_shown(dmm):
@@ -237,3 +237,26 @@ def test_markdown_report_still_renders(dmm):
     manifest = {**dmm["manifest"], "wall_time_seconds": 1.0}
     text = render_markdown(dmm["summary"], manifest)
     assert usd(dmm["summary"]["variants"]["baseline"]["expected_loss_usd"]) in text
+
+
+def test_signed_usd_marks_increases_and_leaves_zero_unsigned():
+    """A change is +$ when it increases, -$ when it falls, and $0 (no sign) when it rounds to nothing."""
+    assert signed_usd(60_000) == "+$60.00k" and signed_usd(-29_160_000) == "-$29.16M"
+    assert signed_usd(0.0) == signed_usd(-0.0) == signed_usd(0.4) == signed_usd(-0.4) == "$0"
+    assert signed_usd(None) == "n/a"
+    assert signed_ci([-1_200_000, 3_400_000]) == "-$1.20M to +$3.40M"
+
+
+def test_an_increase_shows_its_plus_sign_in_the_reports_and_the_terminal(dmm, capsys):
+    """dmm-2024's higher threshold costs $60k a year more and loses the same: +$60.00k in HTML, Markdown and terminal."""
+    from custodysim import cli
+
+    costs = dmm["summary"]["variants"]["threshold-3of5"]["costs"]
+    assert costs["total_cost_of_risk_diff_vs_baseline_usd"] == pytest.approx(60_000)
+    manifest = {**dmm["manifest"], "wall_time_seconds": 1.0}
+    for text in (dmm["html"], render_markdown(dmm["summary"], manifest)):
+        assert "+$60.00k" in text and "to +$60.00k" in text
+    cli._print_summary(dmm["summary"])
+    printed = capsys.readouterr().out
+    row = next(line for line in printed.splitlines() if "threshold-3of5" in line and "$480.00k" in line)
+    assert row.rstrip(" │").endswith("+$60.00k")

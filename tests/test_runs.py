@@ -113,13 +113,14 @@ def test_failed_run_leaves_no_run_folder(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == [".run.partial"]
 
 
-def test_manifest_carries_provenance_with_relative_paths(tmp_path):
-    """The manifest names version, seed, trials, scenario hash and wall time, with no absolute paths."""
-    execute_run(SCENARIOS / "key-concentration.yaml", trials=20, out=tmp_path / "r", command=["custodysim", "run"])
+def test_manifest_of_a_library_call_records_no_command(tmp_path):
+    """A run called from Python records command null, the scenario's name, and both wall times."""
+    execute_run(SCENARIOS / "key-concentration.yaml", trials=20, out=tmp_path / "r")
     manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
-    for key in ("version", "seed", "trials", "scenario_sha256", "wall_time_seconds", "command"):
+    for key in ("version", "seed", "trials", "scenario_sha256", "wall_time_seconds", "wall_seconds", "command"):
         assert key in manifest
-    assert manifest["scenario_file"] == "key-concentration.yaml"
+    assert manifest["command"] is None and manifest["scenario_file"] == "key-concentration.yaml"
+    assert manifest["wall_seconds"] >= manifest["wall_time_seconds"] > 0
     assert str(tmp_path) not in (tmp_path / "r" / "manifest.json").read_text()
 
 
@@ -249,14 +250,53 @@ def test_interrupted_replacement_keeps_the_old_run(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [".run.partial", "run"]
 
 
-def test_manifest_command_names_no_home_folder(tmp_path):
-    """Absolute paths in the recorded command are cut to file names, so no user or home folder leaks."""
-    out = tmp_path / "r"
-    execute_run(SCENARIOS / "dmm-2024.yaml", trials=5, out=out, variants=["baseline"],
-                command=["custodysim", "run", "/home/alice/secret/dmm.yaml", f"--out={out}", "--trials", "5"])
-    text = (out / "manifest.json").read_text()
-    assert "alice" not in text and str(tmp_path) not in text
-    assert json.loads(text)["command"] == ["custodysim", "run", "dmm.yaml", "--out=r", "--trials", "5"]
+def test_cli_manifest_records_the_command_as_typed_and_wrote_names_every_file(tmp_path, monkeypatch):
+    """`custodysim run` records its words as typed and the whole command's wall time; "wrote" lists the folder's files."""
+    from typer.testing import CliRunner
+
+    from custodysim.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.yaml").write_bytes((SCENARIOS / "key-concentration.yaml").read_bytes())
+    args = ["run", "s.yaml", "--trials", "20", "--out", "r", "--workers", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert manifest["command"] == ["custodysim", *args]
+    assert manifest["wall_seconds"] >= manifest["wall_time_seconds"] > 0
+    files = sorted(p.name for p in (tmp_path / "r").iterdir())
+    assert sorted(manifest["files"]) == files
+    wrote = result.stdout.strip().splitlines()[-1]
+    assert wrote.startswith("wrote r/ (") and sorted(wrote[len("wrote r/ ("):-1].split(", ")) == files
+
+
+def test_cli_manifest_writes_a_path_inside_the_run_folder_relative_to_it(tmp_path, monkeypatch):
+    """Re-running a run's own scenario copy into that folder records the copy as 'scenario.yaml', --out as typed."""
+    from typer.testing import CliRunner
+
+    from custodysim.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    execute_run(SCENARIOS / "key-concentration.yaml", trials=10, out=tmp_path / "r")
+    args = ["run", "r/scenario.yaml", "--trials", "20", "--out", "r", "--replace", "--workers", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert manifest["command"] == ["custodysim", "run", "scenario.yaml", "--trials", "20", "--out", "r", "--replace",
+                                   "--workers", "1"]
+    assert manifest["trials"] == 20
+
+
+def test_recorded_command_names_no_home_folder(tmp_path, monkeypatch):
+    """A path in the home folder is recorded from ~ (as the shell reads it); other paths and words stay as typed."""
+    from custodysim.studies.provenance import Command, as_typed
+
+    monkeypatch.setenv("HOME", "/home/alice")
+    typed = ("custodysim", "run", "/home/alice/secret/dmm.yaml", "--out=/home/alice/r", "--seed", "5",
+             "/srv/shared/s.yaml", "rel/s.yaml")
+    assert as_typed(Command(typed, 0.0), tmp_path / "r") == [
+        "custodysim", "run", "~/secret/dmm.yaml", "--out=~/r", "--seed", "5", "/srv/shared/s.yaml", "rel/s.yaml"]
+    assert as_typed(None, tmp_path / "r") is None
 
 
 def test_oversized_run_is_refused_with_the_arithmetic(tmp_path):

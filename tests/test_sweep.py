@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from custodysim.cli import app
 from custodysim.errors import LimitError, OptionError, RunFolderError, ScenarioError
+from custodysim.formatting import signed_ci, signed_usd
 from custodysim.running.precision import mean_ci
 from custodysim.scenario.grids import grid, labels, parse_axes, parse_axis
 from custodysim.studies.run import execute_run
@@ -118,6 +119,16 @@ def test_sweep_folder_holds_its_files_and_a_tidy_table(cap_sweep):
     assert 'id="frontier"' in html and "http" not in html.split("</head>")[0]
     md = (folder / "report.md").read_text()
     assert all(f"| cap={c} |" in md for c in CAPS)
+
+
+def test_sweep_reports_write_each_change_with_its_sign(cap_sweep):
+    """Each point's change against the baseline and its CI appear signed (+ on an increase) in both reports."""
+    folder, summary = cap_sweep["folder"], cap_sweep["summary"]
+    md, html = (folder / "report.md").read_text(), (folder / "report.html").read_text()
+    for point in summary["points"]:
+        v = summary["variants"][point["name"]]
+        assert f"{signed_usd(v['diff_vs_baseline_usd'])} ({signed_ci(v['diff_ci95_usd'])})" in md
+        assert signed_ci(v["diff_ci95_usd"]) in html
 
 
 def test_two_swept_paths_get_a_heat_map_and_the_same_figures_whatever_the_workers(tmp_path):
@@ -248,9 +259,15 @@ def test_cli_errors_name_the_path_and_exit_1(args, message, tmp_path):
 
 
 def test_cli_prints_the_table_and_where_it_wrote(tmp_path):
-    """The command prints one row per point, the efficient points and the folder written."""
-    result = _cli(["--set", "wallets.hot.balance=1000000,100000000", "--out", str(tmp_path / "s")])
+    """The command prints one row per point, the efficient points, and the folder with every file written there."""
+    args = ["--set", "wallets.hot.balance=1000000,100000000", "--out", str(tmp_path / "s")]
+    result = _cli(args)
     assert result.exit_code == 0, result.output
     assert "balance=1000000" in result.output and "balance=100000000" in result.output
     assert "Efficient on expected loss and customer waiting" in result.output
-    assert f"wrote {tmp_path / 's'}/" in result.output
+    files = sorted(p.name for p in (tmp_path / "s").iterdir())
+    wrote = result.stdout.strip().splitlines()[-1]
+    assert wrote.startswith(f"wrote {tmp_path / 's'}/ (") and sorted(wrote.split(" (", 1)[1][:-1].split(", ")) == files
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert manifest["command"] == ["custodysim", "sweep", str(SCENARIO), "--trials", "20", "--workers", "1", *args]
+    assert manifest["wall_seconds"] >= manifest["wall_time_seconds"] > 0

@@ -11,7 +11,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from custodysim.analysis.frontier import efficient_names, frontier_rows
-from custodysim.formatting import amount, clip, markdown_text, narrowing, number, pct, usd
+from custodysim.formatting import amount, clip, markdown_text, narrowing, number, pct, signed_ci, signed_usd, usd
 from custodysim.running.rows import VariantRows
 
 OUTCOMES = {
@@ -32,9 +32,11 @@ def template_env(autoescape: bool = False) -> Environment:
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=autoescape,
                       finalize=None if autoescape else markdown_text)
     env.filters["usd"] = usd
+    env.filters["signed_usd"] = signed_usd
     env.filters["pct"] = pct
     env.filters["amount"] = amount
     env.filters["clip"] = clip
+    env.globals["signed_ci"] = signed_ci
     env.globals["narrowing"] = narrowing
     env.globals["num"] = number
     return env

@@ -166,6 +166,8 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         raise RunFolderError(f"{path}: cannot be read as JSON ({exc})") from None
     if not isinstance(manifest, dict):
         raise RunFolderError(f"{path}: should hold a JSON object; the file is damaged")
+    if manifest.get("kind") == "compare":
+        raise RunFolderError(f"{folder}: holds a comparison of runs, not a run; give a run folder or a scenario file")
     _check_json(path, manifest, _MANIFEST)
     _check_scenario_copy(folder, manifest.get("scenario_sha256"))
     return manifest
@@ -196,11 +198,12 @@ _FIGURE: Check = ("a finite number or null", lambda v: v is None or _number(v))
 _COUNT: Check = ("a whole number of 0 or more", _whole)
 _TRIALS: Check = ("a whole number of 1 or more", lambda v: _whole(v) and v >= 1)
 _LINES: Check = ("a list of text", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))
+_COMMAND: Check = ("a list of text, or null", lambda v: v is None or _LINES[1](v))
 
 Fields = dict[str, tuple[Check, bool]]
 """The keys of a JSON object: what each should be, and whether it must be there."""
 _MANIFEST: Fields = {"scenario_file": (_TEXT, False), "scenario_sha256": (_TEXT, False), "version": (_TEXT, False),
-                     "created_utc": (_TEXT, False), "command": (_LINES, False), "seed": (_COUNT, True),
+                     "created_utc": (_TEXT, False), "command": (_COMMAND, False), "seed": (_COUNT, True),
                      "trials": (_TRIALS, True)}
 _VARIANT: Fields = {**{f: (_FIGURE, False) for f in FIGURES}, "costs": (_OBJECT, False)}
 _COSTS: Fields = {"control_cost_usd": (("a finite number of 0 or more, or null", lambda v: v is None or _AMOUNT[1](v)),

@@ -456,8 +456,14 @@ STAGE_TITLES = {
 SOURCES_NOTE = "Every source's public address, and the incident and control facts in full: docs/sources.md."
 
 
-def markdown() -> str:
-    """Return the library reference in Markdown: every entry, its defaults, ranges, rationale and sources."""
+def markdown(only: Entry | None = None) -> str:
+    """Return the library reference in Markdown: every entry, its defaults, ranges, rationale and sources.
+
+    Args:
+        only: the one entry to return (as the full reference has it, under its heading); None: all of them.
+    """
+    if only is not None:
+        return "\n".join(_entry_markdown(only))
     lines: list[str] = []
     for stage, title in STAGE_TITLES.items():
         members = [e for e in ENTRIES if e.stage == stage]
@@ -465,15 +471,21 @@ def markdown() -> str:
             continue
         lines += [f"### {title}", ""]
         for e in members:
-            lines += [f"#### `{e.name}`", "", e.summary, "", f"*In the model:* {e.in_the_model}", ""]
-            if e.priors:
-                lines += ["| field | default | plausible range | unit |", "|---|---|---|---|"]
-                lines += [f"| `{p.field}` | {shown(p.value)} | {_range(p)} | {p.unit} |" for p in e.priors]
-                lines.append("")
-            lines += [f"*How chosen* (uncertainty: {e.uncertainty}): {e.rationale}", "", "*Sources:*", ""]
-            lines += [f"- {source}" for source in e.sources]
-            lines.append("")
+            lines += _entry_markdown(e)
     return "\n".join(lines)
+
+
+def _entry_markdown(e: Entry) -> list[str]:
+    """Return the lines of one entry in the Markdown reference, its heading first and a blank line last."""
+    lines = [f"#### `{e.name}`", "", e.summary, "", f"*In the model:* {e.in_the_model}", ""]
+    if e.priors:
+        lines += ["| field | default | plausible range | unit |", "|---|---|---|---|"]
+        lines += [f"| `{p.field}` | {shown(p.value)} | {_range(p)} | {p.unit} |" for p in e.priors]
+        lines.append("")
+    lines += [f"*How chosen* (uncertainty: {e.uncertainty}): {e.rationale}", "", "*Sources:*", ""]
+    lines += [f"- {source}" for source in e.sources]
+    lines.append("")
+    return lines
 
 
 def describe(e: Entry) -> str:

@@ -34,7 +34,7 @@ from custodysim.running.precision import mean_ci
 from custodysim.running.rows import VariantRows, check_size
 from custodysim.running.runner import Progress, Simulated, simulate
 from custodysim.scenario.loader import LoadedScenario, derive, load_scenario
-from custodysim.studies.provenance import SCENARIO_COPY, build_manifest, provenance, shareable_command
+from custodysim.studies.provenance import SCENARIO_COPY, Command, as_typed, build_manifest, provenance, write_manifest
 
 
 @dataclass(frozen=True)
@@ -238,17 +238,20 @@ class AttributionOutcome:
 
     folder: Path
     summary: dict[str, Any]
+    files: tuple[str, ...]
+    """The files written into the folder (the manifest's ``files``)."""
 
 
-FILES = ("attribution.csv", "tornado.csv", "summary.json", "report.md", "report.html", SCENARIO_COPY,
+FILES = ("report.html", "report.md", "attribution.csv", "tornado.csv", "summary.json", SCENARIO_COPY,
          "manifest.json")
-"""The files of an attribution folder (``manifest.json`` is written last: it marks completeness)."""
+"""The files of an attribution folder, in the order a reader wants them (``manifest.json`` is written last:
+it marks completeness)."""
 
 
 def execute_attribution(scenario: str | Path, controls: list[str] | None = None, trials: int | None = None,
                         seed: int | None = None, out: Path | None = None, replace: bool = False,
                         workers: int = 1, progress: Progress | None = None,
-                        command: list[str] | None = None) -> AttributionOutcome:
+                        command: Command | None = None) -> AttributionOutcome:
     """Load a scenario, simulate the attribution of its controls and write the attribution folder.
 
     The folder appears only when complete (see :func:`custodysim.running.outputs.staged_folder`); an interrupted
@@ -263,7 +266,8 @@ def execute_attribution(scenario: str | Path, controls: list[str] | None = None,
         replace: replace ``out`` if it holds a previous complete run, once the new one is complete.
         workers: local worker processes (1 runs in this process); the figures do not depend on it.
         progress: called with (variant, trials) as chunks complete.
-        command: the command line to record (default: this process's).
+        command: the command line as typed, recorded in the manifest (None, for a call from Python: the
+            manifest's ``command`` is null and its ``wall_seconds`` times this call).
 
     Raises:
         ScenarioError: the file is not a valid scenario, or the controls overlap or do not combine.
@@ -283,7 +287,7 @@ def execute_attribution(scenario: str | Path, controls: list[str] | None = None,
         with staged_folder(folder, replace, keep_unfinished=False) as staging:
             result = simulate(plan.loaded, n, s, None, progress, None, pool)
             summary = summarise_attribution(plan, result, s)
-            manifest = build_manifest(shareable_command(command), Path(scenario).name, loaded.sha256, s,
+            manifest = build_manifest(as_typed(command, folder), Path(scenario).name, loaded.sha256, s,
                                       result.trials, {"controls": plan.controls,
                                                       "combinations_simulated": len(result.rows)},
                                       pool, started, list(FILES))
@@ -294,10 +298,10 @@ def execute_attribution(scenario: str | Path, controls: list[str] | None = None,
             write_rows(staging / "tornado.csv", tornado_table(summary), TORNADO_COLUMNS)
             (staging / "report.md").write_text(render_attribution_markdown(summary, manifest), encoding="utf-8")
             (staging / "report.html").write_text(render_attribution_html(summary, manifest), encoding="utf-8")
-            write_json(staging / "manifest.json", manifest)
+            write_manifest(staging, manifest, command.started if command is not None else started)
     finally:
         pool.close()
-    return AttributionOutcome(folder, summary)
+    return AttributionOutcome(folder, summary, FILES)
 
 
 def attribution_table(summary: dict[str, Any]) -> list[dict[str, Any]]:

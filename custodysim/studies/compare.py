@@ -10,6 +10,7 @@ narrower. Otherwise the difference is *unpaired* (Welch-style CI) and the output
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +26,10 @@ from custodysim.running.outputs import default_run_dir, ensure_new, json_text, r
 from custodysim.running.precision import Z95, mean_ci
 from custodysim.running.rows import VariantRows
 from custodysim.running.runfolder import FIGURES, StoredRun, read_run
+from custodysim.studies.provenance import Command, as_typed, comparison_manifest, write_manifest
+
+FILES = ("comparison.html", "comparison.md", "comparison.json", "manifest.json")
+"""The files of a comparison folder, in the order a reader wants them; manifest.json is written last."""
 
 PAIRED = "paired trial by trial (same scenario, seed and trials)"
 
@@ -97,6 +102,11 @@ class Comparison:
     entries: list[Entry]
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The files of the comparison folder, in the order a reader wants them."""
+        return FILES
+
     def entry(self, label: str) -> Entry:
         """Return the entry labelled ``<run>:<variant>``.
 
@@ -122,17 +132,23 @@ class Comparison:
         }
 
 
-def compare_runs(folders: list[Path], out: Path | None = None) -> Comparison:
-    """Compare two or more run folders and write comparison.json, comparison.md and comparison.html.
+def compare_runs(folders: list[Path], out: Path | None = None, replace: bool = False,
+                 command: Command | None = None) -> Comparison:
+    """Compare two or more run folders and write comparison.json, comparison.md, comparison.html and the manifest.
 
     Args:
         folders: complete run folders; the first run's baseline is the reference.
         out: the comparison folder to create (default: ``results/compare-<first folder name>-<UTC time>``).
+        replace: replace ``out`` if it holds a previous complete comparison (or run), once the new one is
+            complete.
+        command: the command line as typed, recorded in the manifest (None, for a call from Python: the
+            manifest's ``command`` is null and its ``wall_seconds`` times this call).
 
     Raises:
         RunFolderError: fewer than two folders, the same folder twice, a folder that is not a complete
-            run, or ``out`` exists already.
+            run, ``out`` is or holds one of the runs, or ``out`` exists already (and may not be replaced).
     """
+    started = time.perf_counter()
     folders = [Path(f) for f in folders]
     if len(folders) < 2:
         raise RunFolderError(f"compare needs at least two run folders (got {len(folders)})")
@@ -143,10 +159,14 @@ def compare_runs(folders: list[Path], out: Path | None = None) -> Comparison:
             raise RunFolderError(f"{f}: given twice (as {seen[key]} and {f}); compare different runs")
         seen[key] = f
     folder = out if out is not None else default_run_dir(f"compare-{folders[0].resolve().name}")
-    ensure_new(folder)  # fail before reading the runs, not after
+    for f in folders:
+        if folder.resolve() == f.resolve() or folder.resolve() in f.resolve().parents:
+            raise RunFolderError(f"{folder}: {'is' if folder.resolve() == f.resolve() else 'holds'} the run {f} "
+                                 "being compared; choose another --out")
+    ensure_new(folder, replace)  # fail before reading the runs, not after
     runs = [read_run(f, "compare") for f in folders]
     comparison = build_comparison(runs, folder)
-    write_comparison(comparison)
+    write_comparison(comparison, replace, as_typed(command, folder), command.started if command else started)
     return comparison
 
 
@@ -181,18 +201,29 @@ def build_comparison(runs: list[StoredRun], folder: Path) -> Comparison:
                       entries, notes)
 
 
-def write_comparison(comparison: Comparison) -> None:
-    """Write the comparison folder (comparison.json, .md, .html), which appears only when complete.
+def write_comparison(comparison: Comparison, replace: bool = False, command: list[str] | None = None,
+                     since: float | None = None) -> None:
+    """Write the comparison folder (comparison.json, .md, .html, manifest.json), which appears only when complete.
+
+    Args:
+        comparison: what to write, and where.
+        replace: replace the folder if it holds a previous complete comparison (or run).
+        command: the command line to record in the manifest (see :func:`~custodysim.studies.provenance.as_typed`).
+        since: when the command started (:func:`time.perf_counter`), for the manifest's ``wall_seconds``
+            (default: now).
 
     Raises:
-        RunFolderError: the folder exists already or cannot be created.
+        RunFolderError: the folder exists already (and may not be replaced) or cannot be created.
         WriteError: a file cannot be written (no folder is left).
     """
+    since = time.perf_counter() if since is None else since
     data = comparison.as_dict()
-    with staged_folder(comparison.folder, keep_unfinished=False) as staging:
+    manifest = comparison_manifest(command, comparison.created_utc, list(FILES))
+    with staged_folder(comparison.folder, replace, keep_unfinished=False) as staging:
         replace_files({staging / "comparison.json": json_text(data),
                        staging / "comparison.md": render_comparison_markdown(data),
                        staging / "comparison.html": render_comparison_html(data)})
+        write_manifest(staging, manifest, since)  # written last: its presence marks completeness
 
 
 def _labels(folders: list[Path]) -> list[str]:

@@ -38,7 +38,6 @@ from custodysim.running.outputs import (
     partial_dir,
     replace_files,
     staged_folder,
-    write_json,
     writing,
 )
 from custodysim.running.precision import DEFAULT_MAX_TRIALS, StopRule
@@ -47,7 +46,7 @@ from custodysim.running.runfolder import StoredRun, read_run
 from custodysim.running.runner import Columns, Progress, VariantRows, simulate
 from custodysim.running.trialscsv import write_events_csv, write_trials_csv
 from custodysim.scenario.loader import LoadedScenario, load_scenario, load_scenario_text
-from custodysim.studies.provenance import SCENARIO_COPY, build_manifest, provenance, shareable_command
+from custodysim.studies.provenance import SCENARIO_COPY, Command, as_typed, build_manifest, provenance, write_manifest
 
 PLAN = "run.json"
 """The parameters of a run in progress, kept in its staging folder so that it can be resumed.
@@ -62,6 +61,13 @@ class RunOutcome:
 
     folder: Path
     summary: dict[str, Any]
+    files: tuple[str, ...]
+    """The files written into the folder, in the order a reader wants them (the manifest's ``files``)."""
+
+
+FILES = ("report.html", "report.md", "summary.json", "trials.csv", "events.csv", "stories.json", SCENARIO_COPY,
+         "scenario.resolved.yaml", "manifest.json")
+"""The files of a run folder, in the order a reader wants them; manifest.json is written last."""
 
 
 def summarise_run(loaded: LoadedScenario, rows: list[VariantRows], cols: Columns, trials: int,
@@ -98,7 +104,7 @@ def summarise_run(loaded: LoadedScenario, rows: list[VariantRows], cols: Columns
 
 def execute_run(scenario: str | Path, trials: int | None = None, seed: int | None = None,
                 out: Path | None = None, variants: list[str] | None = None,
-                progress: Progress | None = None, command: list[str] | None = None,
+                progress: Progress | None = None, command: Command | None = None,
                 replace: bool = False, max_rows: int = MAX_ROWS, workers: int = 1, executor: str = "local",
                 scheduler: str | None = None, precision: float | None = None,
                 max_trials: int | None = None) -> RunOutcome:
@@ -111,7 +117,8 @@ def execute_run(scenario: str | Path, trials: int | None = None, seed: int | Non
         out: the run folder to create (default: a new folder under ``results/``).
         variants: the variants to run besides the baseline (default: all).
         progress: called after each chunk of trials.
-        command: the command line recorded in the manifest (default: this process's).
+        command: the command line as typed, recorded in the manifest (None, for a call from Python: the
+            manifest's ``command`` is null and its ``wall_seconds`` times this call).
         replace: replace ``out`` if it holds a previous complete run (swapped only once the new one is done).
         max_rows: the most trial rows (trials x variants) the run may hold.
         workers: local worker processes (1: simulate in this process, with no pool).
@@ -147,7 +154,7 @@ def execute_run(scenario: str | Path, trials: int | None = None, seed: int | Non
         "seed": seed if seed is not None else loaded.baseline.settings.seed,
         "variants": variants,
         "replace": replace,
-        "command": shareable_command(command),
+        "command": as_typed(command, folder),
     }
     try:
         copy = Path(scenario).read_bytes()  # as it was loaded a moment ago
@@ -159,7 +166,7 @@ def execute_run(scenario: str | Path, trials: int | None = None, seed: int | Non
             # Together, the plan last: a staging folder holding a plan holds all a resumed run needs.
             replace_files({staging / SCENARIO_COPY: copy,
                            staging / PLAN: json_text({**plan, "checksum": _checksum(plan)})})
-            summary = _complete(staging, loaded, plan, progress, started, pool)
+            summary = _complete(staging, loaded, plan, progress, started, _since(command, started), pool)
     except KeyboardInterrupt:
         raise _interrupted(folder) from None
     except WriteError as exc:
@@ -170,7 +177,12 @@ def execute_run(scenario: str | Path, trials: int | None = None, seed: int | Non
         raise _too_costly(folder, exc) from None
     finally:
         pool.close()
-    return RunOutcome(folder, summary)
+    return RunOutcome(folder, summary, FILES)
+
+
+def _since(command: Command | None, started: float) -> float:
+    """Return when the command started (for a call from Python: when the call did, ``started``)."""
+    return command.started if command is not None else started
 
 
 def _interrupted(folder: Path) -> BaseException:
@@ -218,11 +230,13 @@ def stop_rule(trials: int | None, precision: float | None, max_trials: int | Non
 
 
 def resume_run(folder: Path, progress: Progress | None = None, workers: int = 1, executor: str = "local",
-               scheduler: str | None = None) -> RunOutcome:
+               scheduler: str | None = None, command: Command | None = None) -> RunOutcome:
     """Finish an interrupted run to ``folder`` from its completed chunks.
 
     The figures are those of an uninterrupted run: trials do not depend on how they were chunked, nor
-    on the workers that simulate them (which may differ from the interrupted run's).
+    on the workers that simulate them (which may differ from the interrupted run's). The manifest
+    records the command that started the run (its settings are the run's) and ``resumed: true``; its
+    ``wall_seconds`` times ``command``, the one that resumed it.
 
     Raises:
         RunFolderError: there is no interrupted run to ``folder``, or its saved state is damaged.
@@ -234,7 +248,8 @@ def resume_run(folder: Path, progress: Progress | None = None, workers: int = 1,
     pool = open_executor(workers, executor, scheduler)
     try:
         with staged_folder(folder, plan["replace"], resume=True) as staging:
-            summary = _complete(staging, loaded, plan, progress, started, pool, resumed=True)
+            summary = _complete(staging, loaded, plan, progress, started, _since(command, started), pool,
+                                resumed=True)
     except KeyboardInterrupt:
         raise _interrupted(folder) from None
     except WriteError as exc:
@@ -245,7 +260,7 @@ def resume_run(folder: Path, progress: Progress | None = None, workers: int = 1,
         raise _too_costly(folder, exc) from None
     finally:
         pool.close()
-    return RunOutcome(folder, summary)
+    return RunOutcome(folder, summary, FILES)
 
 
 def _checksum(plan: dict[str, Any]) -> str:
@@ -312,8 +327,9 @@ def _plan_problem(plan: dict[str, Any]) -> str | None:
                                                        and all(isinstance(v, str) for v in plan["variants"])),
                      "a list of variant names, or null"),
         "replace": (isinstance(plan.get("replace"), bool), "true or false"),
-        "command": (isinstance(plan.get("command"), list) and all(isinstance(c, str) for c in plan["command"]),
-                    "a list of words"),
+        "command": (plan.get("command") is None or (isinstance(plan["command"], list)
+                                                     and all(isinstance(c, str) for c in plan["command"])),
+                    "a list of words, or null"),
     }
     unknown = sorted(set(plan) - set(checks))
     if unknown:
@@ -330,8 +346,12 @@ def _plan_problem(plan: dict[str, Any]) -> str | None:
 
 
 def _complete(staging: Path, loaded: LoadedScenario, plan: dict[str, Any], progress: Progress | None,
-              started: float, executor: Executor, resumed: bool = False) -> dict[str, Any]:
-    """Simulate what the staging folder lacks, then write every file of the run into it."""
+              started: float, since: float, executor: Executor, resumed: bool = False) -> dict[str, Any]:
+    """Simulate what the staging folder lacks, then write every file of the run into it.
+
+    ``started`` is when this call's work started (``wall_time_seconds``), ``since`` when the command did
+    (``wall_seconds``).
+    """
     s = plan["seed"]
     stop = StopRule(plan["precision"], plan["max_trials"]) if plan.get("precision") is not None else None
     store = ChunkStore(staging)
@@ -340,9 +360,7 @@ def _complete(staging: Path, loaded: LoadedScenario, plan: dict[str, Any], progr
     summary = summarise_run(loaded, rows, cols, n, s, result.precision)
     manifest = build_manifest(plan["command"], plan["scenario_file"], loaded.sha256, s, n,
                               {"variants": list(summary["variants"]), "resumed": resumed}, executor, started,
-                              ["summary.json", "trials.csv", "events.csv", "stories.json", SCENARIO_COPY,
-                               "scenario.resolved.yaml",
-                               "report.md", "report.html", "manifest.json"])
+                              list(FILES))
     summary["provenance"] = provenance(manifest)
     stories = [story.as_dict() for story in worst_stories(loaded, rows, s)]
     replace_files({
@@ -354,7 +372,7 @@ def _complete(staging: Path, loaded: LoadedScenario, plan: dict[str, Any], progr
         staging / "report.md": render_markdown(summary, manifest),
         staging / "report.html": render_html(summary, manifest, rows, stories, key_inputs(loaded.baseline)),
     })
-    write_json(staging / "manifest.json", manifest)  # written last: its presence marks completeness
+    write_manifest(staging, manifest, since)  # written last: its presence marks completeness
     # Only now that every file is written: a run that failed before can still be resumed.
     with writing(store.folder):
         shutil.rmtree(store.folder)

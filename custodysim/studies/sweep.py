@@ -26,10 +26,11 @@ from custodysim.running.runner import Progress, Simulated, simulate
 from custodysim.running.trialscsv import write_trials_csv
 from custodysim.scenario.grids import Axis, GridPoint, grid, labels, parse_axes, point_figures
 from custodysim.scenario.loader import LoadedScenario, derive, load_scenario
-from custodysim.studies.provenance import SCENARIO_COPY, build_manifest, provenance, shareable_command
+from custodysim.studies.provenance import SCENARIO_COPY, Command, as_typed, build_manifest, provenance, write_manifest
 
-FILES = ["sweep.csv", "sweep.json", "trials.csv", SCENARIO_COPY, "report.md", "report.html", "manifest.json"]
-"""The files of a sweep folder; manifest.json is written last and marks it complete."""
+FILES = ("report.html", "report.md", "sweep.csv", "sweep.json", "trials.csv", SCENARIO_COPY, "manifest.json")
+"""The files of a sweep folder, in the order a reader wants them; manifest.json is written last and marks it
+complete."""
 OPTIONAL_OPERATIONS = ("withdrawal_delay_mean_hours_p95", "transfers_blocked_mean", "signing_ceremonies_per_year")
 """Operational figures a sweep of an old run folder may lack; a column appears when the figures carry it."""
 COSTS = ("control_cost_usd", "expected_annual_loss_usd", "total_cost_of_risk_usd")
@@ -42,6 +43,8 @@ class SweepOutcome:
 
     folder: Path
     summary: dict[str, Any]
+    files: tuple[str, ...]
+    """The files written into the folder (the manifest's ``files``)."""
 
 
 def sweep_scenario(loaded: LoadedScenario, axes: list[Axis],
@@ -99,7 +102,7 @@ def _sweep_problems(exc: ScenarioError, axes: list[Axis], from_variant: str | No
 
 def execute_sweep(scenario: str | Path, sets: list[str], trials: int | None = None, seed: int | None = None,
                   out: Path | None = None, from_variant: str | None = None, progress: Progress | None = None,
-                  command: list[str] | None = None, replace: bool = False, max_rows: int = MAX_ROWS,
+                  command: Command | None = None, replace: bool = False, max_rows: int = MAX_ROWS,
                   workers: int = 1) -> SweepOutcome:
     """Run a scenario over the grid of ``--set`` overrides and write a complete sweep folder.
 
@@ -111,7 +114,8 @@ def execute_sweep(scenario: str | Path, sets: list[str], trials: int | None = No
         out: the sweep folder to create (default: a new folder under ``results/``).
         from_variant: a variant of the file whose ``set`` every point starts from.
         progress: called after each chunk of trials.
-        command: the command line recorded in the manifest (default: this process's).
+        command: the command line as typed, recorded in the manifest (None, for a call from Python: the
+            manifest's ``command`` is null and its ``wall_seconds`` times this call).
         replace: replace ``out`` if it holds a previous complete run or sweep.
         max_rows: the most trial rows (trials x (points + baseline)) the sweep may hold.
         workers: local worker processes (1: simulate in this process).
@@ -138,9 +142,9 @@ def execute_sweep(scenario: str | Path, sets: list[str], trials: int | None = No
             (staging / SCENARIO_COPY).write_bytes(Path(scenario).read_bytes())
             result = simulate(derived, n, s, None, progress, None, pool)
             summary = sweep_summary(derived, axes, points, result, s, from_variant)
-            manifest = build_manifest(shareable_command(command), Path(scenario).name, loaded.sha256, s, n,
+            manifest = build_manifest(as_typed(command, folder), Path(scenario).name, loaded.sha256, s, n,
                                       {"sets": list(sets), "from_variant": from_variant, "points": len(points)},
-                                      pool, started, FILES, kind="sweep")
+                                      pool, started, list(FILES), kind="sweep")
             summary["provenance"] = provenance(manifest)
             write_json(staging / "sweep.json", summary)
             write_table(staging / "sweep.csv", summary)
@@ -148,10 +152,11 @@ def execute_sweep(scenario: str | Path, sets: list[str], trials: int | None = No
             manifest["wall_time_seconds"] = round(time.perf_counter() - started, 3)  # with the tables written
             (staging / "report.md").write_text(render_sweep_markdown(summary, manifest), encoding="utf-8")
             (staging / "report.html").write_text(render_sweep_html(summary, manifest), encoding="utf-8")
-            write_json(staging / "manifest.json", manifest)  # written last: its presence marks completeness
+            # written last: its presence marks completeness
+            write_manifest(staging, manifest, command.started if command is not None else started)
     finally:
         pool.close()
-    return SweepOutcome(folder, summary)
+    return SweepOutcome(folder, summary, FILES)
 
 
 def sweep_summary(loaded: LoadedScenario, axes: list[Axis], points: list[GridPoint], result: Simulated,
