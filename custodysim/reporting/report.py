@@ -355,7 +355,8 @@ def attribution_reading(summary: dict[str, Any]) -> list[str]:
     full = avoided["avoided_usd"]
     alone = summary["sum_alone_usd"]
     names = summary["full_set"]["controls"]
-    who = f"All {len(names)} controls together avoid" if len(names) > 1 else f"{names[0]} avoids"
+    together = "Both" if len(names) == 2 else f"All {len(names)}"
+    who = f"{names[0]} avoids" if len(names) == 1 else f"{together} controls together avoid"
     out = [f"{who} {usd(full)} a year (paired 95% CI {_ci(avoided['ci95_usd'])}) for "
            f"{usd(avoided['annual_cost_usd'])} a year of controls: a net benefit of {usd(avoided['net_benefit_usd'])} "
            f"(95% CI {_ci(avoided['net_benefit_ci95_usd'])})."]
