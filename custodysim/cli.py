@@ -25,7 +25,7 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 from custodysim import __version__
 from custodysim.errors import CustodysimError, RunInterrupted
 from custodysim.formatting import narrowing, number, pct, signed_usd, terminal_text, usd
-from custodysim.reporting.report import key_loss, rare_losses
+from custodysim.reporting.report import controls_overlap, key_loss, rare_losses
 from custodysim.running.executors import default_workers
 from custodysim.running.rows import MAX_ROWS
 from custodysim.scenario import library
@@ -323,16 +323,22 @@ def _print_attribution(summary: dict[str, Any]) -> None:
     table = Table(title=f"{summary['scenario']}: what each control is worth ({summary['trials']} trials per "
                         f"combination, seed {summary['seed']})")
     table.add_column("control", no_wrap=True)
-    for col in ("avoided alone", "95% CI", "in the full set", "95% CI "):
+    for col in ("cost / yr", "avoided alone", "95% CI", "in the full set", "95% CI "):
         table.add_column(col, justify="right", no_wrap=True)
     for c in summary["controls"]:
         a, m = c["alone"], c["in_full_set"]
-        table.add_row(c["control"], usd(a["avoided_usd"]), _ci(a["ci95_usd"]), usd(m["avoided_usd"]),
-                      _ci(m["ci95_usd"]))
+        table.add_row(c["control"], usd(a["annual_cost_usd"]), usd(a["avoided_usd"]), _ci(a["ci95_usd"]),
+                      usd(m["avoided_usd"]), _ci(m["ci95_usd"]))
     out.print(table)
+    avoided = full["avoided"]
     out.print(f"Baseline {usd(base['expected_loss_usd'])} a year; all controls together "
-              f"{usd(full['loss']['expected_loss_usd'])} (avoiding {usd(full['avoided']['avoided_usd'])}, "
-              f"95% CI {_ci(full['avoided']['ci95_usd'])}).", markup=False, highlight=False, soft_wrap=True)
+              f"{usd(full['loss']['expected_loss_usd'])} (avoiding {usd(avoided['avoided_usd'])}, "
+              f"95% CI {_ci(avoided['ci95_usd'])}, for {usd(avoided['annual_cost_usd'])} a year: net "
+              f"{usd(avoided['net_benefit_usd'])}).", markup=False, highlight=False, soft_wrap=True)
+    if len(summary["controls"]) > 1 and controls_overlap(summary):
+        out.print(f"The controls overlap: their worths alone add up to {usd(summary['sum_alone_usd'])}, more than "
+                  "they avoid together; the worth in the full set says which one could be dropped.",
+                  markup=False, highlight=False, soft_wrap=True)
     shown = summary["tornado"][:5]
     if shown:
         note = " (a default spread: library ranges or x0.5 / x2 of each value, not estimates)" \
@@ -405,8 +411,9 @@ def _print_sweep(summary: dict[str, Any]) -> None:
     table.add_column("point", no_wrap=True)
     for col in ("expected loss", "± 95% CI", "VaR 99", "wait (h)", "total cost / yr", "efficient"):
         table.add_column(col, justify="right", no_wrap=True)
-    efficient = set(summary["frontier"]["expected_loss_usd"])
-    rows = [(summary["baseline"] + " (as written)", summary["variants"][summary["baseline"]], "")]
+    efficient = summary["frontier"]["expected_loss_usd"]
+    baseline = summary["baseline"]
+    rows = [(baseline + " (as written)", summary["variants"][baseline], "yes" if baseline in efficient else "")]
     rows += [(p["name"], summary["variants"][p["name"]], "yes" if p["name"] in efficient else "")
              for p in summary["points"]]
     for name, v, flag in rows:
@@ -416,8 +423,9 @@ def _print_sweep(summary: dict[str, Any]) -> None:
                       f"{v['operations']['withdrawal_delay_mean_hours']:.3f}",
                       usd(total) if total is not None else "n/a", flag)
     out.print(table)
-    out.print("Efficient on expected loss and customer waiting (least waiting first): "
-              + "; ".join(summary["frontier"]["expected_loss_usd"]), markup=False, highlight=False, soft_wrap=True)
+    named = [f"{n} (as written)" if n == baseline else n for n in efficient]
+    out.print("Efficient on expected loss and customer waiting, the baseline included (least waiting first): "
+              + "; ".join(named), markup=False, highlight=False, soft_wrap=True)
 
 
 def _wrote(folder: Path, files: tuple[str, ...]) -> None:

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from typing import Any
 
 import numpy as np
 import pytest
 import yaml
-from conftest import MINI, build, edit, load, losses
+from conftest import BASE, MINI, build, edit, load, losses
 from typer.testing import CliRunner
 
 from custodysim.analysis.sensitivity import DEFAULT, LIBRARY, SCENARIO, default_inputs, uncertain_inputs
 from custodysim.cli import app
 from custodysim.errors import OptionError, ScenarioError
-from custodysim.reporting.report import attribution_reading
+from custodysim.formatting import usd
+from custodysim.reporting.charts import LABEL_WIDTH, control_worth_svg, tornado_svg, wrapped
+from custodysim.reporting.report import attribution_reading, render_attribution_html, render_attribution_markdown
 from custodysim.scenario import library
 from custodysim.scenario.loader import load_scenario_text
-from custodysim.studies.attribution import attribute, execute_attribution, plan_attribution
+from custodysim.studies.attribution import attribute, attribution_table, execute_attribution, plan_attribution
 
 TRIALS = 300
 WL = {"wallets.vault.policy.whitelist": {"enforced_by": "policy_engine"}}
@@ -31,6 +34,12 @@ def controlled(base: dict[str, Any], **extra: Any) -> dict[str, Any]:
     doc = build(base, **extra)
     doc["variants"] = {"wl": {"set": WL}, "small": {"set": SMALL}, "noop": {"set": NOOP}}
     return doc
+
+
+@pytest.fixture(scope="module")
+def three() -> dict[str, Any]:
+    """The attribution of the three controls of :func:`controlled` (TRIALS trials, seed 3), simulated once."""
+    return attribute(load(controlled(BASE)), trials=TRIALS, seed=3)
 
 
 def mean_diff(a: np.ndarray, b: np.ndarray) -> float:
@@ -58,9 +67,9 @@ def test_worths_equal_those_of_plain_variant_runs(base):
     assert summary["baseline_loss"]["expected_loss_usd"] == pytest.approx(float(np.mean(rows["baseline"].loss)))
 
 
-def test_overlapping_controls_are_worth_less_in_the_full_set(base):
+def test_overlapping_controls_are_worth_less_in_the_full_set(three):
     """The whitelist stops every theft: alone it avoids the whole loss, and the smaller vault adds nothing on top of it."""
-    summary = attribute(load(controlled(base)), trials=TRIALS, seed=3)
+    summary = three
     by = {c["control"]: c for c in summary["controls"]}
     base_loss = summary["baseline_loss"]["expected_loss_usd"]
     assert base_loss > 0
@@ -84,9 +93,9 @@ def test_with_one_control_its_worth_in_the_full_set_is_its_worth_alone(base):
     assert small["alone"]["avoided_usd"] > 0
 
 
-def test_a_control_that_changes_nothing_is_worth_exactly_zero(base):
+def test_a_control_that_changes_nothing_is_worth_exactly_zero(three):
     """A control on a person who signs nothing avoids 0 alone and in the full set, with a CI of no width."""
-    summary = attribute(load(controlled(base)), trials=TRIALS, seed=3)
+    summary = three
     noop = next(c for c in summary["controls"] if c["control"] == "noop")
     assert noop["alone"] == {**noop["alone"], "avoided_usd": 0.0, "ci95_usd": [0.0, 0.0]}
     assert noop["in_full_set"]["avoided_usd"] == 0.0
@@ -313,3 +322,56 @@ def test_the_tornado_moves_the_correlation_of_signers_checks_like_any_other_inpu
     summary = attribute(load(uncertain(doc, {"controls.verification.common_mode": [0.0, 1.0]})), trials=400, seed=3)
     row = next(r for r in summary["tornado"] if r["path"] == "controls.verification.common_mode")
     assert row["loss_at_low_usd"] < row["loss_at_high_usd"]  # checks that fail together let more through
+
+
+def test_each_control_has_its_cost_a_year_and_its_net_benefit(base):
+    """A control costs what it adds to the yearly control cost; net benefit = its worth a year - cost, the CI shifted."""
+    doc = controlled(base, settings__horizon_days=182.5)  # half a year: a worth a year is twice the worth
+    doc["variants"]["wl"] = {"annual_cost_usd": 5000.0, "set": {"wallets.vault.policy.whitelist": {
+        "enforced_by": "policy_engine", "annual_cost_usd": 20000.0}}}
+    doc["variants"]["small"]["annual_cost_usd"] = 1000.0
+    summary = attribute(load(doc), trials=TRIALS, seed=3)
+    cost = {c["control"]: (c["alone"]["annual_cost_usd"], c["in_full_set"]["annual_cost_usd"])
+            for c in summary["controls"]}
+    assert cost == {"wl": (25000.0, 25000.0), "small": (1000.0, 1000.0), "noop": (0.0, 0.0)}
+    worths = [c[m] for c in summary["controls"] for m in ("alone", "in_full_set")] + [summary["full_set"]["avoided"]]
+    assert summary["full_set"]["avoided"]["annual_cost_usd"] == 26000.0
+    for w in worths:
+        assert w["net_benefit_usd"] == pytest.approx(2 * w["avoided_usd"] - w["annual_cost_usd"])
+        assert w["net_benefit_ci95_usd"] == pytest.approx([2 * x - w["annual_cost_usd"] for x in w["ci95_usd"]])
+    row = attribution_table(summary)[0]
+    assert (row["annual_cost_usd"], row["net_benefit_usd"]) == (25000.0, worths[0]["net_benefit_usd"])
+
+
+def test_reports_show_the_full_sets_worth_and_never_a_sum_of_overlapping_worths(three):
+    """With overlapping controls the table ends on the full set's worth, and the sum alone is only compared with it."""
+    summary = three
+    manifest = {"version": "test", "created_utc": "2024-05-31T04:26:00+00:00", "scenario_file": "s.yaml",
+                "scenario_sha256": "0" * 64, "wall_time_seconds": 1.0, "combinations_simulated": 6,
+                "command": ["custodysim", "attribution", "s.yaml"]}
+    md, html = render_attribution_markdown(summary, manifest), render_attribution_html(summary, manifest)
+    total, full = usd(summary["sum_alone_usd"]), usd(summary["full_set"]["avoided"]["avoided_usd"])
+    assert "**sum**" not in md and ">sum<" not in html
+    assert "| **all 3 together** (the full set: not the sum of the rows above, which overlap) |" in md
+    assert "all 3 together<span class=\"desc\">the full set, from the baseline: not the sum" in html
+    for text in (md, html.replace("&#39;", "'")):
+        assert f"their worths alone would add up to {total}, more than the {full} they avoid together" in text
+        assert "small is worth" in text and "on top of the others" in text
+    assert not any(total in line for line in md.splitlines() if line.startswith("|"))
+    assert not re.search(rf"<td[^>]*>{re.escape(total)}", html)
+
+
+def test_chart_labels_wrap_and_are_never_cut_and_axes_carry_units():
+    """A long input or control name wraps onto lines, whole, never cut with an ellipsis; the x axes say USD per year."""
+    name = "ginco_engineer_b falls to fake_recruiter_test (tradertraitor) through the vendor recruiting pipeline"
+    lines = wrapped(name).split("\n")
+    assert " ".join(lines) == name and len(lines) > 1 and max(map(len, lines)) <= LABEL_WIDTH
+    end = {"loss_at_low_usd": 1.0, "loss_at_high_usd": 3.0}
+    tornado = tornado_svg([{"input": name, **end}, {"input": "short", **end}], 2.0)
+    control = {"avoided_usd": 1.0, "ci95_usd": [0.5, 1.5], "annual_cost_usd": 0.2}
+    worth = control_worth_svg([{"control": "an-independent-whitelist-enforced-by-the-exchange-policy-engine",
+                                "alone": control, "in_full_set": control}])
+    for svg in (tornado, worth):
+        assert "…" not in svg and "..." not in svg
+    assert all(word in tornado for word in name.split())
+    assert "expected loss (USD per year)" in tornado and "(USD per year)" in worth

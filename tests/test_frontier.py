@@ -9,9 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from custodysim.analysis.frontier import dominates, efficient_names, frontier, frontier_rows, pareto_efficient
-from custodysim.reporting.frontierchart import frontier_svg
-from custodysim.reporting.report import render_html, render_markdown
+from custodysim.reporting.charts import chart_style
+from custodysim.reporting.frontierchart import frontier_figure, frontier_svg
+from custodysim.reporting.report import frontier_context, render_html, render_markdown
 from custodysim.running.runner import run_variants
+from custodysim.scenario.grids import frontier_figures
 from custodysim.scenario.loader import load_scenario_text
 from custodysim.studies.run import summarise_run
 
@@ -99,4 +101,54 @@ def test_run_reports_list_the_efficient_variants():
     for row in frontier_rows(summary["variants"]):
         verdict = "efficient" if row["efficient"] else f"dominated by {row['dominated_by']}"
         assert f"| {row['name']} | {row['wait_hours']:.3f} |" in md and verdict in md
+
+
+
+@given(coordinate, coordinate, points)
+def test_a_sweeps_efficient_points_are_beaten_by_no_point_nor_the_baseline(base_wait, base_loss, pts):
+    """Over a sweep's baseline and points, an efficient one is beaten by none; every other is beaten by some."""
+    summary = {"baseline": "baseline", "points": [{"name": f"p{i}"} for i in range(len(pts))],
+               "variants": {"baseline": figures(base_wait, base_loss),
+                            **{f"p{i}": figures(x, y) for i, (x, y) in enumerate(pts)}}}
+    everyone = frontier_figures(summary)
+    assert list(everyone) == ["baseline", *(p["name"] for p in summary["points"])]
+    xy = {n: (v["operations"]["withdrawal_delay_mean_hours"], v["expected_loss_usd"]) for n, v in everyone.items()}
+    efficient = set(efficient_names(everyone))
+    for name, p in xy.items():
+        beaten = any(dominates(q, p) for other, q in xy.items() if other != name)
+        assert beaten == (name not in efficient), name
+    baseline = frontier_context(everyone, "baseline")["frontier_baseline"]
+    assert baseline["efficient"] == ("baseline" in efficient)
+    assert baseline["efficient"] or dominates(xy[baseline["dominated_by"]], xy["baseline"])
+
+
+def test_a_point_the_baseline_beats_is_not_efficient():
+    """A grid point with the baseline's loss and more waiting is dominated by the baseline, not listed as efficient."""
+    summary = {"baseline": "baseline", "points": [{"name": "hours=0"}, {"name": "hours=12"}],
+               "variants": {"baseline": figures(0.042, 41.0), "hours=0": figures(0.043, 41.0),
+                            "hours=12": figures(12.0, 3.0)}}
+    rows = {r["name"]: r for r in frontier_rows(frontier_figures(summary))}
+    assert rows["hours=0"]["dominated_by"] == "baseline"
+    assert efficient_names(frontier_figures(summary)) == ["baseline", "hours=12"]
+
+
+def test_frontier_labels_overlap_no_label_and_the_baseline_is_labelled():
+    """Crowded points get labels only where they overlap no other label; the baseline is labelled; axes carry units."""
+    variants = {"baseline": figures(5.0, 50.0)}
+    variants.update({f"a-long-grid-point-name={i}": figures(0.1 * i, 20.0 - 0.5 * i) for i in range(20)})
+    with chart_style():
+        fig = frontier_figure(variants, "baseline", "grid points")
+        fig.draw_without_rendering()  # as drawn into the SVG
+        renderer = fig.canvas.get_renderer()
+        for ax in fig.axes:
+            boxes = [t.get_window_extent(renderer) for t in ax.texts]
+            frame = ax.get_window_extent(renderer)
+            assert any(t.get_text() == "baseline" for t in ax.texts)
+            assert 1 < len(boxes) < len(variants)  # crowded: some labels are left out
+            for i, a in enumerate(boxes):
+                assert not any(a.overlaps(b) for b in boxes[i + 1:])
+                assert frame.x0 <= a.x0 and a.x1 <= frame.x1 and frame.y0 <= a.y0 and a.y1 <= frame.y1
+    assert [(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes] == [
+        ("mean customer withdrawal delay (hours)", "expected loss (USD per year)"),
+        ("mean customer withdrawal delay (hours)", "VaR 99 (USD lost in the year)")]
 

@@ -13,13 +13,21 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from typer.testing import CliRunner
 
+from custodysim import cli
 from custodysim.cli import app
 from custodysim.errors import LimitError, OptionError, RunFolderError, ScenarioError
 from custodysim.formatting import signed_ci, signed_usd
+from custodysim.reporting.charts import chart_style, thin_tick_labels
+from custodysim.reporting.sweepcharts import heatmap_svg, value_chart_svg
+from custodysim.reporting.sweepreport import render_sweep_markdown
 from custodysim.running.precision import mean_ci
 from custodysim.scenario.grids import grid, labels, parse_axes, parse_axis
+from custodysim.scenario.loader import load_scenario
+from custodysim.scenario.units import field_unit
 from custodysim.studies.run import execute_run
 from custodysim.studies.sweep import FILES, execute_sweep, table_rows
 
@@ -271,3 +279,74 @@ def test_cli_prints_the_table_and_where_it_wrote(tmp_path):
     manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
     assert manifest["command"] == ["custodysim", "sweep", str(SCENARIO), "--trials", "20", "--workers", "1", *args]
     assert manifest["wall_seconds"] >= manifest["wall_time_seconds"] > 0
+
+
+UNITS = {
+    "wallets.hot.topup.cap": "XEM", "wallets.hot.flows.withdrawals_per_day": "XEM per day",
+    "wallets.hot.policy.delay.hours": "hours", "controls.response.freeze_delay_hours.median": "hours",
+    "threats.apt.campaigns_per_year": "per year", "wallets.hot.custody.threshold": "keys",
+    "access.0.p_success": "0 to 1", "people.eng.exposure.phish": "0 to 1", "finance.capital_usd": "USD",
+    "wallets.hot.policy.delay.enforced_by": None,
+}
+
+
+def test_a_swept_field_has_the_unit_its_name_or_its_wallet_says():
+    """A field's unit comes from its name (hours, USD, per year, a probability) or from its wallet's asset."""
+    spec = load_scenario(SCENARIO).baseline
+    assert {path: field_unit(path, spec) for path in UNITS} == UNITS
+
+
+def test_sweep_charts_title_every_axis_with_its_unit(cap_sweep):
+    """The value chart's and the heat map's axes say their units: the swept field's, USD per year, hours."""
+    summary = cap_sweep["summary"]
+    assert [a["unit"] for a in summary["axes"]] == ["XEM", "XEM", "hours", "XEM per day"]
+    svg = value_chart_svg(summary, 0)
+    for title in ("cap (XEM)", "USD per year", "USD lost in the year", ">hours<"):
+        assert title in svg
+    hours = {"path": "wallets.hot.topup.signing_hours", "label": "signing_hours", "unit": "hours", "values": [12, 48],
+             "texts": ["12", "48"]}
+    points = [{"name": f"{c},{h}", "inputs": {"wallets.hot.topup.cap": c, "wallets.hot.topup.signing_hours": h}}
+              for c in summary["axes"][0]["values"] for h in hours["values"]]
+    some = summary["variants"][summary["points"][0]["name"]]
+    heat = heatmap_svg({"axes": [summary["axes"][0], hours], "points": points,
+                        "variants": {p["name"]: some for p in points}})
+    for title in ("cap (XEM)", "signing_hours (hours)", "Expected loss (USD per year)", "Mean withdrawal delay (hours)"):
+        assert title in heat
+
+
+def test_tick_labels_that_would_overlap_are_left_out_keeping_the_ends():
+    """Crowded tick labels (0, 0.01, ... 100 on a narrow axis) keep the first and last and overlap no other."""
+    with chart_style():
+        fig = Figure(figsize=(3.0, 2.0))
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        xs = [0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100]
+        ax.plot(xs, xs)
+        ax.set_xscale("symlog", linthresh=0.01)
+        ax.set_xticks(xs, [str(x) for x in xs])
+        thin_tick_labels(fig, [ax])
+        fig.draw_without_rendering()
+        renderer = fig.canvas.get_renderer()
+        shown = [t for t in ax.get_xticklabels() if t.get_visible()]
+        assert shown[0].get_text() == "0" and shown[-1].get_text() == "100" and len(shown) < len(xs)
+        boxes = [t.get_window_extent(renderer) for t in shown]
+        assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def test_the_baseline_is_a_point_of_the_sweeps_frontier(cap_sweep):
+    """The baseline is on the frontier like a point: listed efficient, or named as dominated in the report."""
+    summary = copy.deepcopy(cap_sweep["summary"])
+    manifest = json.loads((cap_sweep["folder"] / "manifest.json").read_text())
+    base = summary["variants"][summary["baseline"]]
+    assert summary["baseline"] in summary["frontier"]["expected_loss_usd"]  # it waits least of all
+    assert "the baseline included (least waiting first): baseline (as written); cap=" in _cli_table(summary)
+    base["operations"]["withdrawal_delay_mean_hours"] = 1e6  # now every point beats it
+    md = render_sweep_markdown(summary, manifest)
+    assert "The baseline is dominated by cap=" in md and "| baseline | 1000000.000 |" in md
+
+
+def _cli_table(summary: dict[str, Any]) -> str:
+    """Return what `custodysim sweep` prints for a sweep's summary."""
+    with cli.out.capture() as captured:
+        cli._print_sweep(summary)
+    return captured.get()

@@ -8,7 +8,10 @@ can share one page. The same data always gives the same bytes.
 from __future__ import annotations
 
 import io
+import itertools
+import math
 import re
+import textwrap
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, NamedTuple
@@ -18,7 +21,9 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.transforms import Bbox
 
 from custodysim.formatting import usd
 from custodysim.running.rows import VariantRows
@@ -381,8 +386,9 @@ def tornado_svg(tornado: list[dict[str, Any]], baseline_loss: float) -> str:
         baseline_loss: the baseline's expected loss (the vertical line the bars start from).
     """
     shown = tornado[:MAX_TORNADO]
+    labels = [wrapped(t["input"]) for t in shown]
     with chart_style():
-        fig = new_figure(1.4 + 0.36 * max(len(shown), 1))
+        fig = new_figure(1.4 + _row_height(labels) * max(len(shown), 1))
         ax = fig.add_subplot()
         if not shown:
             ax.text(0.5, 0.5, "No uncertain inputs", ha="center", va="center", transform=ax.transAxes)
@@ -395,11 +401,10 @@ def tornado_svg(tornado: list[dict[str, Any]], baseline_loss: float) -> str:
                 ax.barh(y, losses - baseline_loss, left=baseline_loss, height=0.6, color=colour, alpha=0.85,
                         label=f"at its {end} estimate")
             ax.axvline(baseline_loss, color=BASELINE_COLOUR, linewidth=1.2)
-            labels = [_short(t["input"]) for t in shown]
             ax.set_yticks(y, labels)
             ax.invert_yaxis()
             ax.xaxis.set_major_formatter(FuncFormatter(usd_tick))
-            ax.set_xlabel(f"expected annual loss (USD); the line is the baseline's {usd(baseline_loss)}")
+            ax.set_xlabel(f"expected loss (USD per year); the line is the baseline's {usd(baseline_loss)}")
             _legend_below(ax)
         ax.set_title("Expected loss at each input's low and high estimate", loc="left")
         svg = svg_element(fig, "tornado")
@@ -407,33 +412,96 @@ def tornado_svg(tornado: list[dict[str, Any]], baseline_loss: float) -> str:
 
 
 def control_worth_svg(controls: list[dict[str, Any]]) -> str:
-    """Return bars of each control's loss avoided alone and in the full set, with their paired 95% CIs.
+    """Return bars of each control's loss avoided alone and in the full set (paired 95% CIs), and its cost a year.
 
     Args:
-        controls: the ``controls`` of an attribution summary, in order.
+        controls: the ``controls`` of an attribution summary, in order (the cost alone is drawn when present).
     """
+    labels = [wrapped(c["control"]) for c in controls]
+    costed = any("annual_cost_usd" in c["alone"] for c in controls)
+    bars = [(-0.27 if costed else -0.18, "alone", "worth alone (from the baseline)", PALETTE[2]),
+            (0.0 if costed else 0.18, "in_full_set", "worth in the full set (its marginal worth)", PALETTE[3])]
     with chart_style():
-        fig = new_figure(1.4 + 0.6 * max(len(controls), 1))
+        fig = new_figure(1.5 + max(_row_height(labels), 0.8 if costed else 0.6) * max(len(controls), 1))
         ax = fig.add_subplot()
         y = np.arange(len(controls))
-        for offset, measure, label, colour in ((-0.18, "alone", "alone (from the baseline)", PALETTE[2]),
-                                               (0.18, "in_full_set", "in the full set (its marginal worth)",
-                                                PALETTE[3])):
+        for offset, measure, label, colour in bars:
             values = np.array([c[measure]["avoided_usd"] for c in controls])
             cis = np.array([c[measure]["ci95_usd"] for c in controls]).reshape(-1, 2)
             errors = np.abs(np.vstack([values - cis[:, 0], cis[:, 1] - values]))
-            ax.barh(y + offset, values, height=0.34, color=colour, label=label, xerr=errors,
+            ax.barh(y + offset, values, height=0.26 if costed else 0.34, color=colour, label=label, xerr=errors,
                     error_kw={"ecolor": "#333333", "elinewidth": 0.8, "capsize": 2})
+        if costed:
+            ax.barh(y + 0.27, [c["alone"].get("annual_cost_usd", 0.0) for c in controls], height=0.26,
+                    color="#999999", label="its cost a year")
         ax.axvline(0, color=BASELINE_COLOUR, linewidth=0.8)
-        ax.set_yticks(y, [_short(c["control"]) for c in controls])
+        ax.set_yticks(y, labels)
         ax.invert_yaxis()
         ax.xaxis.set_major_formatter(FuncFormatter(usd_tick))
-        ax.set_xlabel("expected annual loss avoided (USD), with paired 95% CI")
-        ax.set_title("What each control is worth", loc="left")
+        ax.set_xlabel("expected loss avoided and cost (USD per year); loss avoided with its paired 95% CI")
+        ax.set_title("What each control is worth, and what it costs", loc="left")
         _legend_below(ax)
         svg = svg_element(fig, "worth")
-    return titled(svg, "worth", "Loss avoided by each control alone and in the full set")
+    return titled(svg, "worth", "Loss avoided by each control alone and in the full set, and its cost a year")
 
 
-def _short(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+LABEL_WIDTH = 42
+"""Characters per line of a bar chart's category label; a longer label wraps, never cut."""
+
+
+def wrapped(text: str, width: int = LABEL_WIDTH) -> str:
+    """Return a category label wrapped onto lines of at most ``width`` characters (a long word stays whole)."""
+    return "\n".join(textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=True)) or text
+
+
+def _row_height(labels: list[str]) -> float:
+    """Return the height (inches) of one bar's row: room for its label's lines at 9 pt."""
+    lines = max((label.count("\n") + 1 for label in labels), default=1)
+    return max(0.36, 0.17 * lines + 0.1)
+
+
+def laid_out(fig: Figure) -> Any:
+    """Run the figure's layout (without drawing it) and return the renderer that measures its text."""
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    engine = fig.get_layout_engine()
+    if engine is not None:
+        engine.execute(fig)
+    return renderer
+
+
+def thin_tick_labels(fig: Figure, axes: list[Axes], which: tuple[str, ...] = ("x",)) -> None:
+    """Blank the tick labels that would overlap a neighbour, keeping the first and the last.
+
+    Lays the figure out (:func:`laid_out`) to measure the labels where they are drawn. Rotated labels are apart
+    when their baselines are: when the ticks are further apart than a line of text over the sine of the angle.
+
+    Args:
+        fig: the figure.
+        axes: its axes whose tick labels to thin.
+        which: ``"x"`` and/or ``"y"``: the tick labels of which axis.
+    """
+    renderer = laid_out(fig)
+    for ax, name in itertools.product(axes, which):
+        axis = ax.xaxis if name == "x" else ax.yaxis
+        texts = [t.label1 for t in axis.get_major_ticks() if t.label1.get_visible() and t.label1.get_text()]
+        kept: list[Text] = []
+        for text in texts:
+            if not kept or _apart(kept[-1], text, renderer, name == "x", fig.dpi):
+                kept.append(text)
+            elif text is texts[-1] and len(kept) > 1:
+                kept[-1] = text  # the last value is worth more than the one before it
+        for text in texts:
+            if text not in kept:
+                text.set_visible(False)
+
+
+def _apart(a: Text, b: Text, renderer: Any, horizontal: bool, dpi: float) -> bool:
+    """Return whether two tick labels do not overlap (rotated ones: whether their baselines are a line apart)."""
+    angle = math.radians(abs(a.get_rotation()) % 180)
+    box_a, box_b = a.get_window_extent(renderer), b.get_window_extent(renderer)
+    if angle and horizontal:
+        def anchor(t: Text, box: Bbox) -> float:
+            return float(box.x1 if t.get_horizontalalignment() == "right" else box.x0)
+        gap = abs(anchor(a, box_a) - anchor(b, box_b))
+        return gap * math.sin(angle) >= 1.15 * float(a.get_fontsize()) * dpi / 72
+    return not box_a.padded(2.0).overlaps(box_b)

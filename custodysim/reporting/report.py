@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from typing import Any
 
 import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from custodysim.analysis.frontier import efficient_names, frontier_rows
 from custodysim.formatting import amount, clip, markdown_text, narrowing, number, pct, signed_ci, signed_usd, usd
@@ -37,29 +38,42 @@ def template_env(autoescape: bool = False) -> Environment:
     env.filters["amount"] = amount
     env.filters["clip"] = clip
     env.globals["signed_ci"] = signed_ci
+    env.filters["breakable"] = breakable if autoescape else str
     env.globals["narrowing"] = narrowing
     env.globals["num"] = number
     return env
 
 
+def breakable(name: str) -> Markup:
+    """Return a name as HTML that may wrap after each comma and each dot before a letter, never inside a number.
+
+    A browser does not break a line inside ``cap=5,hours=24`` (a grid point) or ``low:access.0.p_success``; a
+    table column of such names would be as wide as the longest.
+    """
+    return Markup(re.sub(r"(,(?=\S)|\.(?=[A-Za-z_]))", r"\1<wbr>", str(escape(name))))
+
+
 def render_markdown(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
     """Render report.md from a run's summary and manifest."""
-    frontier = frontier_context(summary["variants"])
+    frontier = frontier_context(summary["variants"], summary["baseline"])
     return template_env().get_template("report.md.j2").render(s=summary, m=manifest, key_loss=key_loss(summary),
                                                               rare=rare_losses(summary), marks=finance_marks(summary),
                                                               **frontier)
 
 
-def frontier_context(variants: dict[str, dict[str, Any]], unit: str = "variant") -> dict[str, Any]:
-    """Return what the frontier section of a report needs: every point's row and the efficient ones.
+def frontier_context(variants: dict[str, dict[str, Any]], baseline: str, unit: str = "variant") -> dict[str, Any]:
+    """Return what the frontier section of a report needs: every point's row, the efficient ones, the baseline's.
 
     Args:
-        variants: figures by name: a run's variants, or a sweep's grid points.
+        variants: figures by name: a run's variants, or a sweep's baseline and grid points.
+        baseline: the baseline's name (a point of the frontier like any other).
         unit: what one point is, for the text (``variant``, ``grid point``).
     """
+    rows = frontier_rows(variants)
     return {
         "unit": unit,
-        "frontier": frontier_rows(variants),
+        "frontier": rows,
+        "frontier_baseline": next(r for r in rows if r["name"] == baseline),
         "efficient_mean": efficient_names(variants, "expected_loss_usd"),
         "efficient_var": efficient_names(variants, "var99_usd"),
     }
@@ -101,7 +115,7 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], rows: list[Va
             "lec": Markup(charts.loss_exceedance_svg(ordered, baseline, [charts.Mark(*m) for m in marks])),
             "hist": Markup(charts.loss_histogram_svg(ordered, baseline)),
             "bars": Markup(charts.loss_breakdown_svg(ordered, baseline)),
-            "frontier": Markup(frontierchart.frontier_svg(summary["variants"])),
+            "frontier": Markup(frontierchart.frontier_svg(summary["variants"], baseline)),
             "oep": Markup(charts.occurrence_exceedance_svg(
                 ordered, baseline, [charts.Mark(*m) for m in finance_marks(summary, "occurrence")]))
             if events_kept else None,
@@ -127,7 +141,7 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], rows: list[Va
         "has_costs": all("costs" in v for v in summary["variants"].values()),
         "has_survival": any("survival" in v for v in summary["variants"].values()),
         "by_total_cost": by_total_cost(summary),
-        **frontier_context(summary["variants"]),
+        **frontier_context(summary["variants"], baseline),
     }
     return template_env(autoescape=True).get_template("report.html.j2").render(**context)
 
@@ -374,7 +388,8 @@ def render_attribution_markdown(summary: dict[str, Any], manifest: dict[str, Any
     """Render an attribution's report.md from its summary and manifest."""
     env = template_env()
     env.filters["value"] = estimate
-    return env.get_template("attribution.md.j2").render(s=summary, m=manifest, reading=attribution_reading(summary))
+    return env.get_template("attribution.md.j2").render(s=summary, m=manifest, reading=attribution_reading(summary),
+                                                        overlap=controls_overlap(summary))
 
 
 def render_attribution_html(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
@@ -384,7 +399,8 @@ def render_attribution_html(summary: dict[str, Any], manifest: dict[str, Any]) -
     env = template_env(autoescape=True)
     env.filters["value"] = estimate
     return env.get_template("attribution.html.j2").render(
-        s=summary, m=manifest, reading=attribution_reading(summary), created=utc_stamp(manifest.get("created_utc", "")),
+        s=summary, m=manifest, reading=attribution_reading(summary), overlap=controls_overlap(summary),
+        created=utc_stamp(manifest.get("created_utc", "")),
         charts={"worth": Markup(charts.control_worth_svg(summary["controls"])),
                 "tornado": Markup(charts.tornado_svg(summary["tornado"],
                                                      summary["baseline_loss"]["expected_loss_usd"]))})
@@ -399,31 +415,52 @@ def estimate(value: Any) -> str:
     return json.dumps(value, separators=(", ", ": "))
 
 
+def controls_overlap(summary: dict[str, Any]) -> bool:
+    """Return whether an attribution's worths alone add up to more than the full set avoids (beyond 1% of it)."""
+    full = summary["full_set"]["avoided"]["avoided_usd"]
+    return bool(summary["sum_alone_usd"] > full + _tolerance(full))
+
+
+def _tolerance(full: float) -> float:
+    """Return how far worths may add up away from the full set's before they are said to overlap or reinforce."""
+    return 0.01 * max(abs(full), 1.0)
+
+
 def attribution_reading(summary: dict[str, Any]) -> list[str]:
-    """Return sentences that say how the controls' worths add up, or why they do not.
+    """Return sentences that say what the full set is worth, and how the controls' worths overlap or add up.
 
     Alone, controls that stop the same thefts each take the credit for them; in the full set, none does.
-    So the worths alone add up to more than the full set avoids when controls overlap, and the marginal
-    worths add up to less.
+    So when controls overlap their worths alone add up to more than the full set avoids: the sum is no
+    control's worth, and the sentences say so (naming each control worth much less on top of the others)
+    instead of showing it as a total. When they do not overlap, the worths alone add up to the full set's.
     """
-    full = summary["full_set"]["avoided"]["avoided_usd"]
-    alone, marginal = summary["sum_alone_usd"], summary["sum_in_full_set_usd"]
+    avoided = summary["full_set"]["avoided"]
+    full = avoided["avoided_usd"]
+    alone = summary["sum_alone_usd"]
     names = summary["full_set"]["controls"]
-    out = [f"All {len(names)} controls together avoid {usd(full)} a year (paired 95% CI "
-           f"{usd(summary['full_set']['avoided']['ci95_usd'][0])} to "
-           f"{usd(summary['full_set']['avoided']['ci95_usd'][1])})."]
+    together = "Both" if len(names) == 2 else f"All {len(names)}"
+    who = f"{names[0]} avoids" if len(names) == 1 else f"{together} controls together avoid"
+    out = [f"{who} {usd(full)} a year (paired 95% CI {_ci(avoided['ci95_usd'])}) for "
+           f"{usd(avoided['annual_cost_usd'])} a year of controls: a net benefit of {usd(avoided['net_benefit_usd'])} "
+           f"(95% CI {_ci(avoided['net_benefit_ci95_usd'])})."]
     if len(names) < 2:
         return out
-    out.append(f"Their worths alone add up to {usd(alone)}, their marginal worths in the full set to "
-               f"{usd(marginal)}.")
-    tolerance = 0.01 * max(abs(full), 1.0)
-    if alone > full + tolerance:
-        out.append("The controls overlap: some thefts are stopped by more than one of them, so each takes the "
-                   "credit alone, while in the full set none of them is needed for those (the marginal worths "
-                   "leave out what another control would stop anyway).")
+    tolerance = _tolerance(full)
+    if controls_overlap(summary):
+        out.append(f"The controls overlap: their worths alone would add up to {usd(alone)}, more than the {usd(full)} "
+                   "they avoid together, because some thefts are stopped by more than one of them and each takes the "
+                   "credit alone. So the worths alone do not add up: what the controls buy together is the full "
+                   "set's worth.")
+        for c in summary["controls"]:
+            a, m = c["alone"]["avoided_usd"], c["in_full_set"]["avoided_usd"]
+            if a - m > tolerance:
+                out.append(f"{c['control']} is worth {usd(a)} alone but {usd(m)} on top of the others: "
+                           + ("the others stop everything it stops." if abs(m) <= tolerance else
+                              f"the others would avoid {usd(a - m)} of what it avoids alone."))
     elif alone < full - tolerance:
-        out.append("The controls reinforce each other: together they avoid more than the sum of what each "
-                   "avoids alone.")
+        out.append(f"The controls reinforce each other: together they avoid {usd(full)}, more than the "
+                   f"{usd(alone)} their worths alone add up to.")
     else:
-        out.append("The controls barely overlap: each one's worth is about the same alone and in the full set.")
+        out.append(f"The controls barely overlap: each one's worth is about the same alone and in the full set, and "
+                   f"their worths alone add up to about what they avoid together ({usd(full)}).")
     return out

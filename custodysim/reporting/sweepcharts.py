@@ -12,9 +12,18 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter
 
-from custodysim.formatting import usd
-from custodysim.reporting.charts import PALETTE, chart_style, new_figure, short_number, svg_element, titled, usd_tick
+from custodysim.reporting.charts import (
+    PALETTE,
+    chart_style,
+    new_figure,
+    short_number,
+    svg_element,
+    thin_tick_labels,
+    titled,
+    usd_tick,
+)
 from custodysim.scenario.grids import varying
+from custodysim.scenario.units import with_unit
 
 MAX_LINES = len(PALETTE)
 """Lines per chart: one per combination of the other swept values, at most one per colour."""
@@ -56,16 +65,18 @@ def value_chart_svg(summary: dict[str, Any], index: int) -> str:
                            linewidth=1.4)
             panels[2].plot(xs, [v[n]["operations"]["withdrawal_delay_mean_hours"] for n in names], color=colour,
                            marker="o", markersize=3.5, linewidth=1.4)
-        titles = ("Expected annual loss (95% CI)", "VaR 99 (1-in-100 year)", "Mean withdrawal delay (hours)")
-        for ax, title in zip(panels, titles, strict=True):
+        titles = ("Expected loss (95% CI)", "VaR 99 (1-in-100 year)", "Mean withdrawal delay")
+        for ax, title, unit in zip(panels, titles, Y_UNITS, strict=True):
             _x_axis(ax, axis, numeric, xs)
             ax.set_title(title, loc="left")
+            ax.set_ylabel(unit)
             ax.grid(True, color="#eeeeee", linewidth=0.6)
         panels[0].yaxis.set_major_formatter(FuncFormatter(usd_tick))
         panels[1].yaxis.set_major_formatter(FuncFormatter(usd_tick))
         if others:
             handles, names_ = panels[0].get_legend_handles_labels()
-            fig.legend(handles, names_, loc="outside lower center", ncols=min(4, len(names_)))
+            fig.legend(handles, names_, loc="outside lower center", ncols=min(3, len(names_)))
+        thin_tick_labels(fig, list(panels))
         svg = svg_element(fig, prefix)
     return titled(svg, prefix, f"Expected loss, VaR 99 and withdrawal delay against {axis['path']}")
 
@@ -85,16 +96,35 @@ def _groups(summary: dict[str, Any], axis: dict[str, Any], others: list[dict[str
 
 
 def _x_axis(ax: Axes, axis: dict[str, Any], numeric: bool, xs: np.ndarray) -> None:
-    """Label the x axis with the swept path and its values; a log scale for positive numbers spanning 4x or more."""
+    """Put the swept values on the x axis, titled with the swept path's label and unit.
+
+    Positive numbers spanning 4x or more get a log scale; with 0 among them, a scale that is linear from 0 to
+    the smallest positive value and logarithmic above it, so that 0, 0.1 and 1 stand apart. Labels that would
+    still overlap are left out (:func:`~custodysim.reporting.charts.thin_tick_labels`).
+    """
     if numeric:
-        if xs.min() > 0 and xs.max() / xs.min() >= 4:
+        positive = xs[xs > 0]
+        spread = len(positive) > 1 and positive.max() / positive.min() >= 4
+        if spread and xs.min() > 0:
             ax.set_xscale("log")
+        elif spread and xs.min() == 0:
+            ax.set_xscale("symlog", linthresh=float(positive.min()), linscale=0.5)
         ax.set_xticks(xs, [short_number(float(x)) for x in xs])
         ax.minorticks_off()
         ax.margins(x=0.08)
     else:
-        ax.set_xticks(xs, axis["texts"], rotation=30, ha="right")
-    ax.set_xlabel(axis["label"])
+        long = max(len(t) for t in axis["texts"]) > 6
+        ax.set_xticks(xs, axis["texts"], rotation=30 if long else 0, ha="right" if long else "center")
+    ax.set_xlabel(_title(axis))
+
+
+Y_UNITS = ("USD per year", "USD lost in the year", "hours")
+"""The y axes' titles (units) of a sweep's value chart: expected loss, VaR 99, withdrawal delay."""
+
+
+def _title(axis: dict[str, Any]) -> str:
+    """Return an axis title: the swept path's label, with its unit when its values are numbers."""
+    return with_unit(axis["label"], axis.get("unit")) if _numeric(axis["values"]) else axis["label"]
 
 
 def _tick_texts(axis: dict[str, Any]) -> list[str]:
@@ -119,10 +149,11 @@ def heatmap_svg(summary: dict[str, Any]) -> str:
     loss = np.array([[v[n]["expected_loss_usd"] for n in row] for row in names])
     wait = np.array([[v[n]["operations"]["withdrawal_delay_mean_hours"] for n in row] for row in names])
     with chart_style():
-        fig = new_figure(1.6 + 0.45 * len(rows_axis["values"]))
+        fig = new_figure(2.0 + 0.4 * len(rows_axis["values"]))
         left, right = fig.subplots(1, 2)
-        _heat(left, loss, "Blues", usd, "Expected annual loss", rows_axis, cols_axis)
-        _heat(right, wait, "Oranges", lambda x: f"{x:.3g} h", "Mean withdrawal delay", rows_axis, cols_axis)
+        _heat(left, loss, "Blues", usd_tick, "Expected loss (USD per year)", rows_axis, cols_axis)
+        _heat(right, wait, "Oranges", lambda x: f"{x:.3g} h", "Mean withdrawal delay (hours)", rows_axis, cols_axis)
+        thin_tick_labels(fig, [left, right], ("x", "y"))
         svg = svg_element(fig, "heat")
     return titled(svg, "heat", f"Heat maps of expected loss and withdrawal delay over {rows_axis['path']} and "
                                 f"{cols_axis['path']}")
@@ -135,11 +166,13 @@ def _heat(ax: Axes, values: np.ndarray, cmap: str, fmt: Any, title: str, rows_ax
     top = float(values.max()) if values.size else 0.0
     for (i, j), x in np.ndenumerate(values):
         dark = top > 0 and x > 0.6 * top
-        ax.text(j, i, fmt(float(x)), ha="center", va="center", fontsize=7, color="#ffffff" if dark else "#1a1a1a")
-    ax.set_xticks(range(len(cols_axis["texts"])), _tick_texts(cols_axis), rotation=30, ha="right")
+        ax.text(j, i, fmt(float(x)), ha="center", va="center", fontsize=8, color="#ffffff" if dark else "#1a1a1a")
+    columns = _tick_texts(cols_axis)
+    long = max(len(t) for t in columns) > 6
+    ax.set_xticks(range(len(columns)), columns, rotation=30 if long else 0, ha="right" if long else "center")
     ax.set_yticks(range(len(rows_axis["texts"])), _tick_texts(rows_axis))
-    ax.set_xlabel(cols_axis["label"])
-    ax.set_ylabel(rows_axis["label"])
+    ax.set_xlabel(_title(cols_axis))
+    ax.set_ylabel(_title(rows_axis))
     ax.set_title(title, loc="left")
     for side in ("top", "right", "bottom", "left"):
         ax.spines[side].set_visible(False)

@@ -166,3 +166,12 @@ def point_figures(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Return the figures of each grid point of a sweep (sweep.json's content), by name, in grid order."""
     variants = summary["variants"]
     return {p["name"]: variants[p["name"]] for p in summary["points"]}
+
+
+def frontier_figures(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Return the figures of a sweep's frontier by name: the baseline (the scenario as written), then each point.
+
+    The baseline is a setting like any point: a point it beats on loss and waiting is not efficient.
+    """
+    baseline = summary["baseline"]
+    return {baseline: summary["variants"][baseline], **point_figures(summary)}

@@ -10,13 +10,20 @@ One simulation on common random numbers runs every combination needed:
 
 Both worths carry paired 95% CIs (trial by trial, on the same random streams). They differ when
 controls overlap: two controls that stop the same theft are each worth much alone and little on top of
-the other. Combinations are simulated once each (with one or two controls some coincide).
+the other, and the worths alone then add up to more than the full set avoids. Combinations are simulated
+once each (with one or two controls some coincide).
+
+Each worth comes with what the control costs a year at that step (the control costs of docs/costs.md: the
+combination with it minus the combination without it, its own ``annual_cost_usd`` included) and the **net
+benefit**: the worth, annualised, minus that cost; the cost is stated, not sampled, so the net benefit's CI
+is the worth's shifted by it.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -25,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from custodysim.analysis.economics import annualised, control_costs
 from custodysim.analysis.sensitivity import DEFAULT, DEFAULT_NOTE, LIBRARY, UncertainInput, tornado, uncertain_inputs
 from custodysim.errors import OptionError, Problem, ScenarioError
 from custodysim.reporting.report import render_attribution_html, render_attribution_markdown
@@ -199,6 +207,15 @@ def summarise_attribution(plan: AttributionPlan, result: Simulated, seed: int) -
             "alone": _avoided(base, alone),
             "in_full_set": _avoided(without, full),
         })
+    costs = _annual_costs(plan)
+    horizon = loaded.baseline.settings.horizon_days
+    for entry in controls:
+        name = entry["control"]
+        others = tuple(o for o in plan.controls if o != name)
+        _net(entry["alone"], costs[plan.alone[name], (name,)] - costs[baseline, ()], horizon)
+        _net(entry["in_full_set"], costs[plan.full, tuple(plan.controls)] - costs[plan.without[name], others],
+             horizon)
+    full_avoided = _net(_avoided(base, full), costs[plan.full, tuple(plan.controls)] - costs[baseline, ()], horizon)
     full_loss = _loss(full)
     inputs = plan.inputs
     return {
@@ -209,7 +226,7 @@ def summarise_attribution(plan: AttributionPlan, result: Simulated, seed: int) -
         "horizon_days": loaded.baseline.settings.horizon_days,
         "units": "USD per horizon (the first year of exposure when horizon_days is 365)",
         "baseline_loss": _loss(base),
-        "full_set": {"controls": plan.controls, "loss": full_loss, "avoided": _avoided(base, full)},
+        "full_set": {"controls": plan.controls, "loss": full_loss, "avoided": full_avoided},
         "controls": controls,
         "sum_alone_usd": sum(c["alone"]["avoided_usd"] for c in controls),
         "sum_in_full_set_usd": sum(c["in_full_set"]["avoided_usd"] for c in controls),
@@ -217,6 +234,30 @@ def summarise_attribution(plan: AttributionPlan, result: Simulated, seed: int) -
         "tornado_note": DEFAULT_NOTE if any(x.source in (DEFAULT, LIBRARY) for x in inputs) else "",
         "runs": {name: {"what": plan.described[name], **_loss(r)} for name, r in rows.items()},
     }
+
+
+def _annual_costs(plan: AttributionPlan) -> dict[tuple[str, tuple[str, ...]], float]:
+    """Return the yearly control cost of each combination an attribution compares, by (variant, controls in it).
+
+    A combination costs what the controls present in its resolved spec state (:func:`control_costs`) plus the
+    own ``annual_cost_usd`` of each control (variant) in it: a structural change states its cost there.
+    """
+    loaded = plan.loaded
+    specs = loaded.specs()
+    own = {c: loaded.baseline.variants[c].annual_cost_usd for c in plan.controls}
+    combinations = [(loaded.baseline.baseline_name, ()), (plan.full, tuple(plan.controls))]
+    for c in plan.controls:
+        combinations += [(plan.alone[c], (c,)), (plan.without[c], tuple(o for o in plan.controls if o != c))]
+    return {(name, members): math.fsum([*control_costs(specs[name]).values(), *(own[m] for m in members)])
+            for name, members in combinations}
+
+
+def _net(worth: dict[str, Any], cost: float, horizon_days: float) -> dict[str, Any]:
+    """Add to a worth its yearly cost and its net benefit (the worth a year minus the cost, with its CI)."""
+    worth["annual_cost_usd"] = cost
+    worth["net_benefit_usd"] = annualised(worth["avoided_usd"], horizon_days) - cost
+    worth["net_benefit_ci95_usd"] = [annualised(x, horizon_days) - cost for x in worth["ci95_usd"]]
+    return worth
 
 
 def _loss(r: VariantRows) -> dict[str, Any]:
@@ -313,7 +354,10 @@ def attribution_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
             rows.append({"control": c["control"], "measure": measure, "loss_avoided_usd": x["avoided_usd"],
                          "ci95_low_usd": x["ci95_usd"][0], "ci95_high_usd": x["ci95_usd"][1],
                          "loss_without_control_usd": x["loss_before_usd"],
-                         "loss_with_control_usd": x["loss_after_usd"], "trials": summary["trials"]})
+                         "loss_with_control_usd": x["loss_after_usd"], "trials": summary["trials"],
+                         "annual_cost_usd": x["annual_cost_usd"], "net_benefit_usd": x["net_benefit_usd"],
+                         "net_benefit_ci95_low_usd": x["net_benefit_ci95_usd"][0],
+                         "net_benefit_ci95_high_usd": x["net_benefit_ci95_usd"][1]})
     return rows
 
 
@@ -337,7 +381,8 @@ def tornado_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 ATTRIBUTION_COLUMNS = ("control", "measure", "loss_avoided_usd", "ci95_low_usd", "ci95_high_usd",
-                       "loss_without_control_usd", "loss_with_control_usd", "trials")
+                       "loss_without_control_usd", "loss_with_control_usd", "trials", "annual_cost_usd",
+                       "net_benefit_usd", "net_benefit_ci95_low_usd", "net_benefit_ci95_high_usd")
 TORNADO_COLUMNS = ("rank", "input", "path", "source", "value", "low", "high", "baseline_loss_usd",
                    "loss_at_low_usd", "diff_at_low_usd", "diff_at_low_ci95_low_usd", "diff_at_low_ci95_high_usd",
                    "loss_at_high_usd", "diff_at_high_usd", "diff_at_high_ci95_low_usd",

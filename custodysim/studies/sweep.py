@@ -24,8 +24,9 @@ from custodysim.running.outputs import default_run_dir, staged_folder, write_jso
 from custodysim.running.rows import MAX_ROWS, check_size
 from custodysim.running.runner import Progress, Simulated, simulate
 from custodysim.running.trialscsv import write_trials_csv
-from custodysim.scenario.grids import Axis, GridPoint, grid, labels, parse_axes, point_figures
+from custodysim.scenario.grids import Axis, GridPoint, frontier_figures, grid, labels, parse_axes, point_figures
 from custodysim.scenario.loader import LoadedScenario, derive, load_scenario
+from custodysim.scenario.units import field_unit
 from custodysim.studies.provenance import SCENARIO_COPY, Command, as_typed, build_manifest, provenance, write_manifest
 
 FILES = ("report.html", "report.md", "sweep.csv", "sweep.json", "trials.csv", SCENARIO_COPY, "manifest.json")
@@ -165,7 +166,9 @@ def sweep_summary(loaded: LoadedScenario, axes: list[Axis], points: list[GridPoi
 
     ``variants`` holds the baseline and every point, with the figures of summary.json (the paired
     difference is against the scenario's baseline); each point's control cost includes the own cost
-    of ``from_variant``, whose changes it carries.
+    of ``from_variant``, whose changes it carries. The frontier is over the baseline and the points: a
+    point the baseline beats is not efficient. Each axis carries the unit of its field
+    (:func:`custodysim.scenario.units.field_unit`; null when unknown).
 
     Args:
         loaded: the scenario with one variant per grid point (:func:`sweep_scenario`).
@@ -185,6 +188,7 @@ def sweep_summary(loaded: LoadedScenario, axes: list[Axis], points: list[GridPoi
     figures = summarise(result.rows, baseline, list(result.columns.assets), list(result.columns.wallets),
                         horizon, economics)
     short = labels([a.path for a in axes])
+    first = loaded.specs()[points[0].name] if points else loaded.baseline
     summary: dict[str, Any] = {
         "kind": "sweep",
         "scenario": loaded.name,
@@ -195,20 +199,20 @@ def sweep_summary(loaded: LoadedScenario, axes: list[Axis], points: list[GridPoi
         "seed": seed,
         "horizon_days": loaded.baseline.settings.horizon_days,
         "units": "USD per horizon (the first year of exposure when horizon_days is 365)",
-        "axes": [{"path": a.path, "label": short[a.path], "values": list(a.values), "texts": list(a.texts)}
-                 for a in axes],
+        "axes": [{"path": a.path, "label": short[a.path], "unit": field_unit(a.path, first),
+                  "values": list(a.values), "texts": list(a.texts)} for a in axes],
         "points": [{"name": p.name, "inputs": p.overrides()} for p in points],
         "variants": figures,
     }
-    grid_figures = point_figures(summary)
-    summary["frontier"] = {measure: efficient_names(grid_figures, measure) for measure in MEASURES}
+    summary["frontier"] = {measure: efficient_names(frontier_figures(summary), measure) for measure in MEASURES}
     return summary
 
 
 def table_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """Return the tidy sweep table: one row per grid point with its inputs, figures and frontier flags.
 
-    The flags say whether a point is in the frontier stored in ``summary["frontier"]``.
+    The flags say whether a point is in the frontier stored in ``summary["frontier"]`` (over the baseline
+    and the points).
 
     Operational and cost figures that later versions add (:data:`OPTIONAL_OPERATIONS`, :data:`COSTS`)
     get a column when any point carries them.
