@@ -17,6 +17,16 @@ def usd(x: float | None) -> str:
     return f"{sign}${x:,.0f}"
 
 
+def signed_usd(x: float | None) -> str:
+    """Format a change in USD with its sign: ``+$1.20M`` (more), ``-$945.16k`` (less), ``$0``; ``n/a`` for None."""
+    if x is None:
+        return "n/a"
+    text = usd(x)
+    if text in ("$0", "-$0"):  # a change that rounds to nothing has no sign
+        return "$0"
+    return "+" + text if x > 0 else text
+
+
 def pct(x: float) -> str:
     """Format a share as a percentage with one decimal: ``13.2%`` (never ``-0.0%``).
 
