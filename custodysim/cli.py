@@ -12,6 +12,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -19,11 +20,12 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from custodysim import __version__
 from custodysim.errors import CustodysimError, RunInterrupted
-from custodysim.formatting import narrowing, number, pct, terminal_text, usd
-from custodysim.reporting.report import key_loss, rare_losses
+from custodysim.formatting import narrowing, number, pct, signed_usd, terminal_text, usd
+from custodysim.reporting.report import change_words, key_loss, match_name, rare_losses
 from custodysim.running.executors import default_workers
 from custodysim.running.rows import MAX_ROWS
 from custodysim.scenario import library
@@ -31,7 +33,7 @@ from custodysim.scenario.loader import load_scenario
 from custodysim.scenario.schema import json_schema
 from custodysim.scenario.starter import write_starter
 from custodysim.studies.attribution import execute_attribution
-from custodysim.studies.compare import compare_runs
+from custodysim.studies.compare import Comparison, compare_runs
 from custodysim.studies.run import execute_run, rerender, resume_run
 from custodysim.studies.sweep import execute_sweep
 from custodysim.studies.trace import trace_trial
@@ -423,17 +425,44 @@ def compare(
         typer.Option("--out", help="Comparison folder to create (default: results/compare-<run>-<time>)."),
     ] = None,
 ) -> None:
-    """Compare separate runs: paired trial by trial when they share scenario, seed and trials."""
+    """Compare separate runs variant by variant: paired trial by trial when they share seed and trials."""
     try:
         comparison = compare_runs(run_dirs, out_dir)
     except CustodysimError as exc:
         raise _fail(exc) from None
-    for info in comparison.runs[1:]:
-        out.print(f"{info.label}: {info.pairing}", markup=False, highlight=False, soft_wrap=True)
-    for note in comparison.notes:
-        out.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
+    _print_comparison(comparison)
     out.print(f"wrote {comparison.folder}/ (comparison.json, comparison.md, comparison.html)",
               markup=False, highlight=False, soft_wrap=True)
+
+
+TONES = {"good": "green", "bad": "red", "muted": ""}
+"""Terminal colours of a change's verdict (shown only on a terminal)."""
+
+
+def _print_comparison(comparison: Comparison) -> None:
+    """Print each matched variant's change against the reference run, how each run paired, and the notes."""
+    ref = comparison.runs[0].label
+    table = Table(title=f"Against {terminal_text(ref)}: expected loss, USD a year (+ is more loss)")
+    table.add_column("run", overflow="fold")
+    table.add_column("variant", overflow="fold")
+    for col in (terminal_text(ref), "this run", "change", "95% CI"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("is the change real?")
+    for m in comparison.matches:
+        figures = asdict(m)
+        tone, word, _ = change_words(figures)
+        low, high = m.change_ci95_usd
+        table.add_row(terminal_text(m.run), terminal_text(match_name(figures)), usd(m.reference_expected_loss_usd),
+                      usd(m.expected_loss_usd), signed_usd(m.change_usd), f"{signed_usd(low)} to {signed_usd(high)}",
+                      Text(f"{word} ({'paired' if m.paired else 'unpaired'})", style=TONES[tone]))
+    out.print(table)
+    for info in comparison.runs[1:]:
+        out.print(f"{info.label}: {info.pairing}", markup=False, highlight=False, soft_wrap=True)
+        if info.how_to_pair:
+            out.print(f"  {info.how_to_pair} {'; '.join(info.pair_commands)}",
+                      markup=False, highlight=False, soft_wrap=True)
+    for note in comparison.notes:
+        out.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _progress() -> Progress:
