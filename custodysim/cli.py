@@ -441,20 +441,23 @@ TONES = {"good": "green", "bad": "red", "muted": ""}
 
 def _print_comparison(comparison: Comparison) -> None:
     """Print each matched variant's change against the reference run, how each run paired, and the notes."""
-    ref = comparison.runs[0].label
-    table = Table(title=f"Against {terminal_text(ref)}: expected loss, USD a year (+ is more loss)")
-    table.add_column("run", overflow="fold")
+    ref, others = comparison.runs[0].label, [r.label for r in comparison.runs[1:]]
+    several = len(others) > 1
+    which = f"{len(others)} runs" if several else terminal_text(others[0])
+    table = Table(title=f"{which} against {terminal_text(ref)}: expected loss, USD a year (+ is more loss)")
+    if several:
+        table.add_column("run", overflow="fold")
     table.add_column("variant", overflow="fold")
-    for col in (terminal_text(ref), "this run", "change", "95% CI"):
+    for col in (terminal_text(ref), "this run" if several else terminal_text(others[0]), "change", "95% CI"):
         table.add_column(col, justify="right", no_wrap=True)
     table.add_column("is the change real?")
     for m in comparison.matches:
         figures = asdict(m)
         tone, word, _ = change_words(figures)
         low, high = m.change_ci95_usd
-        table.add_row(terminal_text(m.run), terminal_text(match_name(figures)), usd(m.reference_expected_loss_usd),
-                      usd(m.expected_loss_usd), signed_usd(m.change_usd), f"{signed_usd(low)} to {signed_usd(high)}",
-                      Text(f"{word} ({'paired' if m.paired else 'unpaired'})", style=TONES[tone]))
+        cells = [terminal_text(match_name(figures)), usd(m.reference_expected_loss_usd), usd(m.expected_loss_usd),
+                 signed_usd(m.change_usd), f"{signed_usd(low)} to {signed_usd(high)}"]
+        table.add_row(*([terminal_text(m.run)] if several else []), *cells, Text(word, style=TONES[tone]))
     out.print(table)
     for info in comparison.runs[1:]:
         out.print(f"{info.label}: {info.pairing}", markup=False, highlight=False, soft_wrap=True)
