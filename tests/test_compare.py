@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_report_browser import browser  # noqa: F401 (the fixture: headless Chromium)
 
 from custodysim.errors import RunFolderError
 from custodysim.formatting import signed_usd, usd
@@ -25,8 +26,15 @@ SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 DMM = SCENARIOS / "dmm-2024.yaml"
 TRIALS = 300
 SEED = 42
-
-
+PHONE = {"width": 390, "height": 844}
+A4_TEXT_WIDTH = 688
+"""CSS pixels between A4's 14 mm margins (182 mm at 96 per inch)."""
+OVERFLOWS = """() => [...document.querySelectorAll('table')]
+    .filter(t => t.scrollWidth > t.parentElement.clientWidth + 1).map(t => t.closest('section').id)"""
+SMALLEST_CHART_TEXT = """() => Math.min(...[...document.querySelectorAll('svg.chart text')].map(t => {
+    const svg = t.ownerSVGElement;
+    return parseFloat(getComputedStyle(t).fontSize) * svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+}))"""
 EDIT = ("fake_recruiter_test: 0.15}", "fake_recruiter_test: 0.05}")
 """The edit that makes dmm-2024-q2.yaml: vendor engineers fall for fake recruiters a third as often."""
 
@@ -236,6 +244,29 @@ def test_html_has_a_viewport_and_print_styles_with_page_numbers(b_q2):
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
     assert "@media print" in html and "size: A4" in html and "break-after: avoid" in html
     assert 'content: "page " counter(page) " of " counter(pages)' in html
+
+
+def test_tables_fit_a_laptop_and_an_a4_page(browser, b_q2):  # noqa: F811
+    """At 1280 px and at A4's print width no table is wider than the page: none scrolls sideways, none loses columns."""
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto((b_q2[1] / "comparison.html").as_uri())
+    assert page.evaluate(OVERFLOWS) == []
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    page.set_viewport_size({"width": A4_TEXT_WIDTH, "height": 1000})
+    page.emulate_media(media="print")
+    assert page.evaluate(OVERFLOWS) == []
+    page.close()
+
+
+def test_phone_first_screen_shows_the_changes_and_charts_stay_legible(browser, b_q2):  # noqa: F811
+    """On a 390 px phone the headline changes are on the first screen, and no chart text is under 9 px."""
+    page = browser.new_page(viewport=PHONE)
+    page.goto((b_q2[1] / "comparison.html").as_uri())
+    first = page.locator("#answer ul.changes li").first.bounding_box()
+    assert first is not None and first["y"] + first["height"] <= PHONE["height"], first
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    assert page.evaluate(SMALLEST_CHART_TEXT) >= 9.0
+    page.close()
 
 
 def test_paired_ci_of_a_variant_difference_is_narrower_than_unpaired(runs, tmp_path):
