@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -20,12 +21,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from custodysim import __version__
 from custodysim.errors import CustodysimError, RunInterrupted
 from custodysim.formatting import narrowing, number, pct, signed_usd, terminal_text, usd
-from custodysim.reporting.report import controls_overlap, key_loss, rare_losses
+from custodysim.reporting.report import change_words, controls_overlap, key_loss, match_name, rare_losses
 from custodysim.running.executors import default_workers
 from custodysim.running.rows import MAX_ROWS
 from custodysim.scenario import library
@@ -33,7 +35,7 @@ from custodysim.scenario.loader import load_scenario
 from custodysim.scenario.schema import json_schema
 from custodysim.scenario.starter import write_starter
 from custodysim.studies.attribution import execute_attribution
-from custodysim.studies.compare import compare_runs
+from custodysim.studies.compare import Comparison, compare_runs
 from custodysim.studies.provenance import Command
 from custodysim.studies.run import execute_run, rerender, resume_run
 from custodysim.studies.sweep import execute_sweep
@@ -538,16 +540,46 @@ def compare(
     replace: Annotated[bool, typer.Option("--replace", help="Replace --out if it holds a previous complete "
                                                             "comparison.")] = False,
 ) -> None:
-    """Compare separate runs: paired trial by trial when they share scenario, seed and trials."""
+    """Compare separate runs variant by variant: paired trial by trial when they share seed and trials."""
     try:
         comparison = compare_runs(run_dirs, out_dir, replace, _typed(ctx))
     except CustodysimError as exc:
         raise _fail(exc) from None
+    _print_comparison(comparison)
+    _wrote(comparison.folder, comparison.files)
+
+
+TONES = {"good": "green", "bad": "red", "muted": ""}
+"""Terminal colours of a change's verdict (shown only on a terminal)."""
+
+
+def _print_comparison(comparison: Comparison) -> None:
+    """Print each matched variant's change against the reference run, how each run paired, and the notes."""
+    ref, others = comparison.runs[0].label, [r.label for r in comparison.runs[1:]]
+    several = len(others) > 1
+    which = f"{len(others)} runs" if several else terminal_text(others[0])
+    table = Table(title=f"{which} against {terminal_text(ref)}: expected loss, USD a year (+ is more loss)")
+    if several:
+        table.add_column("run", overflow="fold")
+    table.add_column("variant", overflow="fold")
+    for col in (terminal_text(ref), "this run" if several else terminal_text(others[0]), "change", "95% CI"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("is the change real?")
+    for m in comparison.matches:
+        figures = asdict(m)
+        tone, word, _ = change_words(figures)
+        low, high = m.change_ci95_usd
+        cells = [terminal_text(match_name(figures)), usd(m.reference_expected_loss_usd), usd(m.expected_loss_usd),
+                 signed_usd(m.change_usd), f"{signed_usd(low)} to {signed_usd(high)}"]
+        table.add_row(*([terminal_text(m.run)] if several else []), *cells, Text(word, style=TONES[tone]))
+    out.print(table)
     for info in comparison.runs[1:]:
         out.print(f"{info.label}: {info.pairing}", markup=False, highlight=False, soft_wrap=True)
+        if info.how_to_pair:
+            out.print(f"  {info.how_to_pair} {'; '.join(info.pair_commands)}",
+                      markup=False, highlight=False, soft_wrap=True)
     for note in comparison.notes:
         out.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
-    _wrote(comparison.folder, comparison.files)
 
 
 def _progress() -> Progress:

@@ -22,7 +22,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.text import Text
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
 from matplotlib.transforms import Bbox
 
 from custodysim.formatting import usd
@@ -49,6 +49,11 @@ RC: dict[str, Any] = {
     "legend.fontsize": 8.0,
     "legend.frameon": False,
 }
+SMALL_RC: dict[str, Any] = {"axes.titlesize": 9.5, "legend.fontsize": 9.0}
+"""A small chart's text: 9 points (8.5 for notes) on a figure 4.6 inches wide, so that shown one column wide
+on a phone or a third of a screen wide it is never under 9 pixels."""
+SMALL_WIDTH, SMALL_HEIGHT = 4.6, 3.6
+"""A small chart's size, inches."""
 
 
 def variant_colours(names: list[str], baseline: str) -> dict[str, str]:
@@ -94,8 +99,8 @@ def _style(rows: list[VariantRows], baseline: str) -> dict[str, dict[str, object
     return out
 
 
-def _label(r: VariantRows, baseline: str) -> str:
-    name = f"{r.name} (baseline)" if r.name == baseline else r.name
+def _label(r: VariantRows, baseline: str, tag: str = "baseline") -> str:
+    name = f"{r.name} ({tag})" if r.name == baseline else r.name
     return name if np.any(r.loss > 0) else f"{name}: no loss in {len(r):,} trials"
 
 
@@ -135,20 +140,25 @@ def _legend_below(ax: Axes) -> None:
     ax.figure.legend(handles, labels, loc="outside lower center", ncols=min(3, max(1, len(labels))))
 
 
-def chart_style() -> AbstractContextManager[None]:
-    """Return a context with the charts' settings: fixed SVG hash salt (reproducible ids), text as text."""
-    return matplotlib.rc_context(RC)  # type: ignore[arg-type]
+def chart_style(small: bool = False) -> AbstractContextManager[None]:
+    """Return a context with the charts' settings: fixed SVG hash salt (reproducible ids), text as text.
+
+    Args:
+        small: the text of a small chart (:data:`SMALL_RC`).
+    """
+    settings: dict[str, Any] = {**RC, **SMALL_RC} if small else RC
+    return matplotlib.rc_context(settings)  # type: ignore[arg-type]
 
 
-def new_figure(height: float) -> Figure:
+def new_figure(height: float, width: float = 9.0) -> Figure:
     """Return a new figure on the Agg canvas, outside pyplot, so no global backend is touched."""
-    fig = Figure(figsize=(9.0, height), layout="constrained")
+    fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
 
-def _no_loss(ax: Axes, n: int) -> None:
-    ax.text(0.5, 0.5, f"No variant lost anything in {n:,} trials", ha="center", va="center",
+def _no_loss(ax: Axes, n: int, noun: str = "variant") -> None:
+    ax.text(0.5, 0.5, f"No {noun} lost anything in {n:,} trials", ha="center", va="center",
             transform=ax.transAxes)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -172,7 +182,9 @@ MARK_REACH = 30.0
 """A mark is drawn if it lies within this multiple of the largest simulated loss (the axis stretches to it)."""
 
 
-def loss_exceedance_svg(rows: list[VariantRows], baseline: str, marks: Sequence[Mark] = ()) -> str:
+def loss_exceedance_svg(rows: list[VariantRows], baseline: str, marks: Sequence[Mark] = (), *, prefix: str = "lec",
+                        heading: str = "Loss exceedance: how often a year loses more than x",
+                        tag: str = "baseline", noun: str = "variant", small: bool = False) -> str:
     """Return the loss exceedance curves of all variants on one chart, as an inline SVG.
 
     x is the loss in USD (log axis), y the share of trials (years) whose loss exceeds x (log axis).
@@ -183,10 +195,14 @@ def loss_exceedance_svg(rows: list[VariantRows], baseline: str, marks: Sequence[
         baseline: the baseline's name (drawn thick and underneath).
         marks: losses to mark with a labelled vertical line (the capital, the insurance limit); one beyond
             :data:`MARK_REACH` times the largest loss is left out (the caption says where it lies).
+        prefix: the chart's id prefix, unique on its page.
+        heading: the title drawn above the chart.
+        tag: what the legend calls the baseline's curve.
+        noun: what one curve is (a variant; a run, when the curves are one variant's in several runs).
+        small: a small chart (:data:`SMALL_WIDTH`), for a grid of them.
     """
-    return _exceedance_svg(rows, baseline, marks, "lec", "Loss exceedance: how often a year loses more than x",
-                           "annual loss x (USD, log scale)", "P(annual loss > x)",
-                           "Loss exceedance curves, one per variant")
+    return _exceedance_svg(rows, baseline, marks, prefix, heading, "annual loss x (USD, log scale)",
+                           "P(annual loss > x)", f"Loss exceedance curves, one per {noun}", tag, noun, small)
 
 
 def occurrence_exceedance_svg(rows: list[VariantRows], baseline: str, marks: Sequence[Mark] = ()) -> str:
@@ -209,25 +225,47 @@ def occurrence_exceedance_svg(rows: list[VariantRows], baseline: str, marks: Seq
 
 
 def _exceedance_svg(rows: list[VariantRows], baseline: str, marks: Sequence[Mark], prefix: str, title: str,
-                    xlabel: str, ylabel: str, alt: str) -> str:
-    with chart_style():
-        fig = new_figure(4.2)
+                    xlabel: str, ylabel: str, alt: str, tag: str = "baseline", noun: str = "variant",
+                    small: bool = False) -> str:
+    with chart_style(small):
+        fig = new_figure(SMALL_HEIGHT, SMALL_WIDTH) if small else new_figure(4.2)
         ax = fig.add_subplot()
         span = _positive_range(rows)
         n = max((len(r) for r in rows), default=0)
         if span is None or n == 0:
-            _no_loss(ax, n)
+            _no_loss(ax, n, noun)
         else:
-            _exceedance_lines(ax, rows, baseline, span, n, marks)
+            _exceedance_lines(ax, rows, baseline, span, n, marks, tag, 8.5 if small else 7.0)
             ax.set_xlabel(xlabel)
             ax.set_ylabel(ylabel)
+            if small:
+                _fewer_usd_ticks(ax)
         ax.set_title(title, loc="left")
         svg = svg_element(fig, prefix)
     return titled(svg, prefix, alt)
 
 
+TICK_STEPS = ((1.0, 2.0, 5.0), (1.0,), (1.0, 2.0, 3.0, 5.0), (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0))
+"""Multiples of each power of ten that may label a small chart's log axis, in order of preference."""
+
+
+def _fewer_usd_ticks(ax: Axes, most: int = 5) -> None:
+    """Label a small chart's log USD axis at three to ``most`` round amounts, so that no two labels touch."""
+    low, high = ax.get_xlim()
+    decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+    best: list[float] = []
+    for steps in TICK_STEPS:
+        ticks = [m * 10.0**k for k in decades for m in steps if low <= m * 10.0**k <= high]
+        if 3 <= len(ticks) <= most:
+            best = ticks
+            break
+        if len(best) < len(ticks) <= most:
+            best = ticks
+    ax.xaxis.set_major_locator(FixedLocator(best))
+
+
 def _exceedance_lines(ax: Axes, rows: list[VariantRows], baseline: str, span: tuple[float, float],
-                      n: int, marks: Sequence[Mark]) -> None:
+                      n: int, marks: Sequence[Mark], tag: str = "baseline", note_size: float = 7.0) -> None:
     floor = 0.5 / n
     shown = [m for m in marks if span[0] / 2 < m.loss_usd <= span[1] * MARK_REACH]
     left, right = span[0] / 2, max([span[1] * 1.5, *(m.loss_usd * 1.4 for m in shown)])
@@ -235,22 +273,22 @@ def _exceedance_lines(ax: Axes, rows: list[VariantRows], baseline: str, span: tu
     for r in rows:
         positive = np.sort(r.loss[r.loss > 0])
         if positive.size == 0:
-            ax.plot([], [], label=_label(r, baseline), **styles[r.name])  # type: ignore[arg-type]
+            ax.plot([], [], label=_label(r, baseline, tag), **styles[r.name])  # type: ignore[arg-type]
             continue
         values, counts = np.unique(positive, return_counts=True)
         above = (positive.size - np.cumsum(counts)) / len(r)
         values, above = _thinned(values, above)
         xs = np.concatenate(([left], values))
         ys = np.concatenate(([positive.size / len(r)], np.maximum(above, floor)))
-        ax.step(xs, ys, where="post", label=_label(r, baseline), **styles[r.name])  # type: ignore[arg-type]
+        ax.step(xs, ys, where="post", label=_label(r, baseline, tag), **styles[r.name])  # type: ignore[arg-type]
     for p, text in ((0.1, "1 year in 10"), (0.01, "1 in 100"), (0.001, "1 in 1,000")):
         if p >= floor:
             ax.axhline(p, color="#bbbbbb", linewidth=0.6, zorder=1)
-            ax.text(right, p, f" {text}", va="center", ha="left", fontsize=7, color="#666666")
+            ax.text(right, p, f" {text}", va="center", ha="left", fontsize=note_size, color="#666666")
     for m in shown:
         ax.axvline(m.loss_usd, color=m.colour, linewidth=1.0, linestyle=(0, (4, 3)), zorder=1)
-        ax.text(m.loss_usd, 0.9, f"{m.label} ", rotation=90, ha="right", va="top", fontsize=7.5, color=m.colour,
-                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.0})
+        ax.text(m.loss_usd, 0.9, f"{m.label} ", rotation=90, ha="right", va="top", fontsize=note_size + 0.5,
+                color=m.colour, bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.0})
     ax.set_yscale("log")
     _usd_log_x(ax)
     ax.set_xlim(left, right)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -258,8 +259,13 @@ def verdict(v: dict[str, Any]) -> str:
     """Return whether a variant's paired difference against the baseline is real at this trial count."""
     if "diff_ci95_usd" not in v:
         return "baseline"
-    low, high = v["diff_ci95_usd"]
-    if v["diff_vs_baseline_usd"] == 0 and low == high == 0:
+    return change_verdict(v["diff_vs_baseline_usd"], v["diff_ci95_usd"])
+
+
+def change_verdict(diff: float, ci: Sequence[float]) -> str:
+    """Return whether a difference in expected loss is real: its 95% CI excludes 0 (and on which side)."""
+    low, high = ci
+    if diff == 0 and low == high == 0:
         return "no: same loss every year"
     if high < 0:
         return "yes: less loss"
@@ -374,14 +380,67 @@ def _outcomes(summary: dict[str, Any]) -> list[tuple[str, str]]:
     return known + [(o, o.replace("_", " ")) for o in sorted(seen - set(OUTCOMES))]
 
 
+CHANGE_WORDS = {
+    "yes: less loss": ("good", "better", "less loss, beyond the noise"),
+    "yes: more loss": ("bad", "worse", "more loss, beyond the noise"),
+    "no: within the noise": ("muted", "within the noise", "no change shown at this trial count"),
+    "no: same loss every year": ("muted", "no change", "the same loss in every trial"),
+}
+"""Per verdict of a change between runs: its CSS class, its word and what the word means."""
+
+
+def change_words(match: Mapping[str, Any]) -> tuple[str, str, str]:
+    """Return the CSS class, the one-word verdict and its meaning for a matched variant's change."""
+    return CHANGE_WORDS[change_verdict(match["change_usd"], match["change_ci95_usd"])]
+
+
+def match_name(match: Mapping[str, Any]) -> str:
+    """Return the name a matched variant goes by: its own, or both when the two runs' baselines differ in name."""
+    if match["variant"] == match["reference_variant"]:
+        return str(match["variant"])
+    return f"{match['variant']} (baseline; {match['reference_variant']} in {match['reference_run']})"
+
+
+def change_sentence(match: Mapping[str, Any]) -> str:
+    """Return the headline of a matched variant: ``baseline: -$11.37M a year in q2 against q1, paired 95% CI ...``."""
+    low, high = match["change_ci95_usd"]
+    _, word, meaning = change_words(match)
+    kind = "paired" if match["paired"] else "unpaired"
+    return (f"{match_name(match)}: {signed_usd(match['change_usd'])} a year in {match['run']} against "
+            f"{match['reference_run']}, {kind} 95% CI {signed_usd(low)} to {signed_usd(high)}: {word} ({meaning}).")
+
+
+def _comparison_env(autoescape: bool) -> Environment:
+    env = template_env(autoescape=autoescape)
+    env.globals.update(change_sentence=change_sentence, change_words=change_words, match_name=match_name,
+                       utc_stamp=utc_stamp)
+    return env
+
+
 def render_comparison_markdown(comparison: dict[str, Any]) -> str:
     """Render a comparison's comparison.md from its figures (comparison.json)."""
-    return template_env().get_template("comparison.md.j2").render(c=comparison)
+    return _comparison_env(False).get_template("comparison.md.j2").render(c=comparison)
 
 
-def render_comparison_html(comparison: dict[str, Any]) -> str:
-    """Render a comparison's comparison.html from its figures (comparison.json)."""
-    return template_env(autoescape=True).get_template("comparison.html.j2").render(c=comparison)
+def render_comparison_html(comparison: dict[str, Any], curves: Mapping[str, list[VariantRows]]) -> str:
+    """Render a comparison's self-contained comparison.html, with a loss exceedance chart per matched variant.
+
+    Args:
+        comparison: its figures (comparison.json).
+        curves: per matched variant (its name in the reference run), its rows in each run, named after the run,
+            the reference run's first.
+    """
+    from custodysim.reporting import charts  # matplotlib is imported only when an HTML report is made
+
+    runs = [r["label"] for r in comparison["runs"]]
+    reference = runs[0]
+    drawn = {name: rows for name, rows in curves.items() if any(np.any(r.loss > 0) for r in rows)}
+    svgs = [(name, Markup(charts.loss_exceedance_svg(rows, reference, prefix=f"lec{i}", heading=name, tag="reference",
+                                                     noun="run", small=True)))
+            for i, (name, rows) in enumerate(drawn.items())]
+    return _comparison_env(True).get_template("comparison.html.j2").render(
+        c=comparison, charts=svgs, lossless=[name for name in curves if name not in drawn],
+        colours=charts.variant_colours(runs, reference), created=utc_stamp(comparison["created_utc"]))
 
 
 def render_attribution_markdown(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
