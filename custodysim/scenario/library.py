@@ -633,7 +633,7 @@ def describe(e: Entry) -> str:
              f"In the model: {e.in_the_model}", ""]
     known = identifier_lines(e)
     if known:
-        lines.append("Known to other tools as (each checked against the release named):")
+        lines.append("Known to other tools as (in the release named; docs/library.md, 'Identifiers'):")
         lines += [f"  {RELEASES[c]}: {what}" for c, what in known]
         lines.append("")
     if e.priors:
