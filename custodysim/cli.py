@@ -483,14 +483,18 @@ def library_command(
         out.print(library.describe(found), markup=False, highlight=False, soft_wrap=True)
         return
     table = Table(title="custodysim library: techniques and controls (custodysim library NAME for sources)")
-    for col in ("name", "kind", "defaults", "uncertainty"):
+    table.add_column("name", no_wrap=True)
+    for col in ("kind", "defaults", "uncertainty", "identifiers"):
         table.add_column(col)
     for e in library.ENTRIES:
         defaults = "; ".join(f"{p.field} {library.shown(p.value)}" for p in e.priors) or "-"
-        table.add_row(e.name, library.STAGE_TITLES[e.stage], defaults, e.uncertainty)
+        known = library.identifiers_short(e) or "-"
+        table.add_row(e.name, library.STAGE_TITLES[e.stage], defaults, e.uncertainty, known)
     out.print(table)
     out.print("Use a technique by name in 'technique:' (left-out numbers take these defaults), a control "
-              "under 'controls.measures'; see docs/library.md.", markup=False, highlight=False, soft_wrap=True)
+              "under 'controls.measures'; see docs/library.md. Identifiers: a technique's MITRE ATT&CK ids; a "
+              "control's FAIR-CAM function, D3FEND id and CCSS requirement (releases: docs/library.md).",
+              markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command(cls=_Command, epilog="Example: custodysim trace results/dmm --trial 17 --variant split-wallets")

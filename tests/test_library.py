@@ -297,3 +297,92 @@ def test_wallet_splitting_refuses_what_it_cannot_split(base, change, message):
     doc["controls"] = {"measures": {"wallet_splitting": {"wallets": ["vault"]}}}
     with pytest.raises(ScenarioError, match=r"wallet_splitting\.wallets\[0\].*" + message):
         load(doc)
+
+
+def _identifiers_script() -> Any:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "identifiers.py"
+    spec = importlib.util.spec_from_file_location("identifiers_script", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_identifiers_are_well_formed_live_and_named_as_in_the_pinned_releases():
+    """Every ATT&CK, D3FEND and CCSS id the library cites is live in its pinned release, under that release's name."""
+    script = _identifiers_script()
+    pinned = script.pinned()
+    assert script.problems(pinned) == []
+    doc = yaml.safe_load(script.PINNED.read_text(encoding="utf-8"))
+    assert doc["releases"] == {s: library.RELEASES[s] for s in library.SCHEMES}
+    assert all(len(pinned[s]) > 40 for s in library.SCHEMES)  # the whole release, not just what is cited
+    for e in library.ENTRIES:
+        assert (e.is_technique and bool(e.cited("attack"))) or (not e.is_technique and not e.cited("attack")), e.name
+        assert bool(e.fair_cam) == (e.kind == "control"), e.name
+        assert not (e.kind != "control" and (e.cited("d3fend") or e.cited("ccss"))), e.name
+
+
+def test_identifier_check_reads_each_release_and_names_what_is_wrong(tmp_path):
+    """The check reads STIX, D3FEND's Turtle and CCSS's YAML, skips revoked/deprecated ids, names wrong or missing ids."""
+    import json
+
+    script = _identifiers_script()
+    ref = [{"source_name": "mitre-attack", "external_id": "T1539"}]
+    bundle = {"type": "bundle", "objects": [
+        {"type": "attack-pattern", "name": "Steal Web Session Cookie", "external_references": ref},
+        {"type": "attack-pattern", "name": "Old", "revoked": True,
+         "external_references": [{"source_name": "mitre-attack", "external_id": "T1002"}]},
+        {"type": "attack-pattern", "name": "Gone", "x_mitre_deprecated": True,
+         "external_references": [{"source_name": "mitre-attack", "external_id": "T1003"}]}]}
+    (tmp_path / "attack.json").write_text(json.dumps(bundle))
+    assert script.attack_names(tmp_path / "attack.json") == {"T1539": "Steal Web Session Cookie"}
+    (tmp_path / "d3fend.ttl").write_text(
+        ':TokenBinding a owl:Class ;\n    rdfs:label "Token Binding" ;\n    :d3fend-id "D3-TB" ;\n'
+        '    :kb-article """## How it works\n\nBinds a token."""  .\n\n'
+        ':Old a owl:Class ;\n    owl:deprecated true ;\n    rdfs:label "Old" ;\n    :d3fend-id "D3-OLD" .\n')
+    assert script.d3fend_names(tmp_path / "d3fend.ttl") == {"D3-TB": "Token Binding"}
+    aspects = tmp_path / "CCSS" / "_data" / "aspects"
+    aspects.mkdir(parents=True)
+    (aspects / "104-KeyUsage.yml").write_text(
+        "id: 1.04\ntitle: Key Usage\ncomponents:\n  - component: &010406\n    id: 1.4.6\n"
+        "    title_short: Spends are verified before signing\n")
+    assert script.ccss_names(tmp_path / "CCSS") == {"1.04": "Key Usage", "1.4.6": "Spends are verified before signing"}
+    known = script.pinned()
+    known["attack"] = {**known["attack"], "T1539": "Another Name"}
+    del known["d3fend"]["D3-MFA"]
+    found = script.problems(known)
+    assert any("T1539 is 'Another Name'" in p for p in found)
+    assert any("D3-MFA is not a live identifier of MITRE D3FEND 1.2.0" in p for p in found)
+    assert script.WELL_FORMED["attack"].fullmatch("T1550.004") and not script.WELL_FORMED["attack"].fullmatch("T155")
+
+
+def test_run_controls_map_to_library_controls():
+    """A run's stops (detection:edr, monitoring:..., whitelist:..., verification:...) name their library control."""
+    assert library.control_of("detection:ginco_edr").name == "endpoint_detection"
+    assert library.control_of("monitoring:balance_alerts").name == "balance_alerts"
+    assert library.control_of("monitoring:desk").name == "outflow_monitoring"
+    assert library.control_of("whitelist:main").name == "independent_policy_engine"
+    assert library.control_of("verification:dmm_signer").name == "independent_verification"
+    assert library.control_of("something:else") is None
+    assert library.fair_cam_text(library.entry("independent_verification")) == \
+        "prevention (resistance), detection (recognition)"
+
+
+def test_library_command_shows_identifiers():
+    """`custodysim library` lists each entry's ids, `library NAME` names them with their release, --markdown links."""
+    from typer.testing import CliRunner
+
+    from custodysim.cli import app
+
+    runner = CliRunner()
+    listed = runner.invoke(app, ["library"], env={"COLUMNS": "200"})
+    assert listed.exit_code == 0 and "T1539, T1550.004" in listed.output and "resistance, D3-MFA" in listed.output
+    shown = runner.invoke(app, ["library", "session_cookie_theft"])
+    assert "MITRE ATT&CK Enterprise v18.1: T1539 Steal Web Session Cookie" in shown.output
+    shown = runner.invoke(app, ["library", "independent_verification"])
+    assert "CCSS, C4's GitHub edition of 10 Oct 2021: 1.4.6 Spends are verified before signing" in shown.output
+    assert "[T1539](https://attack.mitre.org/techniques/T1539/)" in library.markdown()
+    assert "[T1550.004](https://attack.mitre.org/techniques/T1550/004/)" in library.markdown()

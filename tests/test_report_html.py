@@ -260,3 +260,16 @@ def test_an_increase_shows_its_plus_sign_in_the_reports_and_the_terminal(dmm, ca
     printed = capsys.readouterr().out
     row = next(line for line in printed.splitlines() if "threshold-3of5" in line and "$480.00k" in line)
     assert row.rstrip(" │").endswith("+$60.00k")
+
+
+def test_controls_table_says_what_each_control_is(dmm):
+    """Each control's row names its library control, FAIR-CAM function and D3FEND/CCSS ids; report.md lists them."""
+    controls = _section(dmm["html"], "controls")
+    rows = {row.split("</code>")[0]: row for row in controls.split("<tr><td><code>")[1:]}
+    assert 'data-label="what it is"' in rows["detection:ginco_edr"]
+    assert "endpoint detection" in rows["detection:ginco_edr"] and ">D3-PA<" in rows["detection:ginco_edr"]
+    assert "FAIR-CAM detection (monitoring, recognition)" in rows["detection:ginco_edr"]
+    assert 'title="Spends are verified before signing">1.4.6<' in rows["verification:dmm_signer"]
+    text = render_markdown(dmm["summary"], {**dmm["manifest"], "wall_time_seconds": 1.0})
+    assert "- `whitelist:main`: independent_policy_engine; FAIR-CAM prevention (resistance), response (loss " \
+           "minimization); CCSS 1.4.6 Spends are verified before signing\n" in text

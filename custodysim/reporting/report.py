@@ -15,6 +15,7 @@ from markupsafe import Markup, escape
 from custodysim.analysis.frontier import efficient_names, frontier_rows
 from custodysim.formatting import amount, clip, markdown_text, narrowing, number, pct, signed_ci, signed_usd, usd
 from custodysim.running.rows import VariantRows
+from custodysim.scenario import library
 
 OUTCOMES = {
     "loss": "money lost",
@@ -57,9 +58,10 @@ def breakable(name: str) -> Markup:
 def render_markdown(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
     """Render report.md from a run's summary and manifest."""
     frontier = frontier_context(summary["variants"], summary["baseline"])
+    stops = dict.fromkeys(c for v in summary["variants"].values() for c in v["stops_by_control"])
     return template_env().get_template("report.md.j2").render(s=summary, m=manifest, key_loss=key_loss(summary),
                                                               rare=rare_losses(summary), marks=finance_marks(summary),
-                                                              **frontier)
+                                                              known={c: known_as(c) for c in stops}, **frontier)
 
 
 def frontier_context(variants: dict[str, dict[str, Any]], baseline: str, unit: str = "variant") -> dict[str, Any]:
@@ -368,9 +370,22 @@ def _controls(summary: dict[str, Any], rows: list[VariantRows]) -> list[dict[str
             for control in filter(None, cell.split(";")):
                 if k:
                     lost[(r.name, control)] = lost.get((r.name, control), 0) + k
-    return [{"control": c, "cells": {
+    return [{"control": c, "known": known_as(c), "cells": {
         n: {**v["stops_by_control"][c], "lost": lost.get((n, c), 0)}
         for n, v in summary["variants"].items() if c in v["stops_by_control"]}} for c in names]
+
+
+def known_as(stop: str) -> dict[str, Any] | None:
+    """Return what a run's control (``verification:dmm_signer``) is in the library and to other tools.
+
+    That is the library control it is an instance of, its FAIR-CAM function, and its D3FEND and CCSS
+    identifiers (each ``(id, name)``); None for a control the library does not know.
+    """
+    found = library.control_of(stop)
+    if found is None:
+        return None
+    return {"entry": found.name, "fair_cam": library.fair_cam_text(found),
+            "ids": [(library.CATALOGUE_TITLES[i.scheme], i.id, i.name) for i in found.identifiers]}
 
 
 def _outcomes(summary: dict[str, Any]) -> list[tuple[str, str]]:

@@ -21,6 +21,65 @@ Stage = Literal["initial_access", "movement", "insider", "behaviour", "preventio
 DEFAULT = "default"
 """The word that asks for the library's value where a scenario would give a number."""
 
+Scheme = Literal["attack", "d3fend", "ccss"]
+"""A catalogue whose identifiers the library cites: MITRE ATT&CK, MITRE D3FEND, CCSS."""
+SCHEMES: tuple[Scheme, ...] = ("attack", "d3fend", "ccss")
+Catalogue = Literal["fair_cam", "attack", "d3fend", "ccss"]
+"""Where an entry is known: the FAIR-CAM model, or a catalogue of identifiers."""
+
+FairCam = Literal["avoidance", "deterrence", "resistance", "visibility", "monitoring", "recognition",
+                  "termination", "resilience", "loss minimization"]
+"""A FAIR-CAM loss-event control function."""
+
+FAIR_CAM_DOMAINS: dict[FairCam, str] = {
+    "avoidance": "prevention", "deterrence": "prevention", "resistance": "prevention",
+    "visibility": "detection", "monitoring": "detection", "recognition": "detection",
+    "termination": "response", "resilience": "response", "loss minimization": "response",
+}
+"""The loss-event domain (prevention, detection, response) of each FAIR-CAM function."""
+
+RELEASES: dict[Catalogue, str] = {
+    "attack": "MITRE ATT&CK Enterprise v18.1",
+    "d3fend": "MITRE D3FEND 1.2.0",
+    "ccss": "CCSS, C4's GitHub edition of 10 Oct 2021",
+    "fair_cam": "FAIR-CAM Standard Artifact v1.0",
+}
+"""The release every identifier was checked against (docs/library.md, 'Identifiers', says where each is)."""
+
+CATALOGUE_TITLES: dict[Catalogue, str] = {
+    "fair_cam": "FAIR-CAM", "attack": "ATT&CK", "d3fend": "D3FEND", "ccss": "CCSS"}
+"""The short name of each catalogue, in the order an entry lists them."""
+
+
+@dataclass(frozen=True)
+class Identifier:
+    """An identifier another tool knows, with its name in the release of :data:`RELEASES` it was checked against.
+
+    Attributes:
+        scheme: the catalogue (``attack``, ``d3fend``, ``ccss``).
+        id: the identifier as the catalogue writes it: ``T1539``, ``D3-MFA``, ``1.4.6``.
+        name: its name there: ``Steal Web Session Cookie``.
+    """
+
+    scheme: Scheme
+    id: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.name}"
+
+
+def _attack(*pairs: tuple[str, str]) -> tuple[Identifier, ...]:
+    return tuple(Identifier("attack", i, n) for i, n in pairs)
+
+
+def _d3fend(i: str, n: str) -> Identifier:
+    return Identifier("d3fend", i, n)
+
+
+def _ccss(i: str, n: str) -> Identifier:
+    return Identifier("ccss", i, n)
+
 
 @dataclass(frozen=True)
 class Prior:
@@ -64,6 +123,8 @@ class Entry:
     uncertainty: Literal["low", "medium", "high"]
     sources: tuple[str, ...]
     social_engineering: bool = False
+    identifiers: tuple[Identifier, ...] = ()
+    fair_cam: tuple[FairCam, ...] = ()
 
     def prior(self, field: str) -> Prior | None:
         """Return the default of ``field``, if the entry has one."""
@@ -75,6 +136,10 @@ class Entry:
         if prior is None:
             raise KeyError(f"{self.name} has no default for {field!r}")
         return prior.value
+
+    def cited(self, scheme: Scheme) -> tuple[Identifier, ...]:
+        """Return the entry's identifiers in ``scheme``."""
+        return tuple(i for i in self.identifiers if i.scheme == scheme)
 
     @property
     def is_technique(self) -> bool:
@@ -132,7 +197,8 @@ ENTRIES: tuple[Entry, ...] = (
         "The DMM vendor engineer and the Ronin engineer both ran the attacker's file; campaigns target a "
         "handful of people and usually succeed with one. 0.15 per person is mid-range for engineers who "
         "are open to offers; it is far lower for people who are not.",
-        "high", (_FBI_DMM, _CISA_TT, _INCIDENTS), social_engineering=True),
+        "high", (_FBI_DMM, _CISA_TT, _INCIDENTS), social_engineering=True,
+        identifiers=_attack(("T1566.003", "Spearphishing via Service"), ("T1204.002", "Malicious File"))),
     Entry(
         "fake_job_offer", "initial_access",
         "A job offer document (PDF) with an exploit or macro, after several rounds of fake interviews.",
@@ -141,7 +207,8 @@ ENTRIES: tuple[Entry, ...] = (
          Prior("delay_days", _lognormal(21, 60), 7, 45, "days of interviews before the offer")),
         "Ronin 2022: a senior engineer was approached through LinkedIn, interviewed several times and "
         "opened the offer PDF. Slightly below the coding test: a document needs an exploit or a macro.",
-        "high", (_RONIN, _CISA_TT), social_engineering=True),
+        "high", (_RONIN, _CISA_TT), social_engineering=True,
+        identifiers=_attack(("T1566.003", "Spearphishing via Service"), ("T1204.002", "Malicious File"))),
     Entry(
         "spear_phishing", "initial_access",
         "Targeted e-mails with malware (attachment or link) to employees, as in Coincheck 2018.",
@@ -151,7 +218,8 @@ ENTRIES: tuple[Entry, ...] = (
         "In phishing simulations a minority of users click, and quickly; a lure tailored to a named person "
         "does better, but the payload must also beat the mail filter and the endpoint. Coincheck's malware sat "
         "on employee PCs for weeks before the theft.",
-        "medium", (_DBIR, _INCIDENTS), social_engineering=True),
+        "medium", (_DBIR, _INCIDENTS), social_engineering=True,
+        identifiers=_attack(("T1566.001", "Spearphishing Attachment"), ("T1566.002", "Spearphishing Link"))),
     Entry(
         "malicious_dependency", "initial_access",
         "A poisoned open-source package or build step pulled by an engineer's machine or the CI pipeline.",
@@ -161,7 +229,8 @@ ENTRIES: tuple[Entry, ...] = (
          Prior("delay_days", _lognormal(30, 120), 7, 90, "days until the package is pulled")),
         "Package-registry campaigns by DPRK groups are frequent but spray-and-pray; reaching one "
         "particular exchange's engineers in a year is far less likely than a targeted lure.",
-        "high", (_CISA_TT, _CHAINALYSIS)),
+        "high", (_CISA_TT, _CHAINALYSIS),
+        identifiers=_attack(("T1195.001", "Compromise Software Dependencies and Development Tools"))),
     Entry(
         "vendor_supply_chain", "initial_access",
         "The attacker compromises the vendor of a signing interface or wallet software and ships or serves "
@@ -172,7 +241,8 @@ ENTRIES: tuple[Entry, ...] = (
          Prior("delay_days", _lognormal(30, 90), 10, 60, "days until the vendor's release or session is used")),
         "DMM 2024 and the 2025 Bybit theft both went through a vendor's systems. The exposure is that of "
         "the vendor's people; their number and exposure dominate.",
-        "high", (_FBI_DMM, _INCIDENTS)),
+        "high", (_FBI_DMM, _INCIDENTS),
+        identifiers=_attack(("T1195.002", "Compromise Software Supply Chain"), ("T1199", "Trusted Relationship"))),
     Entry(
         "insider", "insider",
         "A person with keys or approval power steals, alone, under the same policies as anyone.",
@@ -180,7 +250,8 @@ ENTRIES: tuple[Entry, ...] = (
         (Prior("insider_rate_per_year", 0.002, 0.0005, 0.01, "thefts per privileged person per year"),),
         "Insider thefts at exchanges are rare next to external ones in public reporting; 1 in 500 per "
         "privileged person a year is a cautious order of magnitude, not a measured rate.",
-        "high", (_CHAINALYSIS,)),
+        "high", (_CHAINALYSIS,),
+        identifiers=_attack(("T1078", "Valid Accounts"))),
     Entry(
         "insider_door", "insider",
         "An insider opens a door for an outside campaign: a firewall change, a shared credential, a planted "
@@ -192,7 +263,9 @@ ENTRIES: tuple[Entry, ...] = (
          Prior("time_days", _lognormal(1, 7), 0.5, 5, "days from the door opening (or the foothold) to its use")),
         "A door opened from inside is made to be used: the outsider needs only to walk through, soon. Bribed "
         "contractors at an exchange passed access to criminals in 2025.",
-        "high", (_COINBASE,)),
+        "high", (_COINBASE,),
+        identifiers=_attack(("T1078", "Valid Accounts"), ("T1562.004", "Disable or Modify System Firewall"),
+                            ("T1200", "Hardware Additions"))),
     # ---- attacker and people behaviour -----------------------------------------------------------------
     Entry(
         "patient_strike", "behaviour",
@@ -257,7 +330,8 @@ ENTRIES: tuple[Entry, ...] = (
          Prior("time_days", _lognormal(30, 90), 3, 60, "days from the foothold to the use")),
         "DMM: about 7 weeks from the coding test to the session hijack. Long-lived sessions without device "
         "binding make it likely; device-bound sessions (a control below) make it rare.",
-        "medium", (_FBI_DMM, _SESSIONS)),
+        "medium", (_FBI_DMM, _SESSIONS),
+        identifiers=_attack(("T1539", "Steal Web Session Cookie"), ("T1550.004", "Web Session Cookie"))),
     Entry(
         "credential_reuse", "movement",
         "Passwords or keys found on a compromised machine (files, password stores, shell history) open "
@@ -266,7 +340,9 @@ ENTRIES: tuple[Entry, ...] = (
         (Prior("p_success", 0.3, 0.1, 0.6, "probability the credentials open the target"),
          Prior("time_days", _lognormal(10, 40), 2, 30, "days to find and use them")),
         "Works where MFA is absent or phishable; reported in most exchange intrusions as one of the steps.",
-        "medium", (_CISA_TT, _MTRENDS)),
+        "medium", (_CISA_TT, _MTRENDS),
+        identifiers=_attack(("T1552.001", "Credentials In Files"), ("T1555", "Credentials from Password Stores"),
+                            ("T1552.003", "Shell History"), ("T1078", "Valid Accounts"))),
     Entry(
         "cloud_console_takeover", "movement",
         "The attacker takes over a cloud console or CI/CD account and from there the servers or secrets "
@@ -276,7 +352,8 @@ ENTRIES: tuple[Entry, ...] = (
          Prior("time_days", _lognormal(14, 45), 3, 30, "days to get there")),
         "A vendor's cloud sessions were hijacked after the attackers failed to enrol their own MFA device; "
         "consoles hold the keys to many servers at once.",
-        "high", (_LESSONS, _CISA_TT)),
+        "high", (_LESSONS, _CISA_TT),
+        identifiers=_attack(("T1078.004", "Cloud Accounts"))),
     Entry(
         "key_store_from_host", "movement",
         "From a server that holds or can use a key store (hot wallet server, HSM client), the attacker "
@@ -286,7 +363,8 @@ ENTRIES: tuple[Entry, ...] = (
          Prior("time_days", _lognormal(3, 14), 0.5, 10, "days to find and use them")),
         "Coincheck's NEM key sat on a networked server; keys encrypted on their own host were decrypted "
         "there in several thefts.",
-        "medium", (_INCIDENTS, _LESSONS)),
+        "medium", (_INCIDENTS, _LESSONS),
+        identifiers=_attack(("T1552.004", "Private Keys"))),
     Entry(
         "lateral_movement", "movement",
         "Generic movement between machines of one network (remote services, stolen admin credentials).",
@@ -295,7 +373,8 @@ ENTRIES: tuple[Entry, ...] = (
          Prior("time_days", _lognormal(14, 45), 3, 40, "days to get there")),
         "Intrusion dwell times run from days to months; M-Trends medians of 10-16 days are for detected "
         "intrusions of every kind, so a quiet, targeted move takes longer.",
-        "high", (_MTRENDS,)),
+        "high", (_MTRENDS,),
+        identifiers=_attack(("T1021", "Remote Services"), ("T1078", "Valid Accounts"))),
     # ---- controls ---------------------------------------------------------------------------------------
     Entry(
         "security_awareness_training", "prevention",
@@ -306,7 +385,8 @@ ENTRIES: tuple[Entry, ...] = (
         (Prior("factor", 0.6, 0.4, 0.85, "multiplier of exposure"),),
         "Drills lower click rates in simulations, but a patient recruiter aims at curiosity and ambition, "
         "not at a careless click: a modest cut, uncertain.",
-        "high", (_DBIR, _CISA_TT)),
+        "high", (_DBIR, _CISA_TT),
+        fair_cam=("resistance",)),
     Entry(
         "phishing_resistant_mfa", "prevention",
         "FIDO2 security keys or passkeys on every account that can reach a system in the signing path.",
@@ -315,7 +395,10 @@ ENTRIES: tuple[Entry, ...] = (
         (Prior("factor", 0.1, 0.02, 0.3, "multiplier of p_success"),),
         "Security keys stopped all phishing in Google's study; what remains is session theft (see "
         "device_bound_sessions) and accounts left out of the rollout.",
-        "medium", (_GOOGLE_MFA,)),
+        "medium", (_GOOGLE_MFA,),
+        fair_cam=("resistance",),
+        identifiers=(_d3fend("D3-MFA", "Multi-factor Authentication"),
+                     _ccss("1.4.1", "Key access requires user/pass/nth factor"))),
     Entry(
         "device_bound_sessions", "prevention",
         "Short-lived sessions bound to the device (token binding, re-authentication for sensitive actions), "
@@ -324,7 +407,8 @@ ENTRIES: tuple[Entry, ...] = (
         (Prior("factor", 0.2, 0.05, 0.5, "multiplier of p_success"),),
         "The DMM path needed a long-lived session replayed from elsewhere; binding and short lifetimes "
         "close most of it, but an attacker on the device itself can still ride the session.",
-        "medium", (_FBI_DMM, _SESSIONS)),
+        "medium", (_FBI_DMM, _SESSIONS),
+        fair_cam=("resistance",), identifiers=(_d3fend("D3-TB", "Token Binding"),)),
     Entry(
         "segregated_vendor_access", "prevention",
         "Vendor and contractor staff reach the exchange's signing path only through separate, monitored "
@@ -335,7 +419,8 @@ ENTRIES: tuple[Entry, ...] = (
         (Prior("factor", 0.3, 0.1, 0.6, "multiplier of p_success"),),
         "Every vendor-borne theft (DMM, Ronin's delegation) crossed from a vendor's everyday environment "
         "into the signing path; segregation makes that crossing much harder but not impossible.",
-        "high", (_FBI_DMM, _RONIN)),
+        "high", (_FBI_DMM, _RONIN),
+        fair_cam=("resistance",), identifiers=(_d3fend("D3-NAM", "Network Access Mediation"),)),
     Entry(
         "endpoint_detection", "detection",
         "EDR on the listed machines, with a team that reads its alerts.",
@@ -344,7 +429,8 @@ ENTRIES: tuple[Entry, ...] = (
                "days from compromise to detection (mean)"),),
         "M-Trends medians of 10-16 days are for intrusions that were detected; a script an engineer ran "
         "himself often goes unnoticed for months, so the mean here is much longer.",
-        "high", (_MTRENDS, _INCIDENTS)),
+        "high", (_MTRENDS, _INCIDENTS),
+        fair_cam=("monitoring", "recognition"), identifiers=(_d3fend("D3-PA", "Process Analysis"),)),
     Entry(
         "outflow_monitoring", "detection",
         "Monitoring of the exchange's outflows (on-chain and internal) that raises an alarm on unusual "
@@ -355,7 +441,8 @@ ENTRIES: tuple[Entry, ...] = (
          Prior("delay_hours", _lognormal(0.3, 2), 0.1, 6, "hours to notice")),
         "DMM noticed within minutes, Binance's alarms fired after execution; Ronin noticed after 6 days "
         "because nobody watched the bridge's balance.",
-        "low", (_INCIDENTS,)),
+        "low", (_INCIDENTS,),
+        fair_cam=("monitoring", "recognition")),
     Entry(
         "balance_alerts", "detection",
         "Alerts when a wallet's balance drops below a threshold or falls fast.",
@@ -364,7 +451,8 @@ ENTRIES: tuple[Entry, ...] = (
          Prior("delay_hours", _lognormal(1, 6), 0.25, 12, "hours to act on the alert")),
         "Coincheck noticed about 11 hours after the first transfer; a balance alert with a person on call "
         "answers within hours.",
-        "medium", (_INCIDENTS,)),
+        "medium", (_INCIDENTS,),
+        fair_cam=("monitoring", "recognition")),
     Entry(
         "independent_verification", "prevention",
         "Signers check each transaction against the original request on a device of their own (hardware "
@@ -374,7 +462,9 @@ ENTRIES: tuple[Entry, ...] = (
         (Prior("probability", 0.9, 0.7, 0.99, "probability a signer catches a rewritten transfer"),),
         "A careful signer comparing address and amount on a trusted screen catches nearly every rewrite; "
         "fatigue, long addresses and blind signing of contract calls lower it.",
-        "medium", (_CONTROLS, "CCSS: spends verified before signing")),
+        "medium", (_CONTROLS, "CCSS: spends verified before signing"),
+        fair_cam=("resistance", "recognition"),
+        identifiers=(_ccss("1.4.6", "Spends are verified before signing"),)),
     Entry(
         "independent_policy_engine", "limitation",
         "A policy engine outside the vendor's and the signing interface's systems (an HSM policy, a "
@@ -384,7 +474,9 @@ ENTRIES: tuple[Entry, ...] = (
         (),
         "No default number: the whitelist is exact, the limits are the exchange's choice. Its worth comes "
         "from where it runs: it binds only while its enforcer is not the attacker's (docs/model.md, 'Policies').",
-        "low", (_CONTROLS,)),
+        "low", (_CONTROLS,),
+        fair_cam=("resistance", "loss minimization"),
+        identifiers=(_ccss("1.4.6", "Spends are verified before signing"),)),
     Entry(
         "time_delay_with_cancellation", "response",
         "Every transfer of the listed wallets waits a delay during which anyone with authority can cancel.",
@@ -393,7 +485,8 @@ ENTRIES: tuple[Entry, ...] = (
         "The Safe delay module's default cooldown is 24 hours; vault designs use hours to days. It only "
         "helps where detection plus the response's freeze come before the lock runs out (docs/model.md, "
         "'Policies').",
-        "low", (_CONTROLS,)),
+        "low", (_CONTROLS,),
+        fair_cam=("termination",)),
     Entry(
         "wallet_splitting", "limitation",
         "A large wallet's funds spread over several equal wallets, its routine transfers rotating between "
@@ -406,7 +499,8 @@ ENTRIES: tuple[Entry, ...] = (
         (Prior("parts", 5, 2, 10, "wallets the funds are split over"),),
         "A design choice rather than an estimate: five parts is the bundled DMM variant. The loss of one "
         "theft falls roughly as 1/parts; more parts mean more wallets to reconcile and more signing.",
-        "low", (_CONTROLS, "Swambo et al., 'Custody protocols using Bitcoin vaults' (2020)")),
+        "low", (_CONTROLS, "Swambo et al., 'Custody protocols using Bitcoin vaults' (2020)"),
+        fair_cam=("loss minimization",)),
 )
 
 _BY_NAME = {e.name: e for e in ENTRIES}
@@ -456,6 +550,59 @@ STAGE_TITLES = {
 SOURCES_NOTE = "Every source's public address, and the incident and control facts in full: docs/sources.md."
 
 
+def fair_cam_text(e: Entry) -> str:
+    """Return an entry's FAIR-CAM functions by domain: ``detection (monitoring, recognition)`` (empty if none)."""
+    by_domain: dict[str, list[str]] = {}
+    for f in e.fair_cam:
+        by_domain.setdefault(FAIR_CAM_DOMAINS[f], []).append(f)
+    return ", ".join(f"{domain} ({', '.join(fs)})" for domain, fs in by_domain.items())
+
+
+def _attack_url(i: Identifier) -> str:
+    return f"https://attack.mitre.org/techniques/{i.id.replace('.', '/')}/"
+
+
+def identifier_lines(e: Entry, links: bool = False) -> list[tuple[Catalogue, str]]:
+    """Return (catalogue, what the entry is there) for each catalogue that knows the entry, in catalogue order.
+
+    The catalogue is a key of :data:`RELEASES` and :data:`CATALOGUE_TITLES`. With ``links``, ATT&CK
+    identifiers are Markdown links to their page.
+    """
+    lines: list[tuple[Catalogue, str]] = [("fair_cam", fair_cam_text(e))] if e.fair_cam else []
+    for scheme in SCHEMES:
+        cited = e.cited(scheme)
+        if cited:
+            shown_ids = [f"[{i.id}]({_attack_url(i)}) {i.name}" if links and scheme == "attack" else str(i)
+                         for i in cited]
+            lines.append((scheme, "; ".join(shown_ids)))
+    return lines
+
+
+def identifiers_short(e: Entry) -> str:
+    """Return an entry's identifiers in a few characters: ``T1539, T1550.004``; ``resistance, D3-MFA, CCSS 1.4.1``."""
+    parts: list[str] = list(e.fair_cam)
+    parts += [f"CCSS {i.id}" if i.scheme == "ccss" else i.id for i in e.identifiers]
+    return ", ".join(parts)
+
+
+STOP_CONTROLS = {"detection": "endpoint_detection", "monitoring": "outflow_monitoring",
+                 "whitelist": "independent_policy_engine", "no_logic_changes": "independent_policy_engine",
+                 "verification": "independent_verification"}
+"""The library control each kind of stop in a run (``detection:edr``, ``whitelist:main``) is an instance of."""
+
+
+def control_of(stop: str) -> Entry | None:
+    """Return the library control a run's stop (``verification:dmm_signer``) is an instance of, if any.
+
+    A monitor switched on as ``balance_alerts`` is that control; every other monitor is outflow monitoring.
+    """
+    kind, _, which = stop.partition(":")
+    if kind == "monitoring" and which == "balance_alerts":
+        return _BY_NAME["balance_alerts"]
+    name = STOP_CONTROLS.get(kind)
+    return _BY_NAME[name] if name else None
+
+
 def markdown(only: Entry | None = None) -> str:
     """Return the library reference in Markdown: every entry, its defaults, ranges, rationale and sources.
 
@@ -478,6 +625,10 @@ def markdown(only: Entry | None = None) -> str:
 def _entry_markdown(e: Entry) -> list[str]:
     """Return the lines of one entry in the Markdown reference, its heading first and a blank line last."""
     lines = [f"#### `{e.name}`", "", e.summary, "", f"*In the model:* {e.in_the_model}", ""]
+    known = identifier_lines(e, links=True)
+    if known:
+        told = " · ".join(f"{CATALOGUE_TITLES[c]} {what}" for c, what in known)
+        lines += [f"*Known to other tools as:* {told}", ""]
     if e.priors:
         lines += ["| field | default | plausible range | unit |", "|---|---|---|---|"]
         lines += [f"| `{p.field}` | {shown(p.value)} | {_range(p)} | {p.unit} |" for p in e.priors]
@@ -492,6 +643,11 @@ def describe(e: Entry) -> str:
     """Return one entry as plain text, for ``custodysim library NAME``."""
     lines = [f"{e.name} ({STAGE_TITLES[e.stage].lower()}, {e.kind})", "", e.summary, "",
              f"In the model: {e.in_the_model}", ""]
+    known = identifier_lines(e)
+    if known:
+        lines.append("Known to other tools as (in the release named; docs/library.md, 'Identifiers'):")
+        lines += [f"  {RELEASES[c]}: {what}" for c, what in known]
+        lines.append("")
     if e.priors:
         lines.append("Defaults:")
         lines += [f"  {p.field}: {shown(p.value)}   (plausible {_range(p)}; {p.unit})" for p in e.priors]
@@ -502,5 +658,7 @@ def describe(e: Entry) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["DEFAULT", "ENTRIES", "STAGE_TITLES", "Entry", "Prior", "Stage", "default_of", "describe", "entry",
-           "markdown", "shown", "techniques"]
+__all__ = ["CATALOGUE_TITLES", "DEFAULT", "ENTRIES", "FAIR_CAM_DOMAINS", "RELEASES", "SCHEMES", "STAGE_TITLES",
+           "STOP_CONTROLS", "Catalogue", "Entry", "FairCam", "Identifier", "Prior", "Scheme", "Stage", "control_of",
+           "default_of", "describe", "entry", "fair_cam_text", "identifier_lines", "identifiers_short", "markdown",
+           "shown", "techniques"]
