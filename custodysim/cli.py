@@ -464,6 +464,8 @@ def runs_(
             if len(words) not in (2, 3):
                 raise OptionError(f"runs trend: name one scenario (and the results folder, if not results): "
                                   f"{RUNS_USAGE}")
+            if scenario is not None or as_json:
+                raise OptionError(f"runs trend: --scenario and --json are for the listing; {RUNS_USAGE}")
             _trend(words[1], Path(words[2]) if len(words) == 3 else RESULTS_DIR, out_dir, replace)
             return
         if len(words) > 1:
@@ -498,7 +500,7 @@ def _print_catalog(cat: Catalog, entries: list[Entry]) -> None:
     table = Table(title=f"{cat.root}: {len(entries)} folder{'s' if len(entries) != 1 else ''}, newest first",
                   box=box.SIMPLE_HEAD)
     table.add_column("date (UTC)", no_wrap=True)
-    table.add_column("scenario", overflow="fold", min_width=10)
+    table.add_column("scenario", overflow="fold", min_width=12)
     table.add_column("kind")
     for col in ("seed", "trials"):
         table.add_column(col, justify="right", no_wrap=True)
@@ -511,7 +513,7 @@ def _print_catalog(cat: Catalog, entries: list[Entry]) -> None:
         ci = base.get("expected_loss_ci95_usd")
         loss = usd(base["expected_loss_usd"]) if base else ""
         best = e.best if e.best else ("none better" if base else "")
-        table.add_row(e.created_utc[:16].replace("T", " "), e.scenario or "?", e.kind,
+        table.add_row(e.created_utc[:16].replace("T", "\n"), e.scenario or "?", e.kind,
                       "" if e.seed is None else str(e.seed), "" if e.trials is None else f"{e.trials:,}",
                       f"{loss}\n{usd(ci[0])}–{usd(ci[1])}" if ci else loss, best, e.status, e.folder)
     out.print(table)
