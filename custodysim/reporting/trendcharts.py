@@ -92,6 +92,4 @@ def _changes(ax: Axes, points: list[dict[str, Any]]) -> None:
         if p["scenario_changed"]:
             ax.axvline(i - 0.5, color=CHANGE_COLOUR, linestyle=(0, (4, 3)), linewidth=1.1, zorder=1,
                        label=CHANGE_LABEL if first else None)
-            ax.text(i - 0.47, 0.98, "scenario\nchanged", transform=ax.get_xaxis_transform(), color=CHANGE_COLOUR,
-                    fontsize=8, va="top", ha="left")
             first = False
