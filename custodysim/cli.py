@@ -439,7 +439,8 @@ def compare(
               markup=False, highlight=False, soft_wrap=True)
 
 
-RUNS_USAGE = "custodysim runs [DIR] [--scenario NAME] [--json]  |  custodysim runs trend NAME [DIR] [--out DIR]"
+LIST_USAGE = "custodysim runs [DIR] [--scenario NAME] [--json]"
+TREND_USAGE = "custodysim runs trend NAME [DIR] [--out DIR] [--replace]"
 
 
 @app.command(name="runs")
@@ -462,16 +463,16 @@ def runs_(
     try:
         if words[:1] == ["trend"]:
             if len(words) not in (2, 3):
-                raise OptionError(f"runs trend: name one scenario (and the results folder, if not results): "
-                                  f"{RUNS_USAGE}")
+                raise OptionError(f"runs trend: name one scenario, and the results folder if not results/ "
+                                  f"({TREND_USAGE})")
             if scenario is not None or as_json:
-                raise OptionError(f"runs trend: --scenario and --json are for the listing; {RUNS_USAGE}")
+                raise OptionError(f"runs trend: --scenario and --json are for the listing ({LIST_USAGE})")
             _trend(words[1], Path(words[2]) if len(words) == 3 else RESULTS_DIR, out_dir, replace)
             return
         if len(words) > 1:
-            raise OptionError(f"runs: give one results folder, not {len(words)}: {RUNS_USAGE}")
+            raise OptionError(f"runs: give one results folder, not {len(words)} ({LIST_USAGE})")
         if out_dir is not None or replace:
-            raise OptionError(f"runs: --out and --replace are for 'runs trend NAME': {RUNS_USAGE}")
+            raise OptionError(f"runs: --out and --replace are for a trend page ({TREND_USAGE})")
         cat = catalog(Path(words[0]) if words else RESULTS_DIR)
         entries = cat.of(scenario) if scenario is not None else cat.entries
     except CustodysimError as exc:

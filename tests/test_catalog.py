@@ -15,6 +15,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from errordocs import check_example, shown
 from typer.testing import CliRunner
 
 from custodysim.cli import app
@@ -231,3 +232,12 @@ def test_trend_errors(tmp_path, monkeypatch):
     result = cli("runs", "trend")
     assert result.exit_code == 1 and "name one scenario" in result.stderr
     assert [e.folder for e in catalog(tmp_path).entries] == ["q1"]  # the trend folder is not a run
+
+
+def test_the_documented_errors(tmp_path, monkeypatch):
+    """docs/errors.md shows what `runs` prints for a missing folder, an unknown scenario and a trend without one."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results").mkdir()
+    add_run(tmp_path / "results", "dmm-2024", "2026-01-01T09:00:00+00:00")
+    check_example("runs-errors", shown("runs", "archive"), shown("runs", "--scenario", "dmm-2023"),
+                  shown("runs", "trend"))
