@@ -55,6 +55,28 @@ def add_run(root: Path, name: str, created: str, *, seed: int = 1, baseline_loss
     return folder
 
 
+def add_sweep(root: Path, name: str, created: str) -> Path:
+    """Make a sweep folder of the reference run's figures (its summary as sweep.json), made at ``created``."""
+    folder = add_run(root, name, created)
+    (folder / "summary.json").rename(folder / "sweep.json")
+    _edit(folder / "manifest.json", lambda m: m.update(kind="sweep", files=["sweep.json", "manifest.json"]))
+    return folder
+
+
+def add_attribution(root: Path, name: str, created: str) -> Path:
+    """Make an attribution folder: the baseline and two combinations of controls, made at ``created``."""
+    folder = root / name
+    folder.mkdir()
+    (folder / "manifest.json").write_text(json.dumps({"created_utc": created, "seed": 5, "trials": 400,
+                                                      "controls": ["a", "b"], "files": ["summary.json"]}))
+    runs = {"baseline": {"expected_loss_usd": 9e6, "ci95_usd": [7e6, 11e6], "p_any_loss": 0.1},
+            "a": {"expected_loss_usd": 4e6, "ci95_usd": [3e6, 5e6], "p_any_loss": 0.05},
+            "b": {"expected_loss_usd": 2e6, "ci95_usd": [1e6, 3e6], "p_any_loss": 0.02}}
+    (folder / "summary.json").write_text(json.dumps({"scenario": "dmm-2024", "baseline": "baseline", "trials": 400,
+                                                     "runs": runs}))
+    return folder
+
+
 def cli(*args: str) -> Any:
     return CliRunner().invoke(app, list(args))
 
@@ -63,8 +85,13 @@ def test_listing_is_newest_first_with_each_runs_figures(tmp_path):
     """Runs are listed newest first, each with scenario, date, seed, trials, baseline loss and CI, best variant."""
     add_run(tmp_path, "q1", "2026-01-05T09:00:00+00:00", seed=11, baseline_loss=40e6)
     add_run(tmp_path, "q2", "2026-04-03T09:00:00+00:00", seed=12)
+    add_sweep(tmp_path, "sweep", "2026-02-01T09:00:00+00:00")
+    add_attribution(tmp_path, "attribution", "2026-03-01T09:00:00+00:00")
     entries = catalog(tmp_path).entries
-    assert [e.folder for e in entries] == ["q2", "q1"]
+    assert [(e.folder, e.kind, e.status) for e in entries] == [
+        ("q2", "run", "complete"), ("attribution", "attribution", "complete"), ("sweep", "sweep", "complete"),
+        ("q1", "run", "complete")]
+    assert entries[1].best == "b" and entries[1].figures["baseline"]["expected_loss_ci95_usd"] == [7e6, 11e6]
     q2 = entries[0]
     reference = json.loads((REFERENCE / "summary.json").read_text())["variants"]
     assert (q2.scenario, q2.kind, q2.status, q2.seed, q2.trials) == ("dmm-2024", "run", "complete", 12, 2000)
@@ -77,7 +104,7 @@ def test_listing_is_newest_first_with_each_runs_figures(tmp_path):
     assert result.output.index("2026-04-03") < result.output.index("2026-01-05")
     assert "$31.06M" in result.output and "$40.00M" in result.output and "complete" in result.output
     listed = json.loads(cli("runs", str(tmp_path), "--json").output)
-    assert [e["folder"] for e in listed["entries"]] == ["q2", "q1"]
+    assert [e["folder"] for e in listed["entries"]] == ["q2", "attribution", "sweep", "q1"]
 
 
 def test_scenario_filter_and_unknown_name(tmp_path):

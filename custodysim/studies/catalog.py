@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -235,6 +236,10 @@ def _whole(v: object) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
+def _number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def _kind(manifest: dict[str, Any], folder: Path) -> str:
     """Return what an output folder holds, by its manifest (a run's and an attribution's name no kind)."""
     if manifest.get("kind") == "sweep" or (folder / "sweep.json").is_file():
@@ -291,9 +296,10 @@ def _figures(v: dict[str, Any], trials: int) -> dict[str, Any]:
     n = v.get("trials", trials)
     p = v.get("p_any_loss")
     ci = v.get("expected_loss_ci95_usd", v.get("ci95_usd"))
+    numbers = isinstance(ci, list) and len(ci) == 2 and all(_number(x) for x in ci)
     return {"expected_loss_usd": v.get("expected_loss_usd"),
-            "expected_loss_ci95_usd": list(ci) if isinstance(ci, list) and len(ci) == 2 else None,
-            "p_any_loss": p, "p_any_loss_ci95": list(share_ci95(p, n)) if isinstance(p, (int, float)) else None,
+            "expected_loss_ci95_usd": [float(x) for x in ci] if numbers else None,
+            "p_any_loss": p, "p_any_loss_ci95": list(share_ci95(p, n)) if _number(p) and _number(n) else None,
             "es99_usd": v.get("es99_usd"), "trials": n}
 
 
@@ -317,7 +323,7 @@ def _attribution_figures(path: Path, summary: object) -> tuple[str, dict[str, di
         raise damaged("trials and runs (the combinations simulated) are missing")
     figures = {}
     for name, v in runs.items():
-        if not isinstance(v, dict) or not isinstance(v.get("expected_loss_usd"), (int, float)):
+        if not isinstance(v, dict) or not _number(v.get("expected_loss_usd")):
             raise damaged(f"runs.{name}.expected_loss_usd should be a number")
         figures[name] = _figures(v, trials)
     return summary["baseline"], figures
@@ -327,8 +333,8 @@ def _best(figures: dict[str, dict[str, Any]], baseline: str) -> str | None:
     """Return the variant with the lowest expected loss, if it is below the baseline's (ties: the first)."""
     base = figures[baseline]["expected_loss_usd"]
     others = [(v["expected_loss_usd"], i, n) for i, (n, v) in enumerate(figures.items())
-              if n != baseline and isinstance(v["expected_loss_usd"], (int, float))]
-    if not others or not isinstance(base, (int, float)):
+              if n != baseline and _number(v["expected_loss_usd"])]
+    if not others or not _number(base):
         return None
     loss, _, name = min(others)
     return name if loss < base else None
