@@ -293,12 +293,11 @@ def _complete_entry(folder: Path, key: str) -> Entry:
 
 def _figures(v: dict[str, Any], trials: int) -> dict[str, Any]:
     """Return the figures the catalog keeps of one variant of a summary."""
-    n = v.get("trials", trials)
-    p = v.get("p_any_loss")
-    ci = v.get("expected_loss_ci95_usd", v.get("ci95_usd"))
-    numbers = isinstance(ci, list) and len(ci) == 2 and all(_number(x) for x in ci)
-    return {"expected_loss_usd": v.get("expected_loss_usd"),
-            "expected_loss_ci95_usd": [float(x) for x in ci] if numbers else None,
+    n: Any = v.get("trials", trials)
+    p: Any = v.get("p_any_loss")
+    ci: Any = v.get("expected_loss_ci95_usd", v.get("ci95_usd"))
+    pair = [float(x) for x in ci] if isinstance(ci, list) and len(ci) == 2 and all(map(_number, ci)) else None
+    return {"expected_loss_usd": v.get("expected_loss_usd"), "expected_loss_ci95_usd": pair,
             "p_any_loss": p, "p_any_loss_ci95": list(share_ci95(p, n)) if _number(p) and _number(n) else None,
             "es99_usd": v.get("es99_usd"), "trials": n}
 
