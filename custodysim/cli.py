@@ -447,7 +447,7 @@ TREND_USAGE = "custodysim runs trend NAME [DIR] [--out DIR] [--replace]"
 def runs_(
     args: Annotated[
         Optional[list[str]],  # noqa: UP045
-        typer.Argument(metavar="[DIR] | trend NAME [DIR]",
+        typer.Argument(metavar="DIR | trend NAME [DIR]",
                        help="The results folder to list (default: results); 'trend NAME' draws a scenario's runs."),
     ] = None,
     scenario: Annotated[Optional[str], typer.Option("--scenario", help="List only this scenario's folders.")] = None,  # noqa: UP045
