@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -25,16 +26,18 @@ from rich.text import Text
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from custodysim import __version__
-from custodysim.errors import CustodysimError, RunInterrupted
+from custodysim.errors import CustodysimError, OptionError, RunInterrupted
 from custodysim.formatting import narrowing, number, pct, signed_usd, terminal_text, usd
 from custodysim.reporting.report import change_words, controls_overlap, key_loss, match_name, rare_losses
 from custodysim.running.executors import default_workers
+from custodysim.running.outputs import RESULTS_DIR
 from custodysim.running.rows import MAX_ROWS
 from custodysim.scenario import library
 from custodysim.scenario.loader import load_scenario
 from custodysim.scenario.schema import json_schema
 from custodysim.scenario.starter import write_starter
 from custodysim.studies.attribution import execute_attribution
+from custodysim.studies.catalog import Catalog, Entry, catalog, write_trend
 from custodysim.studies.compare import Comparison, compare_runs
 from custodysim.studies.provenance import Command
 from custodysim.studies.run import execute_run, rerender, resume_run
@@ -584,6 +587,90 @@ def _print_comparison(comparison: Comparison) -> None:
                       markup=False, highlight=False, soft_wrap=True)
     for note in comparison.notes:
         out.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
+
+
+LIST_USAGE = "custodysim runs [DIR] [--scenario NAME] [--json]"
+TREND_USAGE = "custodysim runs trend NAME [DIR] [--out DIR] [--replace]"
+
+
+@app.command(name="runs")
+def runs_(
+    args: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Argument(metavar="DIR | trend NAME [DIR]",
+                       help="The results folder to list (default: results); 'trend NAME' draws a scenario's runs."),
+    ] = None,
+    scenario: Annotated[Optional[str], typer.Option("--scenario", help="List only this scenario's folders.")] = None,  # noqa: UP045
+    as_json: Annotated[bool, typer.Option("--json", help="Print the catalog as JSON, for machines.")] = False,
+    out_dir: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--out", help="trend: the folder to create (default: DIR/<scenario>-trend-<time>)."),
+    ] = None,
+    replace: Annotated[bool, typer.Option(help="trend: replace --out if it holds a previous trend page.")] = False,
+) -> None:
+    """List the runs, sweeps and attributions in a results folder, newest first; or draw a scenario's trend."""
+    words = list(args or [])
+    try:
+        if words[:1] == ["trend"]:
+            if len(words) not in (2, 3):
+                raise OptionError(f"runs trend: name one scenario, and the results folder if not results/ "
+                                  f"({TREND_USAGE})")
+            if scenario is not None or as_json:
+                raise OptionError(f"runs trend: --scenario and --json are for the listing ({LIST_USAGE})")
+            _trend(words[1], Path(words[2]) if len(words) == 3 else RESULTS_DIR, out_dir, replace)
+            return
+        if len(words) > 1:
+            raise OptionError(f"runs: give one results folder, not {len(words)} ({LIST_USAGE})")
+        if out_dir is not None or replace:
+            raise OptionError(f"runs: --out and --replace are for a trend page ({TREND_USAGE})")
+        cat = catalog(Path(words[0]) if words else RESULTS_DIR)
+        entries = cat.of(scenario) if scenario is not None else cat.entries
+    except CustodysimError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        print(json.dumps({"root": str(cat.root), "index_kept": cat.index_kept,
+                          "entries": [e.as_dict() for e in entries]}, indent=2))
+        return
+    _print_catalog(cat, entries)
+
+
+def _trend(name: str, root: Path, out_dir: Path | None, replace: bool) -> None:
+    folder, data = write_trend(root, name, out_dir, replace)
+    changes = sum(p["scenario_changed"] for p in data["points"])
+    out.print(f"{name}: {len(data['points'])} runs, {len(data['variants'])} variants; the scenario file changed "
+              f"{changes} time{'s' if changes != 1 else ''}", markup=False, highlight=False, soft_wrap=True)
+    out.print(f"wrote {folder}/ (trend.html, trend.md, trend.csv, trend.json)", markup=False, highlight=False,
+              soft_wrap=True)
+
+
+def _print_catalog(cat: Catalog, entries: list[Entry]) -> None:
+    if not entries:
+        out.print(f"{cat.root}: no runs, sweeps or attributions here yet (custodysim run FILE writes one)",
+                  markup=False, highlight=False, soft_wrap=True)
+        return
+    table = Table(title=f"{cat.root}: {len(entries)} folder{'s' if len(entries) != 1 else ''}, newest first",
+                  box=box.SIMPLE_HEAD)
+    table.add_column("date (UTC)", no_wrap=True)
+    table.add_column("scenario", overflow="fold", min_width=12)
+    table.add_column("kind")
+    for col in ("seed", "trials"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("baseline loss\n95% CI", justify="right", no_wrap=True)
+    table.add_column("best variant", overflow="fold", min_width=10)
+    table.add_column("status")
+    table.add_column("folder", overflow="fold", min_width=12)
+    for e in entries:
+        base = e.figures.get(e.baseline or "", {})
+        ci = base.get("expected_loss_ci95_usd")
+        loss = usd(base["expected_loss_usd"]) if base else ""
+        best = e.best if e.best else ("none better" if base else "")
+        table.add_row(e.created_utc[:16].replace("T", "\n"), e.scenario or "?", e.kind,
+                      "" if e.seed is None else str(e.seed), "" if e.trials is None else f"{e.trials:,}",
+                      f"{loss}\n{usd(ci[0])}–{usd(ci[1])}" if ci else loss, best, e.status, e.folder)
+    out.print(table)
+    for e in entries:
+        if e.problem:
+            out.print(f"{e.status}: {e.problem}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _progress() -> Progress:

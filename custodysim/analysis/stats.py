@@ -106,6 +106,20 @@ RULE_OF_THREE = 3.0
 """With no event in n trials, 3/n bounds the event's chance from above at 95% confidence (the rule of three)."""
 
 
+def share_ci95(p: float, n: int) -> tuple[float, float]:
+    """Return the 95% Wilson score interval of a share ``p`` seen in ``n`` trials (P(loss > 0), say).
+
+    Unlike the normal approximation it stays within [0, 1] and is not empty at 0 or 1: no loss in 2,000
+    trials gives 0 to 0.19%.
+    """
+    if n <= 0:
+        return 0.0, 1.0
+    z2 = Z95 * Z95
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return (0.0 if p <= 0 else max(0.0, centre - half)), (1.0 if p >= 1 else min(1.0, centre + half))
+
+
 def rare_loss_bound(figures: Mapping[str, dict[str, Any]], baseline: str) -> None:
     """Give each variant that lost nothing an upper bound on its chance of a losing year and on its expected loss.
 

@@ -135,6 +135,22 @@ def check_not_live(final: Path) -> None:
         _unlock(held)
 
 
+def in_progress(staging: Path) -> bool:
+    """Return whether a live process holds the staging folder ``staging`` (a run to it is in progress).
+
+    False when nothing holds it (an interrupted run), and where it cannot be told (a folder that cannot
+    be opened, a file system without locks).
+    """
+    try:
+        held = _lock(staging)
+    except RunFolderError:
+        return False
+    if held is None:
+        return True
+    _unlock(held)
+    return False
+
+
 def _live(final: Path, staging: Path) -> str:
     return (f"{final}: the run to this folder is still in progress ({_holder(staging)}); only an interrupted run "
             "can be resumed")

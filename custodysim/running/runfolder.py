@@ -173,6 +173,17 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return manifest
 
 
+def check_summary(path: Path, summary: object) -> None:
+    """Refuse a run's or a sweep's summary (summary.json, sweep.json) whose figures are not of the types they need.
+
+    Raises:
+        RunFolderError: naming the file, the key and what it holds.
+    """
+    if not isinstance(summary, dict):
+        raise RunFolderError(f"{path}: should hold a JSON object; the file is damaged")
+    _check_json(path, summary, _SUMMARY)
+
+
 Check = tuple[str, Callable[[Any], bool]]
 """What a JSON value should be, in words, and the test of it."""
 
