@@ -7,6 +7,7 @@ import re
 import shlex
 import shutil
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from test_lost_workers import _chunks, _cli, _wait_for, _workers
 
 from custodysim.running.outputs import partial_dir, staged_folder
 from custodysim.studies.attribution import execute_attribution
+from custodysim.studies.provenance import Command
 from custodysim.studies.run import PLAN, execute_run
 from custodysim.studies.sweep import execute_sweep
 
@@ -82,9 +84,11 @@ def test_another_commands_folder(here):
     """The example of a sweep's and an attribution's folder given to `report` and `compare` is what they print."""
     Path("mini.yaml").write_text(MINI, encoding="utf-8")
     sweep = ["sweep", "mini.yaml", "--set", "wallets.hot.balance=100,200", "--trials", "20", "--out", "s1"]
-    execute_sweep(Path("mini.yaml"), sweep[3:4], trials=20, out=Path("s1"), command=["custodysim", *sweep])
+    execute_sweep(Path("mini.yaml"), sweep[3:4], trials=20, out=Path("s1"),
+                  command=Command(("custodysim", *sweep), time.perf_counter()))
     attribution = ["attribution", "mini.yaml", "--trials", "20", "--out", "a1"]
-    execute_attribution(Path("mini.yaml"), trials=20, out=Path("a1"), command=["custodysim", *attribution])
+    execute_attribution(Path("mini.yaml"), trials=20, out=Path("a1"),
+                        command=Command(("custodysim", *attribution), time.perf_counter()))
     check_example("another-commands-folder", shown("report", "s1"), shown("report", "a1"),
                   shown("compare", "s1", "a1", "--out", "c1"), shown("compare", "a1", "s1", "--out", "c1"))
 
