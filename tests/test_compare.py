@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_report_browser import browser  # noqa: F401 (the fixture: headless Chromium)
+from test_report_browser import WIDTHS, browser, layout_faults  # noqa: F401 (browser: the fixture, headless Chromium)
 
 from custodysim.errors import RunFolderError
 from custodysim.formatting import signed_usd, usd
@@ -256,6 +256,12 @@ def test_tables_fit_a_laptop_and_an_a4_page(browser, b_q2):  # noqa: F811
     page.emulate_media(media="print")
     assert page.evaluate(OVERFLOWS) == []
     page.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_nothing_scrolls_sideways_overlaps_or_is_too_small_to_read(browser, b_q2, width):  # noqa: F811
+    """At 390, 1280 and 1920 px no page or table is wider than its box, no text overlaps, no chart text is tiny."""
+    assert layout_faults(browser, b_q2[1] / "comparison.html", width) == []
 
 
 def test_phone_first_screen_shows_the_changes_and_charts_stay_legible(browser, b_q2):  # noqa: F811

@@ -127,6 +127,8 @@ WIDTHS = (390, 1280, 1920)
 LAYOUT_FAULTS = """() => {
   const faults = [];
   const viewport = document.documentElement.clientWidth;
+  if (document.documentElement.scrollWidth > viewport + 1)
+    faults.push(`the page is ${document.documentElement.scrollWidth} px wide in a ${viewport} px window`);
   const where = (el) => (el.closest('section[id]') || {id: 'page'}).id;
   for (const t of document.querySelectorAll('table')) {
     const box = t.parentElement.clientWidth;
@@ -180,7 +182,7 @@ LAYOUT_FAULTS = """() => {
   }
   return faults;
 }"""
-"""Find what a reader cannot read: tables wider than their box, overlapping text, chart text under ~9 px."""
+"""Find what a reader cannot read: a page or table wider than its box, overlapping text, chart text under ~9 px."""
 
 
 def layout_faults(browser: Any, page_file: Path, width: int) -> list[str]:
@@ -194,7 +196,7 @@ def layout_faults(browser: Any, page_file: Path, width: int) -> list[str]:
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_every_table_fits_and_no_text_overlaps(browser, page_file, width):
-    """At 390, 1280 and 1920 px no table is wider than its box, no text overlaps other text, no chart text is tiny."""
+    """At 390, 1280 and 1920 px nothing scrolls sideways, no text overlaps other text, no chart text is tiny."""
     assert layout_faults(browser, page_file, width) == []
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from conftest import BASE, load
 from test_attribution import controlled
-from test_report_browser import ARGS, CHROMIUM, _unavailable
+from test_report_browser import ARGS, CHROMIUM, WIDTHS, _unavailable, layout_faults
 
 from custodysim.reporting.report import render_attribution_html
 from custodysim.studies.attribution import attribute
@@ -81,3 +81,10 @@ def test_printed_on_a4_every_table_keeps_its_columns_and_pages_are_numbered(brow
     assert page.evaluate("getComputedStyle(document.querySelector('h2')).breakAfter") == "avoid"
     page.close()
     assert 'counter(page) " of " counter(pages)' in pages[report].read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("report", ["sweep", "attribution"])
+def test_nothing_scrolls_sideways_overlaps_or_is_too_small_to_read(browser, pages, report, width):
+    """At 390, 1280 and 1920 px no page or table is wider than its box, no text overlaps, no chart text is tiny."""
+    assert layout_faults(browser, pages[report], width) == []
