@@ -259,8 +259,8 @@ def test_cli_writes_the_attribution_folder(tmp_path, base):
 def test_figures_do_not_depend_on_the_workers(tmp_path, base):
     """The same scenario and seed give the same attribution and tornado with one worker or two."""
     path = write(tmp_path, controlled(base))
-    one = execute_attribution(path, trials=1500, seed=5, out=tmp_path / "one", workers=1)
-    two = execute_attribution(path, trials=1500, seed=5, out=tmp_path / "two", workers=2)
+    one = execute_attribution(path, trials=600, seed=5, out=tmp_path / "one", workers=1)
+    two = execute_attribution(path, trials=600, seed=5, out=tmp_path / "two", workers=2)
     for key in ("controls", "full_set", "tornado", "runs"):
         assert one.summary[key] == two.summary[key]
 
