@@ -112,3 +112,14 @@ def test_an_annual_limit_on_terms_per_year_is_refused_with_the_reason():
     """annual_limit_usd only makes sense per occurrence: with per: year the message says limit_usd is the year's."""
     with pytest.raises(ValidationError, match="limit_usd is the year's limit already"):
         Insurance(limit_usd=10, annual_limit_usd=20)
+
+
+def test_without_a_year_of_two_events_the_occurrence_curve_is_not_drawn_twice(tmp_path):
+    """When no year loses through two events the report says the curves coincide instead of drawing the same curve."""
+    out = tmp_path / "one"
+    execute_run(SCENARIOS / "dmm-2024.yaml", trials=300, seed=20240531, out=out, variants=["baseline"])
+    (r,) = read_run(out).rows
+    assert (r.events.largest(r.numbers["trial"]) == r.loss).all() and r.loss.max() > 0
+    html = " ".join((out / "report.html").read_text().split())
+    assert 'id="events"' in html and 'aria-labelledby="oep-title"' not in html
+    assert "the occurrence curve is the aggregate curve above" in html

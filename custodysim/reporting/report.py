@@ -103,6 +103,10 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], rows: list[Va
     order = ranked(summary)
     marks = finance_marks(summary)
     events_kept = all(r.events is not None for r in ordered)
+    # Only a year with two loss events or more makes its largest event smaller than its loss: without one,
+    # the occurrence curve is the aggregate curve again, and the report says so instead of drawing it.
+    several = events_kept and any(bool(np.any(r.events.largest(r.numbers["trial"]) < r.loss)) for r in ordered
+                                  if r.events is not None)
     context = {
         "s": summary,
         "m": manifest,
@@ -121,8 +125,9 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], rows: list[Va
             "frontier": Markup(frontierchart.frontier_svg(summary["variants"], baseline)),
             "oep": Markup(charts.occurrence_exceedance_svg(
                 ordered, baseline, [charts.Mark(*m) for m in finance_marks(summary, "occurrence")]))
-            if events_kept else None,
+            if several else None,
         },
+        "events_kept": events_kept,
         "occurrence_marks": finance_marks(summary, "occurrence"),
         "native": {r.name: _native_var99(r) for r in ordered},
         "assets": list(summary["variants"][baseline]["expected_loss_native"]),
