@@ -27,6 +27,8 @@ class LossEvent:
         loss_usd: its loss, USD at the prices when each part left.
         path: the attack path that carried most of it (``lock_out`` for a lock-out).
         wallet: the wallet that lost most of it.
+        by_path: its loss (USD) by attack path.
+        by_wallet: its loss (USD) by wallet.
     """
 
     event: str
