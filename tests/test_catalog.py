@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from errordocs import check_example, shown
+from test_report_html import assert_loads_nothing
 from typer.testing import CliRunner
 
 from custodysim.cli import app
@@ -231,18 +232,6 @@ def test_trend_page_has_one_point_per_run_and_marks_where_the_scenario_changed(t
     md = (tmp_path / "trend" / "trend.md").read_text()
     assert "Where the scenario file changed" in md and md.count("| baseline |") == 3
     assert_loads_nothing(html)
-
-
-def assert_loads_nothing(html: str) -> None:
-    """Fail if the page has a script, stylesheet, image, font, frame, url() or web address: it must stand alone."""
-    lower = html.lower()
-    for tag in ("<script", "<link", "<img", "<iframe", "<object", "<embed", "<base", "<image", "@import",
-                "@font-face"):
-        assert tag not in lower, tag
-    assert not re.search(r"\bsrc\s*=", lower)
-    assert all(u.startswith("#") for u in re.findall(r"url\(\s*['\"]?([^)'\"]*)", lower))
-    assert all(h.startswith("#") for h in re.findall(r'\bhref\s*=\s*"([^"]*)"', lower))
-    assert "http://" not in lower and "https://" not in lower
 
 
 def test_trend_errors(tmp_path, monkeypatch):

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import BASE, load
 from test_attribution import controlled
-from test_report_browser import ARGS, CHROMIUM, WIDTHS, _unavailable, layout_faults
+from test_report_browser import WIDTHS, browser, layout_faults  # noqa: F401 (browser: the fixture)
 
 from custodysim.reporting.report import render_attribution_html
 from custodysim.studies.attribution import attribute
@@ -22,21 +21,6 @@ FITS = """() => [...document.querySelectorAll('table')].filter(t => t.offsetPare
   .filter(([, w, box]) => w > box + 1)"""
 SMALLEST_CHART_TEXT = """() => Math.min(...[...document.querySelectorAll('svg.chart text')].map(
   t => parseFloat(getComputedStyle(t).fontSize) * t.ownerSVGElement.getScreenCTM().a))"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Any:
-    """Headless Chromium from /usr/bin/chromium, driven by Playwright."""
-    if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} not found")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("playwright is not installed")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +40,7 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("report", ["sweep", "attribution"])
-def test_every_table_fits_a_laptop_a_phone_shows_figures_and_chart_text_stays_legible(browser, pages, report):
+def test_every_table_fits_a_laptop_a_phone_shows_figures_and_chart_text_stays_legible(browser, pages, report):  # noqa: F811
     """At 1280 px no table scrolls sideways; at 390 px nothing does, figures are on the first screen, chart text >= 9 px."""
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     page.goto(pages[report].as_uri())
@@ -71,7 +55,7 @@ def test_every_table_fits_a_laptop_a_phone_shows_figures_and_chart_text_stays_le
 
 
 @pytest.mark.parametrize("report", ["sweep", "attribution"])
-def test_printed_on_a4_every_table_keeps_its_columns_and_pages_are_numbered(browser, pages, report):
+def test_printed_on_a4_every_table_keeps_its_columns_and_pages_are_numbered(browser, pages, report):  # noqa: F811
     """Laid out for print at A4's width, no table is wider than the page; the page asks for numbered A4 pages."""
     page = browser.new_page(viewport={"width": A4_WIDTH, "height": 1000})
     page.goto(pages[report].as_uri())
@@ -85,6 +69,6 @@ def test_printed_on_a4_every_table_keeps_its_columns_and_pages_are_numbered(brow
 
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("report", ["sweep", "attribution"])
-def test_nothing_scrolls_sideways_overlaps_or_is_too_small_to_read(browser, pages, report, width):
+def test_nothing_scrolls_sideways_overlaps_or_is_too_small_to_read(browser, pages, report, width):  # noqa: F811
     """At 390, 1280 and 1920 px no page or table is wider than its box, no text overlaps, no chart text is tiny."""
     assert layout_faults(browser, pages[report], width) == []
