@@ -15,15 +15,16 @@ What is timed (wall clock, ``time.perf_counter``) in the measuring process:
 
 * the throughput runs: ``load_scenario`` (parse and validate), ``open_executor``, and ``simulate`` (which
   compiles every variant and, with several workers, starts the worker pool, whose workers inherit the
-  compiled variants when forked), up to the moment every row is back in the parent. Starting
+  compiled variants when forked), up to the moment every row is back in the parent and taken into each
+  variant's losses (the rows are not held, as in a run; a run also saves them to its checkpoints). Starting
   the interpreter and importing custodysim are not timed.
 * the ``--million`` run: the whole ``custodysim.studies.run.execute_run``, i.e. also the summary, the stories,
   ``trials.csv`` and the reports written to a temporary run folder (deleted afterwards).
 
 Peak memory is peak resident set size (RSS), from ``getrusage``:
 
-* ``main``: ``RUSAGE_SELF`` of the measuring process, where every trial row ends up (it includes the
-  interpreter and the imported libraries, some 60 MB);
+* ``main``: ``RUSAGE_SELF`` of the measuring process, where every trial row comes back to (it includes
+  the interpreter and the imported libraries, some 60 MB, and in a full run matplotlib and pyarrow);
 * ``worker``: ``RUSAGE_CHILDREN`` of the measuring process once its pool is gone, i.e. the peak RSS of
   its largest single child (workers forked from the measuring process are its children; workers started
   by the multiprocessing fork server are the server's, so the server is stopped after the run and they
@@ -76,6 +77,12 @@ TARGET_EFFICIENCY = 0.9
 """Scaling efficiency to reach: 2 workers at least 1.8x one."""
 TARGET_MILLION_SECONDS = 60.0
 """Wall time of a 1,000,000-trial run of dmm-2024 ("about a minute")."""
+MEMORY_TRIALS = (100_000, 1_000_000)
+"""The two full runs of ``--memory``: how much the main process's peak grows between them is the target."""
+TARGET_PEAK_MB = 400.0
+"""Peak RSS of the main process of a 1,000,000-trial run of dmm-2024 (6 variants), MB (issue #19)."""
+TARGET_GROWTH_MB = 100.0
+"""Growth of that peak from 100,000 to 1,000,000 trials, MB (issue #19): memory must not grow with the rows."""
 DMM = "dmm-2024"
 
 
@@ -102,6 +109,8 @@ class Measurement:
         main_peak_mib: peak RSS of the measuring process, MiB.
         worker_peak_mib: peak RSS of its largest child (a worker), MiB; None when there were none.
         folder_mib: size of the run folder written (``run`` only), MiB.
+        rows_files: for a full run, each rows file written (trials.csv, trials.parquet): [MiB, seconds
+            spent writing it].
         code: a hash of the custodysim source files this measurement ran (they may change between
             measurements when the package is being worked on).
         load: the 1-minute load average when the measurement started (it lags, and counts this
@@ -122,6 +131,7 @@ class Measurement:
     folder_mib: float | None
     code: str
     load: float
+    rows_files: dict[str, list[float]] | None = None
 
     @property
     def rate(self) -> float:
@@ -199,40 +209,44 @@ def _folder_mib(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
 
 
-def measure_one(scenario: Path, workers: int, trials: int, full_run: bool) -> Measurement:
+def measure_one(scenario: Path, workers: int, trials: int, full_run: bool, rows: str = "csv") -> Measurement:
     """Simulate (or fully run) ``scenario`` once in this process and return what it took.
 
     Meant to run in a fresh process (see :func:`run_isolated`): the figures include every cache being
     cold, and the peak memory is this measurement's alone.
     """
     load = os.getloadavg()[0]
+    import custodysim.studies.run as run_module
     from custodysim.running.executors import open_executor
     from custodysim.running.runner import simulate
     from custodysim.scenario.loader import load_scenario
     from custodysim.studies.run import execute_run
 
     folder_mib: float | None = None
+    rows_files: dict[str, list[float]] | None = None
+    writing = _time_row_writers(run_module)
     code = code_hash()
     busy_before, cpu_before = _busy_cpu_s(), _cpu_s(resource.getrusage(resource.RUSAGE_SELF))
     if full_run:
         with tempfile.TemporaryDirectory(prefix="custodysim-bench-") as tmp:
             out = Path(tmp) / "run"
             started = time.perf_counter()
-            outcome = execute_run(scenario, trials=trials, out=out, workers=workers,
-                                  command=["benchmarks/bench.py", "--million"])
+            outcome = execute_run(scenario, trials=trials, out=out, workers=workers, rows=rows)
             wall = time.perf_counter() - started
             folder_mib = _folder_mib(outcome.folder)
+            rows_files = {name: [(outcome.folder / name).stat().st_size / 2**20, seconds]
+                          for name, seconds in writing.items()}
             variants = len(outcome.summary["variants"])
     else:
         started = time.perf_counter()
         loaded = load_scenario(scenario)
         executor = open_executor(workers=workers)
         try:
-            result = simulate(loaded, trials=trials, executor=executor)
+            result = simulate(loaded, trials=trials, executor=executor, keep_rows=False)  # as a run: rows not held
         finally:
             executor.close()
         wall = time.perf_counter() - started
-        variants = len(result.rows)
+        variants = len(result.losses)
         if result.trials != trials:
             raise RuntimeError(f"simulate ran {result.trials} trials, not {trials}")
     busy_after = _busy_cpu_s()
@@ -248,18 +262,40 @@ def measure_one(scenario: Path, workers: int, trials: int, full_run: bool) -> Me
         variants=variants, wall_s=wall, main_cpu_s=main_cpu, workers_cpu_s=workers_cpu, others_cpu_s=others,
         main_peak_mib=_maxrss_mib(me),
         worker_peak_mib=_maxrss_mib(children) if workers > 1 and children.ru_maxrss else None,
-        folder_mib=folder_mib, code=code, load=load,
+        folder_mib=folder_mib, code=code, load=load, rows_files=rows_files,
     )
 
 
-def run_isolated(scenario: Path, workers: int, trials: int, full_run: bool = False) -> Measurement:
+def _time_row_writers(run_module: Any) -> dict[str, float]:
+    """Time the writers of the rows files a run calls (by name, from ``custodysim.studies.run``); return the timings.
+
+    The returned dict fills in as the run writes: file name -> seconds its writer took.
+    """
+    seconds: dict[str, float] = {}
+
+    def timed(name: str, write: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return write(*args, **kwargs)
+            finally:
+                seconds[name] = time.perf_counter() - started
+        return wrapper
+
+    run_module.write_trials_csv = timed("trials.csv", run_module.write_trials_csv)
+    run_module.write_trials_parquet = timed("trials.parquet", run_module.write_trials_parquet)
+    return seconds
+
+
+def run_isolated(scenario: Path, workers: int, trials: int, full_run: bool = False, rows: str = "csv") -> Measurement:
     """Measure in a fresh Python process (this script with ``--_one``) and return its measurement.
 
     Raises:
         RuntimeError: the process failed; its error output is in the message.
     """
     command = [sys.executable, str(Path(__file__).resolve()), "--_one", str(scenario),
-               "--workers", str(workers), "--trials", str(trials), *(["--_full-run"] if full_run else [])]
+               "--workers", str(workers), "--trials", str(trials), *(["--_full-run"] if full_run else []),
+               "--_rows", rows]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"measurement failed ({' '.join(command)}):\n{done.stderr}")
@@ -393,6 +429,7 @@ class Report:
     settings: dict[str, Any]
     scenarios: list[ScenarioResult] = field(default_factory=list)
     million: Series | None = None
+    memory: list[Measurement] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -408,11 +445,12 @@ class Report:
                 "scenario": self.million.first.scenario, "variants": self.million.first.variants,
                 "trials": self.million.first.trials, "folder_mib": self.million.first.folder_mib,
                 **self.million.as_dict()},
+            "memory": [asdict(m) for m in self.memory],
             "targets": [asdict(t) for t in self.targets],
         }
 
 
-def judge(results: list[ScenarioResult], million: Series | None) -> list[Target]:
+def judge(results: list[ScenarioResult], million: Series | None, memory: Sequence[Measurement] = ()) -> list[Target]:
     """Return the issue's targets and whether each is met.
 
     Throughput per core is one core's throughput, measured with 1 worker; how well it carries over to
@@ -433,7 +471,19 @@ def judge(results: list[ScenarioResult], million: Series | None) -> list[Target]
         targets.append(Target(f"{million.first.scenario}: {million.first.trials:,} trials, full run, "
                               f"<= {TARGET_MILLION_SECONDS:.0f} s ({million.first.workers} worker(s))",
                               f"{million.wall_s:.1f} s", million.wall_s <= TARGET_MILLION_SECONDS))
+    if len(memory) == 2:
+        small, large = memory
+        peak, growth = _mb(large.main_peak_mib), _mb(large.main_peak_mib) - _mb(small.main_peak_mib)
+        targets.append(Target(f"{large.scenario}: {large.trials:,} trials x {large.variants} variants, main process "
+                              f"peak < {TARGET_PEAK_MB:.0f} MB", f"{peak:,.0f} MB", peak < TARGET_PEAK_MB))
+        targets.append(Target(f"{large.scenario}: main peak grows <= {TARGET_GROWTH_MB:.0f} MB from {small.trials:,} "
+                              f"to {large.trials:,} trials", f"{growth:+,.0f} MB", growth <= TARGET_GROWTH_MB))
     return targets
+
+
+def _mb(mib: float) -> float:
+    """Return MiB as MB (10**6 bytes), the unit of the memory targets."""
+    return mib * 2**20 / 1e6
 
 
 # --------------------------------------------------------------------------------------------------
@@ -536,6 +586,22 @@ def render(report: Report) -> str:
                         m.cpu_text, f"{m.per_cpu_s:,.0f}", _share(m.others_share), _mib(m.main_peak_mib),
                         _mib(m.worker_peak_mib), _mib(m.first.folder_mib)]],
                       [False, *([True] * 13)])
+    if report.memory:
+        out += ["", "Memory of full runs (execute_run with --rows both: both rows files written from the checkpoints), "
+                    "one repeat each:"]
+        first = report.memory[0]
+        table = []
+        for m in report.memory:
+            files = m.rows_files or {}
+            table.append([m.scenario, str(m.variants), f"{m.trials:,}", str(m.workers), f"{m.wall_s:.1f}",
+                          _mib(m.main_peak_mib), f"{_mb(m.main_peak_mib):,.0f}",
+                          f"{_mb(m.main_peak_mib) - _mb(first.main_peak_mib):+,.0f}", _mib(m.worker_peak_mib),
+                          *(x for name in ("trials.csv", "trials.parquet")
+                            for x in ((f"{files[name][0]:,.1f}", f"{files[name][1]:.1f}") if name in files
+                                      else ("-", "-")))])
+        out += _table(["scenario", "variants", "trials", "workers", "wall s", "main MiB", "main MB", "growth MB",
+                       "worker MiB", "csv MiB", "csv write s", "parquet MiB", "parquet write s"], table,
+                      [False, *([True] * 12)])
     out += [
         "",
         "wall s: median wall time of load + compile + simulate (pool start-up included; interpreter start and",
@@ -545,10 +611,10 @@ def render(report: Report) -> str:
         "  CPU s: user+system seconds of the main process + its workers during the timed part; per CPU-s:",
         "  trial-variants per CPU-second of those (what parallelism costs, whatever else runs); others: share",
         "  of the machine's CPU capacity used by other processes meanwhile (0% on a quiet machine); main MiB:",
-        "  peak RSS of the process holding the rows (max over repeats); worker MiB: peak RSS of the largest",
+        "  peak RSS of the process the rows come back to (max over repeats); worker MiB: peak RSS of the largest",
         "  single worker (a run holds at most main + workers x worker).",
         "",
-        "Targets (issue #5):",
+        "Targets (issues #5 and #19):",
     ]
     out += _table(["", "target", "figure"], [["PASS" if t.passed else "FAIL", t.name, t.figure]
                                              for t in report.targets], [False, False, True])
@@ -594,10 +660,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help=f"also time a full {MILLION:,}-trial run of {DMM} (writing its run folder)")
     parser.add_argument("--million-repeats", type=int, default=1, metavar="N",
                         help="repeats of the --million run (default 1: it takes about a minute)")
+    parser.add_argument("--memory", action="store_true",
+                        help=f"also measure the main process's peak memory in full runs of {DMM} at "
+                             f"{MEMORY_TRIALS[0]:,} and {MEMORY_TRIALS[1]:,} trials (rows to trials.csv and "
+                             "trials.parquet: their sizes and write times too)")
+    parser.add_argument("--skip-throughput", action="store_true",
+                        help="measure only what --million and --memory ask for")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
     parser.add_argument("--check", action="store_true", help="exit with status 1 if any target is missed")
     parser.add_argument("--_one", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--_full-run", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--_rows", default="csv", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for name in ("repeats", "workers", "million_repeats"):
         if getattr(args, name) < 1:
@@ -625,11 +698,12 @@ def benchmark(args: argparse.Namespace) -> Report:
     The repeats of a scenario alternate between 1 worker and all workers, so that a slow spell of the
     machine touches both rather than one.
     """
-    scenarios = args.scenario or default_scenarios()
+    scenarios = [] if args.skip_throughput else args.scenario or default_scenarios()
     report = Report(provenance(), {"trials": args.trials, "trial_variants": DEFAULT_TRIAL_VARIANTS,
                                    "repeats": args.repeats, "workers": args.workers,
                                    "scenarios": [str(s) for s in scenarios], "million": args.million,
-                                   "million_repeats": args.million_repeats if args.million else 0})
+                                   "million_repeats": args.million_repeats if args.million else 0,
+                                   "memory": list(MEMORY_TRIALS) if args.memory else None})
     counts = [1, args.workers] if args.workers > 1 else [1]
     for scenario in scenarios:
         runs: dict[int, list[Measurement]] = {n: [] for n in counts}
@@ -650,14 +724,21 @@ def benchmark(args: argparse.Namespace) -> Report:
             _progress(f"  {m.scenario}: {MILLION:,} trials, full run, {args.workers} worker(s), repeat {k + 1}/"
                       f"{args.million_repeats}: {m.wall_s:.1f} s, peak RSS {m.main_peak_mib:,.0f} MiB")
         report.million = Series(repeats)
+    if args.memory:
+        for trials in MEMORY_TRIALS:
+            m = run_isolated(MILLION_SCENARIO, args.workers, trials, full_run=True, rows="both")
+            report.memory.append(m)
+            _progress(f"  {m.scenario}: {trials:,} trials, full run, rows both: {m.wall_s:.1f} s, main peak RSS "
+                      f"{m.main_peak_mib:,.0f} MiB")
     report.provenance["load_end"] = list(os.getloadavg())
     head = _git("rev-parse", "--short", "HEAD")
     if head != report.provenance["commit"]:
         report.provenance["commit_end"] = head
     measured = [m for r in report.scenarios for s in (r.one, r.many) if s is not None for m in s.repeats]
     measured += report.million.repeats if report.million is not None else []
+    measured += report.memory
     report.provenance["code"] = sorted({m.code for m in measured})
-    report.targets = judge(report.scenarios, report.million)
+    report.targets = judge(report.scenarios, report.million, report.memory)
     return report
 
 
@@ -665,7 +746,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark (or, with the hidden ``--_one``, one measurement) and print the results."""
     args = parse_args(argv)
     if args._one is not None:
-        m = measure_one(args._one, args.workers, args.trials or trials_for(args._one), args._full_run)
+        m = measure_one(args._one, args.workers, args.trials or trials_for(args._one), args._full_run, args._rows)
         print(json.dumps(asdict(m)))
         return 0
     report = benchmark(args)

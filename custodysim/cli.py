@@ -40,7 +40,7 @@ from custodysim.studies.attribution import execute_attribution
 from custodysim.studies.catalog import Catalog, Entry, catalog, write_trend
 from custodysim.studies.compare import Comparison, compare_runs
 from custodysim.studies.provenance import Command
-from custodysim.studies.run import execute_run, rerender, resume_run
+from custodysim.studies.run import DEFAULT_ROWS, execute_run, rerender, resume_run
 from custodysim.studies.sweep import execute_sweep
 from custodysim.studies.trace import trace_trial
 
@@ -221,8 +221,14 @@ def run(
         typer.Option(metavar="FOLDER", help="Finish the interrupted run to this folder from its completed chunks."),
     ] = None,
     max_rows: Annotated[
-        int, typer.Option(min=1, metavar="N", help="Most trial rows (trials x variants) in memory."),
+        int, typer.Option(min=1, metavar="N", help="Most trial rows (trials x variants) the run may write: a limit "
+                                                   "on disk, about 0.5 kB a row while it runs."),
     ] = MAX_ROWS,
+    rows: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(metavar="csv|parquet|both", help="Where the trial rows go: trials.csv (the default), "
+                                                      "trials.parquet (needs pyarrow) or both."),
+    ] = None,
     workers: Workers = None,
     executor: Annotated[str, typer.Option(metavar="local|dask",
                                           help="Where trials run: 'local' or 'dask' (with --scheduler).")] = "local",
@@ -244,8 +250,8 @@ def run(
     if (scenario is None) == (resume is None):
         err.print("give a scenario file to run, or --resume RUN_DIR (not both)")
         raise typer.Exit(code=1)
-    if resume is not None and (trials, seed, out_dir, variant, replace, precision, max_trials) \
-            != (None, None, None, None, False, None, None):
+    if resume is not None and (trials, seed, out_dir, variant, replace, precision, max_trials, rows) \
+            != (None, None, None, None, False, None, None, None):
         err.print("--resume continues a run with its own settings; give no other option with it (but --workers, "
                   "--executor and --scheduler, which do not change its figures)")
         raise typer.Exit(code=1)
@@ -274,7 +280,8 @@ def run(
             assert scenario is not None
             outcome = execute_run(scenario, trials, seed, out_dir, variant, progress=advance, replace=replace,
                                   max_rows=max_rows, workers=n_workers, executor=executor, scheduler=scheduler,
-                                  precision=precision, max_trials=max_trials, command=_typed(ctx))
+                                  precision=precision, max_trials=max_trials, command=_typed(ctx),
+                                  rows=rows if rows is not None else DEFAULT_ROWS)
     _print_summary(outcome.summary)
     out.print("", markup=False)
     _wrote(outcome.folder, outcome.files)

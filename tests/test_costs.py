@@ -23,7 +23,7 @@ from custodysim.analysis.economics import (
 )
 from custodysim.cli import app
 from custodysim.errors import ScenarioError
-from custodysim.running.runner import run_variants
+from custodysim.running.runner import simulate
 from custodysim.scenario.loader import load_scenario_text
 from custodysim.scenario.schema import Finance, Insurance
 from custodysim.studies.run import execute_run, rerender, summarise_run
@@ -66,7 +66,8 @@ def test_summary_total_cost_of_risk_is_annual_loss_plus_control_cost():
     doc = _costly()
     doc["settings"]["horizon_days"] = 182.5  # half a year: the annual loss is twice the mean
     loaded = load(doc)
-    rows, cols = run_variants(loaded, 300, 7)
+    result = simulate(loaded, 300, 7)
+    rows, cols = result.losses, result.columns
     summary = summarise_run(loaded, rows, cols, 300, 7)
     for r in rows:
         c = summary["variants"][r.name]["costs"]
@@ -178,7 +179,8 @@ def test_variant_may_state_its_own_capital_and_insurance(tmp_path):
     doc["variants"] = {}
     doc["variants"]["insured"] = {"set": {"finance.insurance": {"deductible_usd": 100.0, "limit_usd": 300.0}}}
     loaded = load(doc)
-    rows, cols = run_variants(loaded, 300, 7)
+    result = simulate(loaded, 300, 7)
+    rows, cols = result.losses, result.columns
     v = summarise_run(loaded, rows, cols, 300, 7)["variants"]
     assert v["insured"]["expected_loss_usd"] == v["baseline"]["expected_loss_usd"]
     assert v["baseline"]["survival"]["insurer_expected_payout_usd"] == 0.0

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from custodysim.analysis.economics import insured_part, ruin_loss
 from custodysim.errors import RunFolderError
-from custodysim.running.runfolder import read_run
+from custodysim.running.runfolder import read_run, read_trials_csv
 from custodysim.scenario.schema import Finance, Insurance
 from custodysim.studies.run import execute_run, rerender
 
@@ -29,9 +29,9 @@ def split(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_a_years_events_add_up_to_its_loss_and_its_largest_is_at_most_it(split):
     """Every trial's loss is the sum of its events' losses, and its occurrence loss (largest event) is at most that."""
-    for r in read_run(split).rows:
+    for r in read_run(split).losses:
         assert r.events is not None and len(r.events) > 0
-        trials = r.numbers["trial"]
+        trials = r.trials
         np.testing.assert_allclose(r.events.sums(trials), r.loss, rtol=1e-12)
         assert (r.events.largest(trials) <= r.loss).all()
         assert ((r.events.largest(trials) > 0) == (r.loss > 0)).all()
@@ -39,19 +39,21 @@ def test_a_years_events_add_up_to_its_loss_and_its_largest_is_at_most_it(split):
 
 def test_one_campaigns_thefts_are_one_event(split):
     """A campaign's transfers are one occurrence: no trial has two events of one campaign, nor more than it had."""
-    for r in read_run(split).rows:
+    rows, _ = read_trials_csv(split / "trials.csv")
+    campaigns = {r.name: r.numbers["campaigns"] for r in rows}
+    for r in read_run(split).losses:
         pairs = list(zip(r.events.trial.tolist(), r.events.text("event").tolist(), strict=True))
         assert len(pairs) == len(set(pairs))
-        per_trial = np.bincount(r.events.rows_of(r.numbers["trial"]), minlength=len(r))
-        assert (per_trial <= r.numbers["campaigns"]).all()
+        per_trial = np.bincount(r.events.trial, minlength=len(r))
+        assert (per_trial <= campaigns[r.name]).all()
 
 
 def test_occurrence_figures_come_from_the_largest_event_of_each_year(split):
     """summary.json's OEP VaR 99 is the 99% quantile of the years' largest events; two-event years show."""
     summary = json.loads((split / "summary.json").read_text())
-    for r in read_run(split).rows:
+    for r in read_run(split).losses:
         o = summary["variants"][r.name]["occurrence"]
-        largest = r.events.largest(r.numbers["trial"])
+        largest = r.events.largest(r.trials)
         assert o["var99_usd"] == float(np.quantile(largest, 0.99, method="higher"))
         assert o["max_usd"] == largest.max()
         assert o["events_per_year"] == pytest.approx(len(r.events) / len(r))
@@ -88,7 +90,7 @@ def test_a_run_written_before_events_were_kept_still_rerenders(split, tmp_path):
     shutil.copytree(split, copy)
     (copy / "events.csv").unlink()
     stored = rerender(copy)
-    assert all(r.events is None for r in stored.rows)
+    assert all(r.events is None for r in stored.losses)
     assert "occurrence" not in stored.summary["variants"]["baseline"]
     assert 'id="events"' not in (copy / "report.html").read_text()
 
@@ -118,8 +120,8 @@ def test_without_a_year_of_two_events_the_occurrence_curve_is_not_drawn_twice(tm
     """When no year loses through two events the report says the curves coincide instead of drawing the same curve."""
     out = tmp_path / "one"
     execute_run(SCENARIOS / "dmm-2024.yaml", trials=300, seed=20240531, out=out, variants=["baseline"])
-    (r,) = read_run(out).rows
-    assert (r.events.largest(r.numbers["trial"]) == r.loss).all() and r.loss.max() > 0
+    (r,) = read_run(out).losses
+    assert (r.events.largest(r.trials) == r.loss).all() and r.loss.max() > 0
     html = " ".join((out / "report.html").read_text().split())
     assert 'id="events"' in html and 'aria-labelledby="oep-title"' not in html
     assert "the occurrence curve is the aggregate curve above" in html

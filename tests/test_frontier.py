@@ -12,7 +12,7 @@ from custodysim.analysis.frontier import dominates, efficient_names, frontier, f
 from custodysim.reporting.charts import chart_style
 from custodysim.reporting.frontierchart import frontier_figure, frontier_svg
 from custodysim.reporting.report import frontier_context, render_html, render_markdown
-from custodysim.running.runner import run_variants
+from custodysim.running.runner import simulate
 from custodysim.scenario.grids import frontier_figures
 from custodysim.scenario.loader import load_scenario_text
 from custodysim.studies.run import summarise_run
@@ -88,8 +88,9 @@ def test_frontier_chart_is_deterministic_and_titled():
 def test_run_reports_list_the_efficient_variants():
     """report.md and report.html of a run name the efficient variants and say what dominates the others."""
     loaded = load_scenario_text(MINI)
-    rows, cols = run_variants(loaded, 200, 1)
-    summary = summarise_run(loaded, rows, cols, 200, 1)
+    result = simulate(loaded, 200, 1)
+    rows = result.losses
+    summary = summarise_run(loaded, rows, result.columns, 200, 1)
     manifest = {"version": "test", "created_utc": "2024-05-31T04:26:00+00:00", "scenario_file": "mini.yaml",
                 "scenario_sha256": loaded.sha256, "seed": 1, "trials": 200, "wall_time_seconds": 1.0}
     efficient = efficient_names(summary["variants"])

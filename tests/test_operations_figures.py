@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import BASE, load, losses
 
-from custodysim.running.runner import run_variants
+from custodysim.running.runner import simulate
 from custodysim.simulation.model import compile_scenario
 from custodysim.simulation.treasury import Treasury
 from custodysim.studies.run import summarise_run
@@ -37,7 +37,8 @@ def test_smaller_hot_wallet_cap_raises_waiting_time():
     doc["variants"] = {"small-cap": {"set": {"wallets.hot.balance": 25.0, "wallets.hot.topup.cap": 25.0,
                                              "wallets.hot.topup.low_water": 5.0}}}  # 5 BTC last half a day
     loaded = load(doc)
-    rows, cols = run_variants(loaded, 20, 1)
+    result = simulate(loaded, 20, 1)
+    rows, cols = result.losses, result.columns
     ops = {name: v["operations"] for name, v in summarise_run(loaded, rows, cols, 20, 1)["variants"].items()}
     assert ops["baseline"]["withdrawal_delay_mean_hours"] == 0.0
     assert ops["baseline"]["withdrawals_delayed_share"] == 0.0
@@ -80,7 +81,8 @@ def test_a_time_lock_on_the_hot_wallet_holds_every_customer_withdrawal(hours):
     doc = _hot_and_vault(cap=100.0, low=30.0, signing_hours=48.0)  # no wait for funds
     doc["variants"] = {"lock": {"set": {"wallets.hot.policy.delay": {"hours": hours, "enforced_by": "chain"}}}}
     loaded = load(doc)
-    rows, cols = run_variants(loaded, 20, 1)
+    result = simulate(loaded, 20, 1)
+    rows, cols = result.losses, result.columns
     ops = {name: v["operations"] for name, v in summarise_run(loaded, rows, cols, 20, 1)["variants"].items()}
     assert ops["baseline"]["withdrawal_delay_mean_hours"] == 0.0
     assert ops["lock"]["withdrawal_delay_mean_hours"] == pytest.approx(hours)

@@ -17,7 +17,7 @@ from custodysim.formatting import pct, signed_ci, signed_usd, usd
 from custodysim.reporting import charts
 from custodysim.reporting.report import best_sentence, ranked, render_html, render_markdown, verdict
 from custodysim.reporting.stories import worst_stories
-from custodysim.running.runner import run_variants
+from custodysim.running.runner import simulate
 from custodysim.scenario.loader import LoadedScenario, load_scenario
 from custodysim.studies.run import summarise_run
 
@@ -29,8 +29,9 @@ SEED = 20240531
 
 def report_inputs(loaded: LoadedScenario, trials: int = TRIALS, seed: int = SEED) -> dict[str, Any]:
     """Return render_html's arguments for a scenario, built the way a run builds them."""
-    rows, cols = run_variants(loaded, trials, seed)
-    summary = summarise_run(loaded, rows, cols, trials, seed)
+    result = simulate(loaded, trials, seed)
+    rows = result.losses
+    summary = summarise_run(loaded, rows, result.columns, trials, seed)
     manifest = {"version": "test", "created_utc": "2024-05-31T04:26:00+00:00", "scenario_file": "x.yaml",
                 "scenario_sha256": loaded.sha256, "seed": seed, "trials": trials}
     stories = [story.as_dict() for story in worst_stories(loaded, rows, seed)]

@@ -74,9 +74,7 @@ def test_a_mark_that_holds_for_some_variants_names_them():
 
 def test_a_mark_far_beyond_every_loss_is_not_drawn():
     """Capital 1,000 times the largest loss would squash the curves: the chart leaves that line out."""
-    from custodysim.running.rows import VariantRows
-
-    rows = [VariantRows("base", {"trial": np.arange(4.0), "loss_usd": np.array([0.0, 1e6, 2e6, 3e6])}, {})]
+    rows = [charts.LossCurve("base", np.array([0.0, 1e6, 2e6, 3e6]))]
     near = charts.loss_exceedance_svg(rows, "base", [charts.Mark(5e6, "capital exhausted above $5.00M", "#a4161a")])
     far = charts.loss_exceedance_svg(rows, "base", [charts.Mark(3e9, "capital exhausted above $3.00B", "#a4161a")])
     assert "capital exhausted above $5.00M" in near

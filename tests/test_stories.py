@@ -116,7 +116,7 @@ def test_run_with_an_asset_named_like_usd_reads_back(tmp_path):
     execute_run(path, trials=30, out=tmp_path / "r")
     run = read_run(tmp_path / "r")
     assert run.columns.assets == ("usdt",)
-    assert run.rows[0].numbers["loss_usdt"].sum() == pytest.approx(run.rows[0].loss.sum())
+    assert run.losses[0].column("loss_usdt").sum() == pytest.approx(run.losses[0].loss.sum())
 
 
 @pytest.mark.parametrize("damage", ["empty", "truncated", "short"])

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from custodysim.analysis.stats import severity_figures, summarise
 from custodysim.reporting.report import rare_losses
-from custodysim.running.rows import Columns, rows_from_arrays
+from custodysim.running.losses import losses_of
+from custodysim.running.rows import Chunk, Columns
 
 COLS = Columns(("BTC",), ("vault",))
 TEXTS = ["none", "no_campaign", "", "", ""]
@@ -21,7 +22,7 @@ def _rows(name: str, loss: np.ndarray):
     numbers[:, 0] = np.arange(len(loss))
     for column in ("loss_usd", "loss_BTC", "loss_usd_tampering", "loss_usd_wallet_vault"):
         numbers[:, COLS.numeric.index(column)] = loss
-    return rows_from_arrays(name, COLS, numbers, [TEXTS] * len(loss))
+    return losses_of([Chunk.from_texts(numbers, [TEXTS] * len(loss))], name, COLS)
 
 
 def _summary(**losses: np.ndarray) -> dict:

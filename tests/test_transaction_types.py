@@ -14,7 +14,7 @@ from test_takeover import _takeover
 from custodysim.analysis.economics import scenario_economics
 from custodysim.analysis.stats import summarise
 from custodysim.errors import ScenarioError
-from custodysim.running.runner import run_variants
+from custodysim.running.runner import simulate
 from custodysim.studies.run import execute_run
 
 OPERATIONS = ("withdrawal_delay_mean_hours", "withdrawals_delayed_share", "transfers_signed", "transfers_delayed",
@@ -58,7 +58,7 @@ def test_legitimate_administrative_actions_wait_only_on_locks_that_hold_them(app
     """Two upgrades a year under a 48 h lock wait 96 h a year if an enforced lock holds admin actions, else none."""
     doc = _flowing({"hours": 48.0, "enforced_by": enforced_by, "applies_to": applies_to})
     doc["operations"]["admin_actions"] = [{"wallet": "vault", "per_year": 2}]
-    ops = run_variants(load(doc), 20, 2)[0][0]
+    ops = simulate(load(doc), 20, 2).losses[0]
     summary = summarise([ops], "baseline", ["BTC"], ["hot", "vault"],
                         economics=scenario_economics(load(doc).baseline, load(doc).specs()))["baseline"]["operations"]
     assert summary["admin_actions_per_year"] == 2

@@ -18,8 +18,8 @@ import numpy as np
 from pydantic import BaseModel
 
 from custodysim.analysis.assumptions import key_inputs
+from custodysim.running.losses import VariantLosses
 from custodysim.running.precision import mean_ci
-from custodysim.running.rows import VariantRows
 from custodysim.scenario import library
 from custodysim.scenario.schema import OutflowMonitor, Person, Scenario, Threat
 
@@ -168,8 +168,8 @@ def value_at(data: Any, path: str) -> Any:
     return node
 
 
-def tornado(inputs: list[UncertainInput], baseline: VariantRows, low: list[VariantRows],
-            high: list[VariantRows]) -> list[dict[str, Any]]:
+def tornado(inputs: list[UncertainInput], baseline: VariantLosses, low: list[VariantLosses],
+            high: list[VariantLosses]) -> list[dict[str, Any]]:
     """Return one row per input: expected loss at its low and high estimates, sorted by swing.
 
     Each row has the expected loss at each end with its 95% CI, the paired difference against the

@@ -1,4 +1,4 @@
-"""Summary figures of a run, every one computed from the tidy trial rows."""
+"""Summary figures of a run, every one computed from its trials (see :mod:`custodysim.running.losses`)."""
 
 from __future__ import annotations
 
@@ -19,22 +19,22 @@ from custodysim.analysis.economics import (
     tail_figures,
     upper_quantile,
 )
+from custodysim.running.losses import VariantLosses
 from custodysim.running.precision import Z95, mean_ci
-from custodysim.running.rows import VariantRows
 from custodysim.simulation.results import PATH_TYPES
 
 
-def variant_figures(rows: VariantRows, assets: list[str], wallets: list[str],
+def variant_figures(rows: VariantLosses, assets: list[str], wallets: list[str],
                     horizon_days: float = DAYS_PER_YEAR) -> dict[str, Any]:
     """Return the summary figures of one variant (costs and survival are added by :func:`summarise`)."""
     loss = rows.loss
     n = len(loss)
     mean, low, high = mean_ci(loss)
     stops: Counter[str] = Counter()  # counted per distinct cell: a million rows share a few dozen cells
-    for cell, k in rows.categorical("stopped_by").counts().items():
+    for cell, k in rows.counts("stopped_by").items():
         for control in filter(None, cell.split(";")):
             stops[control] += k
-    num = rows.numbers
+    delays = rows.sorted_values("withdrawal_delay_mean_hours")
     return {
         "trials": n,
         "expected_loss_usd": mean,
@@ -43,27 +43,27 @@ def variant_figures(rows: VariantRows, assets: list[str], wallets: list[str],
         "p_any_loss": float(np.mean(loss > 0)) if n else 0.0,
         "loss_given_loss_usd": severity_figures(loss),
         **tail_figures(loss),
-        "expected_loss_native": {a: float(np.mean(num[f"loss_{a}"])) for a in assets},
-        "max_loss_native": {a: float(np.max(num[f"loss_{a}"], initial=0.0)) for a in assets},
-        "loss_by_path_usd": {p: float(np.mean(num[f"loss_usd_{p}"])) for p in PATH_TYPES},
-        "loss_by_wallet_usd": {w: float(np.mean(num[f"loss_usd_wallet_{w}"])) for w in wallets},
-        "key_loss": key_loss_figures(num["loss_usd_lock_out"], num["locks"]),
+        "expected_loss_native": {a: rows.mean(f"loss_{a}") for a in assets},
+        "max_loss_native": {a: float(np.max(rows.column(f"loss_{a}"), initial=0.0)) for a in assets},
+        "loss_by_path_usd": {p: rows.mean(f"loss_usd_{p}") for p in PATH_TYPES},
+        "loss_by_wallet_usd": {w: rows.mean(f"loss_usd_wallet_{w}") for w in wallets},
+        "key_loss": key_loss_figures(rows.column("loss_usd_lock_out"), rows.column("locks")),
         "stops_by_control": {k: {"trials": v, "share": v / n} for k, v in stops.most_common()},
-        "outcomes": dict(Counter(rows.categorical("outcome").counts()).most_common()),
+        "outcomes": dict(Counter(rows.counts("outcome")).most_common()),
         "operations": {
-            "withdrawal_delay_mean_hours": float(np.mean(num["withdrawal_delay_mean_hours"])),
-            "withdrawals_delayed_share": float(np.mean(num["withdrawals_delayed_share"])),
-            "transfers_signed_mean": float(np.mean(num["transfers_signed"])),
-            "transfers_delayed_mean": float(np.mean(num["transfers_delayed"])),
-            "transfer_delay_hours_mean": float(np.mean(num["transfer_delay_hours"])),
-            "withdrawal_delay_mean_hours_p95": upper_quantile(num["withdrawal_delay_mean_hours"], 0.95),
-            "transfers_blocked_mean": _mean_or_none(num["transfers_blocked"]),
-            "signing_ceremonies_per_year": _per_year(_mean_or_none(num["signing_ceremonies"]), horizon_days),
+            "withdrawal_delay_mean_hours": rows.mean("withdrawal_delay_mean_hours"),
+            "withdrawals_delayed_share": rows.mean("withdrawals_delayed_share"),
+            "transfers_signed_mean": rows.mean("transfers_signed"),
+            "transfers_delayed_mean": rows.mean("transfers_delayed"),
+            "transfer_delay_hours_mean": rows.mean("transfer_delay_hours"),
+            "withdrawal_delay_mean_hours_p95": upper_quantile(delays, 0.95),
+            "transfers_blocked_mean": _none_if_missing(rows.mean("transfers_blocked")),
+            "signing_ceremonies_per_year": _per_year(_none_if_missing(rows.mean("signing_ceremonies")), horizon_days),
         },
     }
 
 
-def occurrence_figures(rows: VariantRows, horizon_days: float = DAYS_PER_YEAR) -> dict[str, Any] | None:
+def occurrence_figures(rows: VariantLosses, horizon_days: float = DAYS_PER_YEAR) -> dict[str, Any] | None:
     """Return the per-event view of a variant's losses, beside the per-year (aggregate) one.
 
     A year's *aggregate* loss is the sum of its loss events (the year loss table, trials.csv); its
@@ -76,7 +76,7 @@ def occurrence_figures(rows: VariantRows, horizon_days: float = DAYS_PER_YEAR) -
     if events is None:
         return None
     n = len(rows)
-    largest = events.largest(rows.numbers["trial"])
+    largest = events.largest(rows.trials)
     tail = tail_figures(largest)
     return {
         "events_per_year": annualised(len(events) / n, horizon_days) if n else 0.0,
@@ -158,18 +158,16 @@ def key_loss_figures(lost_usd: np.ndarray, locks: np.ndarray) -> dict[str, Any]:
     }
 
 
-def _mean_or_none(x: np.ndarray) -> float | None:
-    """Return the mean, or None for a column a run written before it existed lacks (read back as NaN)."""
-    if len(x) == 0:
-        return 0.0
-    return None if np.isnan(x).any() else float(np.mean(x))
+def _none_if_missing(mean: float) -> float | None:
+    """Return a column's mean, or None for a column a run written before it existed lacks (read back as NaN)."""
+    return None if math.isnan(mean) else mean
 
 
 def _per_year(x: float | None, horizon_days: float) -> float | None:
     return None if x is None else annualised(x, horizon_days)
 
 
-def paired_difference(variant: VariantRows, baseline: VariantRows) -> dict[str, Any]:
+def paired_difference(variant: VariantLosses, baseline: VariantLosses) -> dict[str, Any]:
     """Return the paired difference of expected loss (variant - baseline) with its CI.
 
     Trials are paired by trial number: both ran on the same named random streams. The unpaired CI is
@@ -187,7 +185,7 @@ def paired_difference(variant: VariantRows, baseline: VariantRows) -> dict[str, 
     }
 
 
-def summarise(rows: list[VariantRows], baseline: str, assets: list[str], wallets: list[str],
+def summarise(rows: list[VariantLosses], baseline: str, assets: list[str], wallets: list[str],
               horizon_days: float = DAYS_PER_YEAR,
               economics: Mapping[str, VariantEconomics] | None = None) -> dict[str, Any]:
     """Return the ``variants`` mapping of summary.json.
@@ -223,7 +221,7 @@ def summarise(rows: list[VariantRows], baseline: str, assets: list[str], wallets
             insurance = econ.finance.insurance
             if r.events is not None:
                 figures["survival"] = survival_figures(r.loss, econ.finance,
-                                                       (r.events.rows_of(r.numbers["trial"]), r.events.loss_usd))
+                                                       (r.events.trial, r.events.loss_usd))
             elif insurance is None or insurance.per == "year":
                 figures["survival"] = survival_figures(r.loss, econ.finance)
         out[r.name] = figures

@@ -14,7 +14,8 @@ import re
 import textwrap
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
 
 import matplotlib
 import numpy as np
@@ -26,7 +27,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullForma
 from matplotlib.transforms import Bbox
 
 from custodysim.formatting import usd
-from custodysim.running.rows import VariantRows
+from custodysim.running.losses import VariantLosses
 from custodysim.simulation.results import PATH_TYPES
 
 BASELINE_COLOUR = "#000000"
@@ -85,7 +86,33 @@ def _pct_tick(p: float, _pos: object = None) -> str:
     return f"{100 * p:.3g}%"
 
 
-def _style(rows: list[VariantRows], baseline: str) -> dict[str, dict[str, object]]:
+class Curve(Protocol):
+    """What an exceedance curve or histogram draws: a name and a loss per trial."""
+
+    @property
+    def name(self) -> str:
+        """The curve's name (a variant, a run)."""
+
+    @property
+    def loss(self) -> np.ndarray:
+        """The loss of each trial."""
+
+    def __len__(self) -> int:
+        """Return the number of trials."""
+
+
+@dataclass(frozen=True)
+class LossCurve:
+    """A named loss per trial that is not a variant's annual loss (its largest event, say)."""
+
+    name: str
+    loss: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.loss)
+
+
+def _style(rows: Sequence[Curve], baseline: str) -> dict[str, dict[str, object]]:
     """Return line keyword arguments per variant: the baseline thick and underneath, the rest thinner on top."""
     colours = variant_colours([r.name for r in rows], baseline)
     others = [r.name for r in rows if r.name != baseline]
@@ -99,12 +126,12 @@ def _style(rows: list[VariantRows], baseline: str) -> dict[str, dict[str, object
     return out
 
 
-def _label(r: VariantRows, baseline: str, tag: str = "baseline") -> str:
+def _label(r: Curve, baseline: str, tag: str = "baseline") -> str:
     name = f"{r.name} ({tag})" if r.name == baseline else r.name
     return name if np.any(r.loss > 0) else f"{name}: no loss in {len(r):,} trials"
 
 
-def _positive_range(rows: list[VariantRows]) -> tuple[float, float] | None:
+def _positive_range(rows: Sequence[Curve]) -> tuple[float, float] | None:
     """Return the smallest and largest positive loss over all variants, or None if nothing was lost."""
     positive = [r.loss[r.loss > 0] for r in rows]
     values = np.concatenate(positive) if positive else np.empty(0)
@@ -182,7 +209,7 @@ MARK_REACH = 30.0
 """A mark is drawn if it lies within this multiple of the largest simulated loss (the axis stretches to it)."""
 
 
-def loss_exceedance_svg(rows: list[VariantRows], baseline: str, marks: Sequence[Mark] = (), *, prefix: str = "lec",
+def loss_exceedance_svg(rows: Sequence[Curve], baseline: str, marks: Sequence[Mark] = (), *, prefix: str = "lec",
                         heading: str = "Loss exceedance: how often a year loses more than x",
                         tag: str = "baseline", noun: str = "variant", small: bool = False) -> str:
     """Return the loss exceedance curves of all variants on one chart, as an inline SVG.
@@ -205,7 +232,7 @@ def loss_exceedance_svg(rows: list[VariantRows], baseline: str, marks: Sequence[
                            "P(annual loss > x)", f"Loss exceedance curves, one per {noun}", tag, noun, small)
 
 
-def occurrence_exceedance_svg(rows: list[VariantRows], baseline: str, marks: Sequence[Mark] = ()) -> str:
+def occurrence_exceedance_svg(rows: Sequence[VariantLosses], baseline: str, marks: Sequence[Mark] = ()) -> str:
     """Return the occurrence exceedance curves (OEP): how often a year's largest single loss event exceeds x.
 
     Beside the aggregate curve (:func:`loss_exceedance_svg`, the year's total), this is the curve a policy
@@ -216,15 +243,14 @@ def occurrence_exceedance_svg(rows: list[VariantRows], baseline: str, marks: Seq
         baseline: the baseline's name (drawn thick and underneath).
         marks: event losses to mark (where an insurance's per-occurrence limit is reached).
     """
-    largest = [VariantRows(r.name, {"trial": r.numbers["trial"], "loss_usd": r.events.largest(r.numbers["trial"])},
-                           {}) for r in rows if r.events is not None]
+    largest = [LossCurve(r.name, r.events.largest(r.trials)) for r in rows if r.events is not None]
     return _exceedance_svg(largest, baseline, marks, "oep",
                            "Occurrence exceedance: how often a year's largest loss event exceeds x",
                            "largest single loss event of a year x (USD, log scale)", "P(largest event > x)",
                            "Occurrence exceedance curves, one per variant")
 
 
-def _exceedance_svg(rows: list[VariantRows], baseline: str, marks: Sequence[Mark], prefix: str, title: str,
+def _exceedance_svg(rows: Sequence[Curve], baseline: str, marks: Sequence[Mark], prefix: str, title: str,
                     xlabel: str, ylabel: str, alt: str, tag: str = "baseline", noun: str = "variant",
                     small: bool = False) -> str:
     with chart_style(small):
@@ -264,7 +290,7 @@ def _fewer_usd_ticks(ax: Axes, most: int = 5) -> None:
     ax.xaxis.set_major_locator(FixedLocator(best))
 
 
-def _exceedance_lines(ax: Axes, rows: list[VariantRows], baseline: str, span: tuple[float, float],
+def _exceedance_lines(ax: Axes, rows: Sequence[Curve], baseline: str, span: tuple[float, float],
                       n: int, marks: Sequence[Mark], tag: str = "baseline", note_size: float = 7.0) -> None:
     floor = 0.5 / n
     shown = [m for m in marks if span[0] / 2 < m.loss_usd <= span[1] * MARK_REACH]
@@ -314,7 +340,7 @@ def _thinned(values: np.ndarray, above: np.ndarray, body: int = 1000, tail: int 
     return values[keep], above[keep]
 
 
-def loss_histogram_svg(rows: list[VariantRows], baseline: str, bins: int = 40) -> str:
+def loss_histogram_svg(rows: Sequence[Curve], baseline: str, bins: int = 40) -> str:
     """Return a histogram of the losses above zero, one step outline per variant, as an inline SVG.
 
     Bins are log-spaced and shared by every variant; y counts trials, so areas compare across variants.
@@ -351,14 +377,14 @@ def loss_histogram_svg(rows: list[VariantRows], baseline: str, bins: int = 40) -
     return titled(svg, "hist", "Histogram of annual losses above zero, per variant")
 
 
-def loss_breakdown_svg(rows: list[VariantRows], baseline: str) -> str:
+def loss_breakdown_svg(rows: list[VariantLosses], baseline: str) -> str:
     """Return horizontal bars of each variant's expected loss split by attack path and by wallet.
 
     Args:
         rows: every variant's trial rows, baseline included (drawn top to bottom in this order).
         baseline: the baseline's name.
     """
-    paths = {p.replace("_", " "): [_mean(r, f"loss_usd_{p}") for r in rows] for p in PATH_TYPES}
+    paths = {p.replace("_", " "): [r.mean(f"loss_usd_{p}") for r in rows] for p in PATH_TYPES}
     wallets = _wallet_means(rows)
     with chart_style():
         fig = new_figure(1.2 + 0.42 * max(len(rows), 1))
@@ -371,16 +397,11 @@ def loss_breakdown_svg(rows: list[VariantRows], baseline: str) -> str:
     return titled(svg, "bars", "Expected loss per variant, by attack path and by wallet")
 
 
-def _mean(r: VariantRows, column: str) -> float:
-    values = r.numbers.get(column)
-    return float(np.mean(values)) if values is not None and len(values) else 0.0
-
-
-def _wallet_means(rows: list[VariantRows]) -> dict[str, list[float]]:
+def _wallet_means(rows: list[VariantLosses]) -> dict[str, list[float]]:
     """Return expected loss per wallet per variant: the largest wallets by name, the rest as 'other wallets'."""
     prefix = "loss_usd_wallet_"
-    names = sorted({c[len(prefix):] for r in rows for c in r.numbers if c.startswith(prefix)})
-    means = {w: [_mean(r, prefix + w) for r in rows] for w in names}
+    names = sorted({c[len(prefix):] for r in rows for c in r.columns if c.startswith(prefix)})
+    means = {w: [r.mean(prefix + w) for r in rows] for w in names}
     ranked = sorted((w for w in names if max(means[w], default=0.0) > 0), key=lambda w: -sum(means[w]))
     shown = {w: means[w] for w in sorted(ranked[:MAX_WALLETS])}
     rest = ranked[MAX_WALLETS:]

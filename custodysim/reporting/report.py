@@ -6,7 +6,7 @@ import difflib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -14,8 +14,11 @@ from markupsafe import Markup, escape
 
 from custodysim.analysis.frontier import efficient_names, frontier_rows
 from custodysim.formatting import amount, clip, markdown_text, narrowing, number, pct, signed_ci, signed_usd, usd
-from custodysim.running.rows import VariantRows
+from custodysim.running.losses import VariantLosses
 from custodysim.scenario import library
+
+if TYPE_CHECKING:
+    from custodysim.reporting.charts import Curve
 
 OUTCOMES = {
     "loss": "money lost",
@@ -82,14 +85,14 @@ def frontier_context(variants: dict[str, dict[str, Any]], baseline: str, unit: s
     }
 
 
-def render_html(summary: dict[str, Any], manifest: dict[str, Any], rows: list[VariantRows],
+def render_html(summary: dict[str, Any], manifest: dict[str, Any], rows: list[VariantLosses],
                 stories: list[dict[str, Any]], inputs: list[dict[str, str]]) -> str:
     """Render report.html: one self-contained page (inline CSS, inline SVG charts, nothing loaded).
 
     Args:
         summary: summary.json's content.
         manifest: manifest.json's content.
-        rows: the trial rows of the variants in ``summary`` (any order; extra variants are ignored).
+        rows: the losses of the variants in ``summary`` (any order; extra variants are ignored).
         stories: stories.json's content (each with variant, trial, loss_usd, outcome, lines).
         inputs: the key inputs, from :func:`custodysim.analysis.assumptions.key_inputs`.
     """
@@ -105,7 +108,7 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], rows: list[Va
     events_kept = all(r.events is not None for r in ordered)
     # Only a year with two loss events or more makes its largest event smaller than its loss: without one,
     # the occurrence curve is the aggregate curve again, and the report says so instead of drawing it.
-    several = events_kept and any(bool(np.any(r.events.largest(r.numbers["trial"]) < r.loss)) for r in ordered
+    several = events_kept and any(bool(np.any(r.events.largest(r.trials) < r.loss)) for r in ordered
                                   if r.events is not None)
     context = {
         "s": summary,
@@ -129,7 +132,8 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], rows: list[Va
         },
         "events_kept": events_kept,
         "occurrence_marks": finance_marks(summary, "occurrence"),
-        "native": {r.name: _native_var99(r) for r in ordered},
+        "native": {r.name: _native_var99(r, list(summary["variants"][baseline]["expected_loss_native"]))
+                   for r in ordered},
         "assets": list(summary["variants"][baseline]["expected_loss_native"]),
         "paths": _nonzero_keys(summary, "loss_by_path_usd"),
         "key_loss": key_loss(summary),
@@ -347,13 +351,9 @@ def _ci(pair: list[float]) -> str:
     return f"{usd(pair[0])} to {usd(pair[1])}"
 
 
-def _native_var99(r: VariantRows) -> dict[str, float]:
-    """Return each asset's 99th-percentile loss (VaR 99) in the asset's units, from the trial rows."""
-    out = {}
-    for column, values in r.numbers.items():
-        if column.startswith("loss_") and not column.startswith("loss_usd") and len(values):
-            out[column[len("loss_"):]] = float(np.quantile(values, 0.99, method="higher"))
-    return out
+def _native_var99(r: VariantLosses, assets: list[str]) -> dict[str, float]:
+    """Return each asset's 99th-percentile loss (VaR 99) in the asset's units, from the trials."""
+    return {a: float(np.quantile(r.column(f"loss_{a}"), 0.99, method="higher")) for a in assets if len(r)}
 
 
 def _nonzero_keys(summary: dict[str, Any], figure: str) -> list[str]:
@@ -364,17 +364,14 @@ def _nonzero_keys(summary: dict[str, Any], figure: str) -> list[str]:
     return list(keys)
 
 
-def _controls(summary: dict[str, Any], rows: list[VariantRows]) -> list[dict[str, Any]]:
+def _controls(summary: dict[str, Any], rows: list[VariantLosses]) -> list[dict[str, Any]]:
     """Return, per control, each variant's share of trials where it fired and how many of those still lost."""
     names = list(dict.fromkeys(c for v in summary["variants"].values() for c in v["stops_by_control"]))
     lost: dict[tuple[str, str], int] = {}
     for r in rows:
-        stops = r.categorical("stopped_by")
-        lost_cells = np.bincount(stops.codes[r.loss > 0], minlength=len(stops.categories))
-        for cell, k in zip(stops.categories, lost_cells.tolist(), strict=True):
+        for cell, k in r.counts("stopped_by", losing=True).items():
             for control in filter(None, cell.split(";")):
-                if k:
-                    lost[(r.name, control)] = lost.get((r.name, control), 0) + k
+                lost[(r.name, control)] = lost.get((r.name, control), 0) + k
     return [{"control": c, "known": known_as(c), "cells": {
         n: {**v["stops_by_control"][c], "lost": lost.get((n, c), 0)}
         for n, v in summary["variants"].items() if c in v["stops_by_control"]}} for c in names]
@@ -442,7 +439,7 @@ def render_comparison_markdown(comparison: dict[str, Any]) -> str:
     return _comparison_env(False).get_template("comparison.md.j2").render(c=comparison)
 
 
-def render_comparison_html(comparison: dict[str, Any], curves: Mapping[str, list[VariantRows]]) -> str:
+def render_comparison_html(comparison: dict[str, Any], curves: Mapping[str, Sequence[Curve]]) -> str:
     """Render a comparison's self-contained comparison.html, with a loss exceedance chart per matched variant.
 
     Args:

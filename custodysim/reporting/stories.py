@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from custodysim.formatting import amount, clip
-from custodysim.running.rows import VariantRows
+from custodysim.running.losses import VariantLosses
 from custodysim.scenario.loader import LoadedScenario
 from custodysim.simulation.engine import simulate_trial
 from custodysim.simulation.model import compile_scenario
@@ -59,13 +59,13 @@ def _story(variant: str, trial: int, r: TrialResult) -> Story:
     return Story(variant, trial, r.loss_usd, {a: x for a, x in r.loss_by_asset.items() if x > 0}, r.outcome, lines)
 
 
-def worst_trials(rows: VariantRows, k: int = WORST) -> list[int]:
+def worst_trials(rows: VariantLosses, k: int = WORST) -> list[int]:
     """Return the trial numbers of the ``k`` largest losses (ties by trial number), losses only."""
-    order = np.lexsort((rows.numbers["trial"], -rows.loss))
-    return [int(rows.numbers["trial"][i]) for i in order[:k] if rows.loss[i] > 0]
+    order = np.argsort(-rows.loss, kind="stable")  # a trial's number is its position
+    return [int(i) for i in order[:k] if rows.loss[i] > 0]
 
 
-def worst_stories(loaded: LoadedScenario, rows: list[VariantRows], seed: int, k: int = WORST) -> list[Story]:
+def worst_stories(loaded: LoadedScenario, rows: list[VariantLosses], seed: int, k: int = WORST) -> list[Story]:
     """Return the stories of each variant's ``k`` worst trials."""
     stories = [tell(loaded, r.name, trial, seed) for r in rows for trial in worst_trials(r, k)]
     return [replace(st, lines=bounded(st.lines)) for st in stories]

@@ -27,10 +27,12 @@ from __future__ import annotations
 import json
 import struct
 import zlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
+from custodysim.errors import WriteError
 from custodysim.running.outputs import write_file, writing
 from custodysim.running.rows import EVENT_COLUMNS, Chunk, EventRow
 
@@ -86,6 +88,21 @@ class ChunkStore:
         for part in parts:
             crc = zlib.crc32(part, crc)
         write_file(self._path(variant, first), b"".join([*parts, _U32.pack(crc)]))
+
+    def chunks(self, variant: str, pieces: Iterable[tuple[int, int]], width: tuple[int, int]) -> Iterator[Chunk]:
+        """Yield a variant's saved chunks of ``pieces`` (first trial, count), in order, one read at a time.
+
+        Raises:
+            WriteError: a chunk saved during the run is missing or damaged now (the disk failed, or
+                someone deleted it): the run cannot write its rows; resuming it simulates that chunk again.
+        """
+        for first, count in pieces:
+            chunk = self.load(variant, first, count, width)
+            if chunk is None:
+                raise WriteError(self._path(variant, first), OSError(
+                    f"the checkpoint of trials {first}-{first + count - 1} of {variant!r}, saved during the run, is "
+                    "missing or damaged now, so the run's rows cannot be written from it"))
+            yield chunk
 
     def count(self) -> int:
         """Return how many chunks are saved."""

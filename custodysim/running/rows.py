@@ -8,9 +8,10 @@ tuple of the strings those codes stand for.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Literal
 
 import numpy as np
 
@@ -18,9 +19,13 @@ from custodysim.errors import LimitError
 from custodysim.simulation.results import PATH_TYPES
 
 MAX_ROWS = 20_000_000
-"""Default limit on trial rows (trials x variants) in one run."""
+"""Default limit on trial rows (trials x variants) in one run: some 10 GB of disk while it lasts."""
 ROW_BYTES = 220
-"""Memory per trial row, for the limit's message: 8 bytes per numeric column (25 in dmm-2024) and 4 per text column."""
+"""Memory per trial row held (a sweep's), for the limit's message: 8 bytes per numeric column (25 in dmm-2024)
+and 4 per text column."""
+DISK_BYTES_PER_ROW = 500
+"""Disk per trial row of a run, for the limit's message: its checkpoint (the row's numbers and codes, some
+340 bytes in dmm-2024) and its line of trials.csv (some 140)."""
 LOSS_USD = 1
 """The index of ``loss_usd`` among the numeric columns (after ``trial``)."""
 LATER_COLUMNS = {"signing_ceremonies": math.nan, "transfers_blocked": math.nan, "loss_usd_lock_out": 0.0,
@@ -102,11 +107,9 @@ class EventTable:
     @classmethod
     def of(cls, rows: Sequence[EventRow]) -> EventTable:
         """Return the table of the events ``rows``."""
-        columns = list(zip(*rows, strict=True)) if rows else [()] * len(EVENT_COLUMNS)
-        by_name = dict(zip(EVENT_COLUMNS, columns, strict=True))
-        return cls(np.array(by_name["trial"], dtype=np.int64), np.array(by_name["day"], dtype=np.float64),
-                   np.array(by_name["loss_usd"], dtype=np.float64),
-                   {c: TextColumn.encode(by_name[c]) for c in _EVENT_TEXTS})
+        builder = EventsBuilder()
+        builder.add(rows)
+        return builder.finish()
 
     def text(self, column: str) -> np.ndarray:
         """Return a text column (event, peril, path, wallet) as an array of ``str``."""
@@ -132,6 +135,68 @@ class EventTable:
 
     def __len__(self) -> int:
         return len(self.trial)
+
+
+class GrowingArray:
+    """An array that pieces are appended to, its room doubled as needed.
+
+    Appending a chunk's few values at a time to a list would leave one small array per chunk, some hundred
+    bytes of overhead each, thousands of them in a long run; here they all go into one array (whose room,
+    until written to, costs no memory).
+
+    Args:
+        dtype: the values' type.
+        width: the values per row, or None for one value per row.
+    """
+
+    def __init__(self, dtype: type, width: int | None = None) -> None:
+        self._data: np.ndarray = np.empty((64,) if width is None else (64, width), dtype=dtype)
+        self._n = 0
+
+    def extend(self, values: np.ndarray) -> None:
+        """Append ``values`` (rows of the array's width)."""
+        end = self._n + len(values)
+        if end > len(self._data):
+            grown = np.empty((max(end, 2 * len(self._data)), *self._data.shape[1:]), dtype=self._data.dtype)
+            grown[:self._n] = self._data[:self._n]
+            self._data = grown
+        self._data[self._n:end] = values
+        self._n = end
+
+    def values(self) -> np.ndarray:
+        """Return the values appended so far (a copy of just them, so no room is held for nothing)."""
+        values: np.ndarray = self._data[:self._n].copy()
+        return values
+
+
+class EventsBuilder:
+    """Gathers loss events into the compact arrays of an :class:`EventTable`, some events at a time.
+
+    Events are kept as arrays from the start (not as tuples, some hundred bytes each): a million-trial
+    run has hundreds of thousands.
+    """
+
+    def __init__(self) -> None:
+        self._numbers = GrowingArray(np.float64, 3)
+        self._codes = GrowingArray(np.int32, len(_EVENT_TEXTS))
+        self._index: list[dict[str, int]] = [{} for _ in _EVENT_TEXTS]
+
+    def add(self, events: Sequence[EventRow]) -> None:
+        """Take in some events (in trial order, after those taken before)."""
+        if not events:
+            return
+        trial, event, peril, day, loss, path, wallet = zip(*events, strict=True)
+        self._numbers.extend(np.array([trial, day, loss], dtype=np.float64).T)
+        self._codes.extend(np.array([[index.setdefault(v, len(index)) for v in values]
+                                     for index, values in zip(self._index, (event, peril, path, wallet), strict=True)],
+                                    dtype=np.int32).T)
+
+    def finish(self) -> EventTable:
+        """Return the events taken in, as a table."""
+        numbers, codes = self._numbers.values(), self._codes.values()
+        return EventTable(numbers[:, 0].astype(np.int64), numbers[:, 1].copy(), numbers[:, 2].copy(),
+                          {c: TextColumn(np.ascontiguousarray(codes[:, j]), tuple(index))
+                           for j, (c, index) in enumerate(zip(_EVENT_TEXTS, self._index, strict=True))})
 
 
 @dataclass(frozen=True)
@@ -224,7 +289,7 @@ class RowsBuilder:
         self._numbers = np.empty((capacity, len(columns.numeric)), order="F")
         self._codes = np.empty((capacity, len(Columns.text)), dtype=np.int32, order="F")
         self._index: list[dict[str, int]] = [{} for _ in Columns.text]
-        self._events: list[EventRow] = []
+        self._events = EventsBuilder()
 
     def __len__(self) -> int:
         return self._n
@@ -238,7 +303,7 @@ class RowsBuilder:
         for j, (index, categories) in enumerate(zip(self._index, chunk.categories, strict=True)):
             recode = np.array([index.setdefault(c, len(index)) for c in categories], dtype=np.int32)
             self._codes[self._n:end, j] = recode[chunk.codes[:, j]] if len(recode) else 0
-        self._events.extend(chunk.events)
+        self._events.add(chunk.events)
         self._n = end
 
     def loss(self) -> np.ndarray:
@@ -262,7 +327,7 @@ class RowsBuilder:
             {c: self._numbers[:, j] for j, c in enumerate(self.columns.numeric)},
             {c: TextColumn(self._codes[:, j], tuple(index)) for j, (c, index) in
              enumerate(zip(Columns.text, self._index, strict=True))},
-            EventTable.of(self._events),
+            self._events.finish(),
         )
 
 
@@ -273,14 +338,43 @@ def rows_from_arrays(name: str, columns: Columns, numbers: np.ndarray, texts: Se
     return builder.finish()
 
 
-def check_size(trials: int, variants: int, max_rows: int = MAX_ROWS) -> None:
-    """Refuse a run whose trial rows would not fit the limit (they are all held in memory).
+def blocks_of(name: str, columns: Columns, chunks: Iterable[Chunk], size: int) -> Iterator[VariantRows]:
+    """Yield one variant's rows, given as chunks in trial order, as blocks of about ``size`` rows (whole chunks).
+
+    What writes a long run's rows to a file holds a block at a time, never the whole.
+    """
+    builder: RowsBuilder | None = None
+    for chunk in chunks:
+        if builder is None:
+            builder = RowsBuilder(name, columns, size)
+        builder.add(chunk)
+        if len(builder) >= size:
+            yield builder.finish()
+            builder = None
+    if builder is not None:
+        yield builder.finish()
+
+
+def check_size(trials: int, variants: int, max_rows: int = MAX_ROWS, *,
+               cost: Literal["disk", "memory", "time"] = "disk") -> None:
+    """Refuse a run whose trial rows would pass the limit.
+
+    Args:
+        trials: trials per variant.
+        variants: the variants (or grid points).
+        max_rows: the limit.
+        cost: what a row costs: ``disk`` (a run's, written from its checkpoints), ``memory`` (a sweep's,
+            held), ``time`` (an attribution's, which keeps only each trial's loss).
 
     Raises:
         LimitError: with the arithmetic and the ways out.
     """
     rows = trials * variants
     if rows > max_rows:
+        where = {"memory": f"every row is held in memory, about {ROW_BYTES} bytes each",
+                 "disk": f"every row takes about {DISK_BYTES_PER_ROW} bytes of disk while the run lasts: its "
+                         "checkpoint, then its line in the rows file",
+                 "time": "every row is a trial to simulate"}[cost]
         raise LimitError(f"{variants} variant(s) x {trials:,} trials = {rows:,} trial rows, more than the limit "
-                         f"of {max_rows:,} (every row is held in memory, about {ROW_BYTES} bytes each); run fewer "
-                         "trials or variants (--variant), or raise the limit with --max-rows")
+                         f"of {max_rows:,} ({where}); run fewer trials or variants (--variant), or raise the limit "
+                         "with --max-rows")

@@ -12,27 +12,32 @@ import hashlib
 import json
 import math
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from custodysim.errors import RunFolderError
+from custodysim.errors import OptionError, RunFolderError
+from custodysim.running.losses import LossesBuilder, VariantLosses
 from custodysim.running.rows import (
     EVENT_COLUMNS,
     LATER_COLUMNS,
     Chunk,
     Columns,
     EventRow,
+    EventsBuilder,
     EventTable,
     RowsBuilder,
     VariantRows,
 )
+from custodysim.running.trialsparquet import parquet_header, read_parquet_chunks, require_pyarrow
 from custodysim.simulation.results import PATH_TYPES
 
-REQUIRED = ("manifest.json", "summary.json", "trials.csv")
+REQUIRED = ("manifest.json", "summary.json")
+ROW_FILES = ("trials.parquet", "trials.csv")
+"""The files a run's trial rows may be in, the one read first (faster) first; a run has one or both."""
 SCENARIO_COPY = "scenario.yaml"
 """The scenario file exactly as run (its sha256 is in the manifest)."""
 FIGURES = ("expected_loss_usd", "p_any_loss", "var99_usd", "es99_usd")
@@ -43,14 +48,16 @@ BLOCK = 1000
 
 @dataclass(frozen=True)
 class StoredRun:
-    """A complete run folder, read back."""
+    """A complete run folder, read back: its trials as each variant's losses (its rows are not held)."""
 
     folder: Path
     summary: dict[str, Any]
     manifest: dict[str, Any]
-    rows: list[VariantRows]
+    losses: list[VariantLosses]
     columns: Columns
     stories: list[dict[str, Any]]
+    rows_file: str = "trials.csv"
+    """The file the trials were read from (``trials.parquet`` when the run has it)."""
 
 
 def read_run(folder: Path, command: Literal["report", "compare"] | None = None) -> StoredRun:
@@ -67,6 +74,9 @@ def read_run(folder: Path, command: Literal["report", "compare"] | None = None) 
     if not folder.is_dir():
         raise RunFolderError(f"{folder}: no such run folder")
     missing = [name for name in REQUIRED if not (folder / name).is_file()]
+    rows_file = next((folder / name for name in ROW_FILES if (folder / name).is_file()), None)
+    if rows_file is None:
+        missing.append(" or ".join(reversed(ROW_FILES)))
     if missing:
         raise RunFolderError(_not_a_run(folder, command) or f"{folder}: not a complete run (missing "
                              f"{', '.join(missing)}); was it interrupted, or is it another folder?")
@@ -75,24 +85,28 @@ def read_run(folder: Path, command: Literal["report", "compare"] | None = None) 
         summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
         if not isinstance(manifest, dict) or not isinstance(summary, dict):
             raise ValueError("manifest.json and summary.json must hold JSON objects")
-        rows, columns = read_trials_csv(folder / "trials.csv")
+        assert rows_file is not None
+        losses, columns = read_losses(rows_file)
         events_path = folder / "events.csv"
         events = read_events_csv(events_path) if events_path.is_file() else None
-        rows = [replace(r, events=events.get(r.name, EventTable.of([])) if events is not None else None) for r in rows]
+        losses = [replace(r, events=events.get(r.name, EventTable.of([])) if events is not None else None)
+                  for r in losses]
         stories_path = folder / "stories.json"
         stories = json.loads(stories_path.read_text(encoding="utf-8")) if stories_path.is_file() else []
+    except OptionError as exc:
+        raise RunFolderError(f"{folder}: {exc}") from None
     except (OSError, ValueError, KeyError) as exc:
         raise RunFolderError(f"{folder}: its files cannot be read as a run ({exc})") from None
     _check_json(folder / "manifest.json", manifest, _MANIFEST)
     _check_json(folder / "summary.json", summary, _SUMMARY)
-    if [r.name for r in rows] != list(summary["variants"]):
-        raise RunFolderError(f"{folder}: trials.csv and summary.json name different variants")
+    if [r.name for r in losses] != list(summary["variants"]):
+        raise RunFolderError(f"{folder}: {rows_file.name} and summary.json name different variants")
     if events is not None and set(events) - set(summary["variants"]):
         raise RunFolderError(f"{folder}: events.csv names variants that did not run")
-    _check_rows(folder, rows, manifest["trials"], summary["baseline"])
+    _check_rows(rows_file, losses, manifest["trials"], summary["baseline"])
     _check_stories(folder / "stories.json", stories, set(summary["variants"]))
     _check_scenario_copy(folder, manifest.get("scenario_sha256"))
-    return StoredRun(folder, summary, manifest, rows, columns, stories)
+    return StoredRun(folder, summary, manifest, losses, columns, stories, rows_file.name)
 
 
 OTHER_OUTPUTS = (("sweep", "sweep.json", "sweep", "report.html", "compares its grid points"),
@@ -283,56 +297,45 @@ def _check_scenario_copy(folder: Path, sha256: object) -> None:
                              "holds); restore the file, or re-run the scenario")
 
 
-def _check_rows(folder: Path, rows: list[VariantRows], trials: object, baseline: object) -> None:
-    """Refuse rows that do not fit the manifest: every variant holds trials 0..N-1 exactly once."""
-    if not isinstance(baseline, str) or baseline not in [r.name for r in rows]:
-        raise RunFolderError(f"{folder}: summary.json names no baseline that trials.csv has rows for")
-    first: np.ndarray | None = None
-    for r in rows:
-        _check_numbers(folder / "trials.csv", r)
-        numbers = np.sort(r.numbers["trial"])
-        if len(numbers) != trials:
-            raise RunFolderError(f"{folder}: trials.csv has {len(numbers)} trials of {r.name!r}, "
+def _check_rows(path: Path, losses: list[VariantLosses], trials: object, baseline: object) -> None:
+    """Refuse rows that do not fit the manifest: every variant holds trials 0..N-1 (in order, so once each)."""
+    if not isinstance(baseline, str) or baseline not in [r.name for r in losses]:
+        raise RunFolderError(f"{path.parent}: summary.json names no baseline that {path.name} has rows for")
+    for r in losses:
+        if len(r) != trials:
+            raise RunFolderError(f"{path.parent}: {path.name} has {len(r)} trials of {r.name!r}, "
                                  f"manifest.json says {trials}; the file is damaged")
-        if len(np.unique(numbers)) != len(numbers):
-            raise RunFolderError(f"{folder}: trials.csv repeats trial numbers of {r.name!r}")
-        if first is not None and not np.array_equal(first, numbers):
-            raise RunFolderError(f"{folder}: variants in trials.csv have different trial numbers")
-        first = numbers
         if r.events is not None:
-            _check_events(folder / "events.csv", r)
+            _check_events(path.parent / "events.csv", r)
 
 
-def _check_events(path: Path, rows: VariantRows) -> None:
+def _check_events(path: Path, losses: VariantLosses) -> None:
     """Refuse a variant's events whose trials it lacks, or whose losses do not add up to their trials' losses."""
-    events = rows.events
+    events = losses.events
     assert events is not None
-    trials = rows.numbers["trial"]
-    if len(events) and (not np.isin(events.trial, trials).all() or not np.isfinite(events.loss_usd).all()
-                        or (events.loss_usd <= 0).any()):
-        raise RunFolderError(f"{path}: an event of {rows.name!r} has no trial in trials.csv or no positive loss; "
-                             "the file is damaged")
-    if not np.allclose(events.sums(trials) if len(events) else 0.0, rows.loss, rtol=1e-9, atol=1e-3):
-        raise RunFolderError(f"{path}: the events of {rows.name!r} do not add up to the trials' losses in "
-                             "trials.csv; the file is damaged")
+    if len(events) and (events.trial.min() < 0 or events.trial.max() >= len(losses)
+                        or not np.isfinite(events.loss_usd).all() or (events.loss_usd <= 0).any()):
+        raise RunFolderError(f"{path}: an event of {losses.name!r} has no trial in the trials' file or no positive "
+                             "loss; the file is damaged")
+    if not np.allclose(events.sums(losses.trials) if len(events) else 0.0, losses.loss, rtol=1e-9, atol=1e-3):
+        raise RunFolderError(f"{path}: the events of {losses.name!r} do not add up to the trials' losses in "
+                             "the trials' file; the file is damaged")
 
 
-def _check_numbers(path: Path, rows: VariantRows) -> None:
-    """Refuse a variant's rows with a loss or trial number that is not a finite number of 0 or more.
+def _check_numbers(path: Path, name: str, columns: Columns, chunk: Chunk) -> None:
+    """Refuse rows of a variant with a loss or trial number that is not a finite number of 0 or more.
 
     No column holds a negative or infinite value; only the times and the columns a run of an earlier
     version lacks may be empty (NaN).
     """
-    for column, values in rows.numbers.items():
-        must_be_there = column == "trial" or column.startswith("loss_")
-        bad = np.isinf(values) | (values < 0)
-        if must_be_there:
-            bad |= np.isnan(values)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise RunFolderError(f"{path}: {column} of {rows.name!r} is {float(values[i])!r} in trial "
-                                 f"{rows.numbers['trial'][i]:g} (it should be a finite number of 0 or more); the "
-                                 "file is damaged")
+    values = chunk.numbers
+    bad = np.isinf(values) | (values < 0)
+    must = [j for j, c in enumerate(columns.numeric) if c == "trial" or c.startswith("loss_")]
+    bad[:, must] |= np.isnan(values[:, must])
+    if bad.any():
+        i, j = (int(k[0]) for k in np.nonzero(bad))
+        raise RunFolderError(f"{path}: {columns.numeric[j]} of {name!r} is {float(values[i, j])!r} in trial "
+                             f"{values[i, 0]:g} (it should be a finite number of 0 or more); the file is damaged")
 
 
 def read_events_csv(path: Path) -> dict[str, EventTable]:
@@ -341,78 +344,144 @@ def read_events_csv(path: Path) -> dict[str, EventTable]:
     Raises:
         ValueError: the file has other columns, a line of the wrong length, or a bad number.
     """
+    builders: dict[str, EventsBuilder] = {}
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
         if next(reader, None) != ["variant", *EVENT_COLUMNS]:
             raise ValueError("unexpected columns in events.csv")
-        events: dict[str, list[EventRow]] = {}
+        block: list[tuple[str, EventRow]] = []
         for n, record in enumerate(reader, start=2):
             if len(record) != 1 + len(EVENT_COLUMNS):
                 raise ValueError(f"events.csv line {n} has {len(record)} fields, not {1 + len(EVENT_COLUMNS)}")
             variant, trial, event, peril, day, loss, path_, wallet = record
-            events.setdefault(variant, []).append((int(trial), event, peril, float(day), float(loss), path_, wallet))
-    return {name: EventTable.of(rows) for name, rows in events.items()}
+            block.append((variant, (int(trial), event, peril, float(day), float(loss), path_, wallet)))
+            if len(block) == BLOCK:
+                _add_events(builders, block)
+        _add_events(builders, block)
+    return {name: b.finish() for name, b in builders.items()}
 
 
-def read_trials_csv(path: Path) -> tuple[list[VariantRows], Columns]:
-    """Read the tidy rows written by :func:`custodysim.running.trialscsv.write_trials_csv`.
+def _add_events(builders: dict[str, EventsBuilder], block: list[tuple[str, EventRow]]) -> None:
+    """Add a block of (variant, event) to the variants' tables, and empty the block."""
+    by_variant: dict[str, list[EventRow]] = {}
+    for variant, event in block:
+        by_variant.setdefault(variant, []).append(event)
+    for variant, events in by_variant.items():
+        builders.setdefault(variant, EventsBuilder()).add(events)
+    block.clear()
 
-    The file is read a block of rows at a time into each variant's arrays (text as categories), so a
-    run of millions of rows is not held as millions of Python lists.
+
+def read_losses(path: Path) -> tuple[list[VariantLosses], Columns]:
+    """Read the trials of a rows file (``trials.csv`` or ``trials.parquet``) into each variant's losses.
+
+    The file is read a block of rows at a time and each variant's rows are not kept: what the figures
+    need is (:class:`~custodysim.running.losses.VariantLosses`). Each variant's trials must be 0, 1, 2, ... in order,
+    as a run writes them.
 
     Raises:
-        ValueError: the file is empty, has other columns, a row of the wrong length, or a bad number.
+        RunFolderError: a loss or trial number is negative, infinite or missing.
+        OptionError: the file is Parquet and pyarrow is not installed.
+        ValueError: the file is empty, has other columns, a row of the wrong length, a bad number, or
+            trials out of order.
     """
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None:
-            raise ValueError("trials.csv is empty")
-        columns = _columns_of(header)
-        # A run written before the later columns lacks them: they read back as LATER_COLUMNS says.
-        present = [c for c in columns.numeric if c not in LATER_COLUMNS or c in header]
-        if header != ["variant", *present, *Columns.text]:
-            raise ValueError("unexpected columns in trials.csv")
-        where = [columns.numeric.index(c) for c in present]
-        builders: dict[str, RowsBuilder] = {}
-        blocks: dict[str, list[list[str]]] = {}
-        for n, record in enumerate(reader, start=2):
-            if len(record) != len(header):
-                raise ValueError(f"trials.csv line {n} has {len(record)} fields, not {len(header)}")
-            block = blocks.get(record[0])
-            if block is None:  # variants keep the order of their first rows
-                block = blocks[record[0]] = []
-                builders[record[0]] = RowsBuilder(record[0], columns, BLOCK)
-            block.append(record)
-            if len(block) == BLOCK:
-                _add_block(builders, record[0], block, columns, where)
-                block.clear()
-        for name, block in blocks.items():
-            _add_block(builders, name, block, columns, where)
+    columns, chunks = read_rows(path)
+    builders: dict[str, LossesBuilder] = {}
+    for name, chunk in chunks:
+        _check_numbers(path, name, columns, chunk)
+        builder = builders.get(name)
+        if builder is None:  # variants keep the order of their first rows
+            builder = builders[name] = LossesBuilder(name, columns)
+        builder.add(chunk)
     return [b.finish() for b in builders.values()], columns
 
 
-def _add_block(builders: dict[str, RowsBuilder], name: str, block: list[list[str]], columns: Columns,
-               where: list[int]) -> None:
-    """Append a block of one variant's records to its rows (``where``: each stored number's column)."""
-    if not block:
-        return
-    n_num = len(where)
+def read_trials_csv(path: Path) -> tuple[list[VariantRows], Columns]:
+    """Read every row of a rows file written by :func:`custodysim.running.trialscsv.write_trials_csv` into memory.
+
+    For a few rows (tests, small studies); :func:`read_losses` reads a run of any length.
+
+    Raises:
+        ValueError: as :func:`read_losses`.
+    """
+    columns, chunks = read_rows(path)
+    builders: dict[str, RowsBuilder] = {}
+    for name, chunk in chunks:
+        builders.setdefault(name, RowsBuilder(name, columns, BLOCK)).add(chunk)
+    return [b.finish() for b in builders.values()], columns
+
+
+def read_rows(path: Path) -> tuple[Columns, Iterator[tuple[str, Chunk]]]:
+    """Return the column layout of a rows file and its rows, a block at a time: (variant, its next rows).
+
+    A CSV written before the later columns lacks them: they read back as ``LATER_COLUMNS`` says.
+
+    Raises:
+        OptionError: the file is Parquet and pyarrow is not installed.
+        ValueError: the file is empty or has other columns (and, as its rows are read, a bad row).
+    """
+    parquet = path.suffix == ".parquet"
+    if parquet:
+        require_pyarrow()
+        header = parquet_header(path)
+    else:
+        with path.open(newline="", encoding="utf-8") as fh:
+            first = next(csv.reader(fh), None)
+        if first is None:
+            raise ValueError(f"{path.name} is empty")
+        header = first
+    columns = _columns_of(header, path.name)
+    present = [c for c in columns.numeric if c not in LATER_COLUMNS or c in header or parquet]
+    if header != ["variant", *present, *Columns.text]:
+        raise ValueError(f"unexpected columns in {path.name}")
+    chunks = read_parquet_chunks(path, columns, present) if parquet else _csv_chunks(path, columns, present)
+    return columns, _with_later_columns(chunks, columns, present)
+
+
+def _csv_chunks(path: Path, columns: Columns, present: list[str]) -> Iterator[tuple[str, Chunk]]:
+    """Yield the rows of a CSV rows file a block at a time (numbers as in the file: ``present`` columns)."""
+    width = 1 + len(present) + len(Columns.text)
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        next(reader)
+        block: list[list[str]] = []
+        for n, record in enumerate(reader, start=2):
+            if len(record) != width:
+                raise ValueError(f"{path.name} line {n} has {len(record)} fields, not {width}")
+            if (block and record[0] != block[0][0]) or len(block) == BLOCK:
+                yield block[0][0], _chunk_of(block, len(present))
+                block = []
+            block.append(record)
+        if block:
+            yield block[0][0], _chunk_of(block, len(present))
+
+
+def _chunk_of(block: list[list[str]], n_num: int) -> Chunk:
+    """Return the chunk of some records of one variant (``n_num``: the numbers in a record, after its variant)."""
     numbers = np.array([[float(x) if x != "" else math.nan for x in r[1:1 + n_num]] for r in block])
-    if n_num < len(columns.numeric):
-        full = np.tile(np.array([LATER_COLUMNS.get(c, math.nan) for c in columns.numeric]), (len(block), 1))
-        full[:, where] = numbers
-        numbers = full
-    builders[name].add(Chunk.from_texts(numbers, [r[1 + n_num:] for r in block]))
+    return Chunk.from_texts(numbers, [r[1 + n_num:] for r in block])
 
 
-def _columns_of(header: list[str]) -> Columns:
+def _with_later_columns(chunks: Iterator[tuple[str, Chunk]], columns: Columns,
+                        present: list[str]) -> Iterator[tuple[str, Chunk]]:
+    """Yield the chunks with the numeric columns a file written before them lacks, as ``LATER_COLUMNS`` says."""
+    if len(present) == len(columns.numeric):
+        yield from chunks
+        return
+    where = [columns.numeric.index(c) for c in present]
+    later = np.array([LATER_COLUMNS.get(c, math.nan) for c in columns.numeric])
+    for name, chunk in chunks:
+        full = np.tile(later, (len(chunk), 1))
+        full[:, where] = chunk.numbers
+        yield name, Chunk(full, chunk.codes, chunk.categories)
+
+
+def _columns_of(header: list[str], name: str = "trials.csv") -> Columns:
     """Recover the asset and wallet columns from their positions (asset ids may start with 'usd')."""
     try:
         first_path = header.index(f"loss_usd_{PATH_TYPES[0]}")
         first_after_wallets = header.index("campaigns")
     except ValueError:
-        raise ValueError("unexpected columns in trials.csv") from None
+        raise ValueError(f"unexpected columns in {name}") from None
     assets = tuple(c[len("loss_"):] for c in header[header.index("loss_usd") + 1:first_path])
     prefix = "loss_usd_wallet_"
     paths = sum(f"loss_usd_{p}" in header for p in PATH_TYPES)  # a run written before lock-outs has one fewer

@@ -29,6 +29,7 @@ import numpy as np
 from custodysim.errors import TrialTooCostly
 from custodysim.running.checkpoints import ChunkStore
 from custodysim.running.executors import Executor, InProcess
+from custodysim.running.losses import LossesBuilder, VariantLosses
 from custodysim.running.precision import MIN_TRIALS, PrecisionCheck, StopRule, relative_half_width
 from custodysim.running.rows import LOSS_USD, Chunk, Columns, EventRow, RowsBuilder, VariantRows
 from custodysim.scenario.loader import LoadedScenario
@@ -298,26 +299,35 @@ def simulate_chunk(job: ChunkJob) -> dict[str, Chunk]:
 
 @dataclass(frozen=True)
 class Simulated:
-    """The rows of a finished simulation and how many trials per variant it took.
+    """A finished simulation: every variant's losses (and rows, if kept) and how many trials it took.
 
     Attributes:
-        rows: one :class:`VariantRows` per variant, the baseline first.
+        losses: one :class:`~custodysim.running.losses.VariantLosses` per variant, the baseline first:
+            what the figures need.
+        rows: one :class:`VariantRows` per variant, the baseline first, if they were kept (else empty).
         columns: their column layout.
         trials: trials per variant.
+        pieces: the chunks (first trial, count) the trials were simulated in, in order.
         precision: with a :class:`StopRule`, its target, the relative CI half-width achieved per
             variant, and what stopped the run (``precision`` or ``max_trials``); otherwise None.
     """
 
+    losses: list[VariantLosses]
     rows: list[VariantRows]
     columns: Columns
     trials: int
+    pieces: list[tuple[int, int]]
     precision: dict[str, Any] | None = None
 
 
 def simulate(loaded: LoadedScenario, trials: int | None = None, seed: int | None = None,
              only: list[str] | None = None, progress: Progress | None = None, store: ChunkStore | None = None,
-             executor: Executor | None = None, stop: StopRule | None = None) -> Simulated:
-    """Simulate every selected variant (the baseline first), chunk by chunk, and return their rows.
+             executor: Executor | None = None, stop: StopRule | None = None, keep_rows: bool = True) -> Simulated:
+    """Simulate every selected variant (the baseline first), chunk by chunk, and return their losses and rows.
+
+    Chunks are taken in trial order into each variant's losses (what the figures need), and into its
+    rows only with ``keep_rows``: a run that writes its rows from the checkpoint ``store`` instead holds
+    no row in memory, so its memory does not grow with the rows' many columns.
 
     Args:
         loaded: the validated scenario.
@@ -329,6 +339,7 @@ def simulate(loaded: LoadedScenario, trials: int | None = None, seed: int | None
         executor: where chunks are simulated (default: in this process).
         stop: run until this precision is reached (checked after every chunk, in trial order) instead
             of a fixed number of trials.
+        keep_rows: hold every variant's rows in memory (:attr:`Simulated.rows`).
     """
     specs = loaded.specs(only)
     s = seed if seed is not None else loaded.baseline.settings.seed
@@ -339,7 +350,8 @@ def simulate(loaded: LoadedScenario, trials: int | None = None, seed: int | None
                                                         else loaded.baseline.settings.trials)
     pieces = list(chunks(planned))
     room = planned if stop is None else min(planned, 16 * CHUNK)  # grown as needed
-    builders = {name: RowsBuilder(name, cols, room) for name in names}
+    builders = {name: LossesBuilder(name, cols, room) for name in names}
+    kept = {name: RowsBuilder(name, cols, room) for name in names} if keep_rows else {}
     check = PrecisionCheck(stop, names) if stop is not None else None
     done: dict[tuple[int, str], Chunk] = {}
     width = (len(cols.numeric), len(Columns.text))
@@ -360,7 +372,7 @@ def simulate(loaded: LoadedScenario, trials: int | None = None, seed: int | None
             if missing:
                 yield ChunkJob(tuple(missing), packed, loaded.sha256, s, first, count, cols, k)
 
-    state = _Assembly(pieces, names, builders, check)
+    state = _Assembly(pieces, names, builders, kept, check)
     with closing((executor or InProcess()).map_unordered(simulate_chunk, jobs())) as results:
         for job, simulated in results:
             for name, chunk in simulated.items():
@@ -373,20 +385,20 @@ def simulate(loaded: LoadedScenario, trials: int | None = None, seed: int | None
                 break
         else:
             state.advance(done)  # chunks read from the store after the last one simulated
-    rows = [builders[name].finish() for name in names]
     precision = None
     if stop is not None:
         precision = {"target": stop.target, "max_trials": stop.max_trials,
                      "achieved": state.achieved or {}, "stopped_by": state.stopped_by}
-    return Simulated(rows, cols, state.trials, precision)
+    return Simulated([builders[name].finish() for name in names], [kept[name].finish() for name in kept], cols,
+                     state.trials, pieces[:state.next], precision)
 
 
 class _Assembly:
-    """Puts completed chunks into the variants' rows in trial order and applies the stopping rule."""
+    """Puts completed chunks into the variants' losses (and rows) in trial order and applies the stopping rule."""
 
-    def __init__(self, pieces: list[tuple[int, int]], names: list[str], builders: dict[str, RowsBuilder],
-                 check: PrecisionCheck | None) -> None:
-        self.pieces, self.names, self.builders, self.check = pieces, names, builders, check
+    def __init__(self, pieces: list[tuple[int, int]], names: list[str], builders: dict[str, LossesBuilder],
+                 kept: dict[str, RowsBuilder], check: PrecisionCheck | None) -> None:
+        self.pieces, self.names, self.builders, self.kept, self.check = pieces, names, builders, kept, check
         self.next = 0
         self.trials = 0
         self.achieved: dict[str, float] | None = None
@@ -398,6 +410,8 @@ class _Assembly:
             for name in self.names:
                 chunk = done.pop((self.next, name))
                 self.builders[name].add(chunk)
+                if self.kept:
+                    self.kept[name].add(chunk)
                 if self.check is not None:
                     self.check.add(name, chunk.numbers[:, LOSS_USD])
             self.trials += self.pieces[self.next][1]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from custodysim.running.rows import EVENT_COLUMNS, Columns, VariantRows
+from custodysim.running.rows import EVENT_COLUMNS, Columns, EventRow, VariantRows
 
 WRITE_BLOCK = 16_384
 """Rows formatted and written at a time: the file is never built whole in memory (a block is a few MB)."""
@@ -33,8 +33,16 @@ INTEGER_COLUMNS = frozenset({"trial", "campaigns", "footholds", "transfers_signe
 """Numeric columns of counts, written as integers."""
 
 
-def write_trials_csv(path: Path, rows: list[VariantRows], cols: Columns) -> None:
-    """Write every variant's trial rows to one tidy CSV (one line per variant and trial, in trial order)."""
+def write_trials_csv(path: Path, rows: Iterable[VariantRows], cols: Columns) -> None:
+    """Write trial rows to one tidy CSV (one line per variant and trial, in trial order).
+
+    Args:
+        path: the file.
+        rows: every variant's rows, the variants in order and each variant's trials in order; a variant's
+            rows may come in several pieces (see :func:`~custodysim.running.rows.blocks_of`), so that a long
+            run is written without holding its rows.
+        cols: their column layout.
+    """
     with path.open("w", newline="", encoding="utf-8") as fh:
         fh.write(",".join(map(_csv_field, ["variant", *cols.numeric, *Columns.text])) + EOL)
         for r in rows:
@@ -43,25 +51,22 @@ def write_trials_csv(path: Path, rows: list[VariantRows], cols: Columns) -> None
                 fh.write(variant.lines(start, min(start + WRITE_BLOCK, len(r))))
 
 
-def write_events_csv(path: Path, rows: list[VariantRows]) -> None:
-    """Write every variant's loss events to one tidy CSV: the run's event loss table.
+def write_events_csv(path: Path, events: Iterable[tuple[str, Sequence[EventRow]]]) -> None:
+    """Write loss events to one tidy CSV: the run's event loss table.
 
     One line per variant and event, in trial order: ``variant, trial, event, peril, day, loss_usd, path,
     wallet`` (see :class:`~custodysim.simulation.results.LossEvent`), numbers as ``repr`` writes them.
+
+    Args:
+        path: the file.
+        events: (variant, some of its events) in the file's order, a variant's events in trial order.
     """
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator=EOL)
         writer.writerow(["variant", *EVENT_COLUMNS])
-        for r in rows:
-            events = r.events
-            if events is None or not len(events):
-                continue
-            texts = {c: events.text(c).tolist() for c in ("event", "peril", "path", "wallet")}
-            writer.writerows(
-                (r.name, trial, event, peril, repr(day), repr(loss), path_, wallet)
-                for trial, event, peril, day, loss, path_, wallet in zip(
-                    events.trial.tolist(), texts["event"], texts["peril"], events.day.tolist(),
-                    events.loss_usd.tolist(), texts["path"], texts["wallet"], strict=True))
+        for name, some in events:
+            writer.writerows((name, trial, event, peril, repr(day), repr(loss), path_, wallet)
+                             for trial, event, peril, day, loss, path_, wallet in some)
 
 
 class _VariantLines:

@@ -37,9 +37,10 @@ from custodysim.analysis.sensitivity import DEFAULT, DEFAULT_NOTE, LIBRARY, Unce
 from custodysim.errors import OptionError, Problem, ScenarioError
 from custodysim.reporting.report import render_attribution_html, render_attribution_markdown
 from custodysim.running.executors import Executor, open_executor
+from custodysim.running.losses import VariantLosses
 from custodysim.running.outputs import default_run_dir, staged_folder, write_json, write_rows
 from custodysim.running.precision import mean_ci
-from custodysim.running.rows import VariantRows, check_size
+from custodysim.running.rows import check_size
 from custodysim.running.runner import Progress, Simulated, simulate
 from custodysim.scenario.loader import LoadedScenario, derive, load_scenario
 from custodysim.studies.provenance import SCENARIO_COPY, Command, as_typed, build_manifest, provenance, write_manifest
@@ -187,12 +188,13 @@ def attribute(loaded: LoadedScenario, controls: list[str] | None = None, trials:
     """
     plan = plan_attribution(loaded, controls)
     s = seed if seed is not None else loaded.baseline.settings.seed
-    return summarise_attribution(plan, simulate(plan.loaded, trials, s, None, progress, None, executor), s)
+    result = simulate(plan.loaded, trials, s, None, progress, None, executor, keep_rows=False)
+    return summarise_attribution(plan, result, s)
 
 
 def summarise_attribution(plan: AttributionPlan, result: Simulated, seed: int) -> dict[str, Any]:
     """Return the attribution's figures from the simulated rows of every variant of ``plan``."""
-    rows = {r.name: r for r in result.rows}
+    rows = {r.name: r for r in result.losses}
     loaded = plan.loaded
     baseline = loaded.baseline.baseline_name
     base, full = rows[baseline], rows[plan.full]
@@ -260,13 +262,13 @@ def _net(worth: dict[str, Any], cost: float, horizon_days: float) -> dict[str, A
     return worth
 
 
-def _loss(r: VariantRows) -> dict[str, Any]:
+def _loss(r: VariantLosses) -> dict[str, Any]:
     mean, low, high = mean_ci(r.loss)
     return {"expected_loss_usd": mean, "ci95_usd": [low, high],
             "p_any_loss": float(np.mean(r.loss > 0)) if len(r) else 0.0}
 
 
-def _avoided(before: VariantRows, after: VariantRows) -> dict[str, Any]:
+def _avoided(before: VariantLosses, after: VariantLosses) -> dict[str, Any]:
     """Return the loss avoided going from ``before`` to ``after``, paired trial by trial, with its CI."""
     mean, low, high = mean_ci(before.loss - after.loss)
     return {"avoided_usd": mean, "ci95_usd": [low, high], "loss_before_usd": float(np.mean(before.loss)),
@@ -321,16 +323,16 @@ def execute_attribution(scenario: str | Path, controls: list[str] | None = None,
     plan = plan_attribution(loaded, controls)
     n = trials if trials is not None else loaded.baseline.settings.trials
     s = seed if seed is not None else loaded.baseline.settings.seed
-    check_size(n, len(plan.loaded.specs()))
+    check_size(n, len(plan.loaded.specs()), cost="time")
     folder = out if out is not None else default_run_dir(f"{loaded.name}-attribution")
     pool = open_executor(workers)
     try:
         with staged_folder(folder, replace, keep_unfinished=False) as staging:
-            result = simulate(plan.loaded, n, s, None, progress, None, pool)
+            result = simulate(plan.loaded, n, s, None, progress, None, pool, keep_rows=False)
             summary = summarise_attribution(plan, result, s)
             manifest = build_manifest(as_typed(command, folder), Path(scenario).name, loaded.sha256, s,
                                       result.trials, {"controls": plan.controls,
-                                                      "combinations_simulated": len(result.rows)},
+                                                      "combinations_simulated": len(result.losses)},
                                       pool, started, list(FILES))
             summary["provenance"] = provenance(manifest)
             shutil.copyfile(scenario, staging / SCENARIO_COPY)

@@ -46,7 +46,7 @@ INDEX = ".catalog.sqlite"
 """The index's file, in the results folder."""
 READER = f"1:{__version__}"
 """What read the folders into the index: an index written by another reader is rebuilt."""
-MARKERS = ("manifest.json", "summary.json", "sweep.json", "trials.csv")
+MARKERS = ("manifest.json", "summary.json", "sweep.json", "trials.csv", "trials.parquet")
 """Files that make a folder an output of custodysim (complete or not); other folders are looked into."""
 NOT_LISTED = ("comparison.json", "trend.json")
 """Files of outputs that are not runs (a comparison, a trend page): such a folder is neither listed nor looked into."""

@@ -26,9 +26,9 @@ from custodysim import __version__
 from custodysim.analysis.economics import DAYS_PER_YEAR, annualised, tail_figures
 from custodysim.errors import RunFolderError
 from custodysim.reporting.report import render_comparison_html, render_comparison_markdown
+from custodysim.running.losses import VariantLosses
 from custodysim.running.outputs import default_run_dir, ensure_new, json_text, replace_files, staged_folder
 from custodysim.running.precision import Z95, mean_ci
-from custodysim.running.rows import VariantRows
 from custodysim.running.runfolder import FIGURES, SCENARIO_COPY, StoredRun, read_run
 from custodysim.studies.provenance import Command, as_typed, comparison_manifest, write_manifest
 
@@ -141,7 +141,7 @@ class Comparison:
     entries: list[Entry]
     notes: list[str] = field(default_factory=list)
     matches: list[Match] = field(default_factory=list)
-    curves: dict[str, list[VariantRows]] = field(default_factory=dict, repr=False, compare=False)
+    curves: dict[str, list[VariantLosses]] = field(default_factory=dict, repr=False, compare=False)
     """Per matched variant (by its reference name), its rows in each run, named after the run: the charts' data."""
 
     @property
@@ -240,7 +240,7 @@ def build_comparison(runs: list[StoredRun], folder: Path) -> Comparison:
     infos: list[RunInfo] = []
     entries: list[Entry] = []
     matches: list[Match] = []
-    curves: dict[str, list[VariantRows]] = {}
+    curves: dict[str, list[VariantLosses]] = {}
     for i, (run, label) in enumerate(zip(runs, labels, strict=True)):
         if i == 0:
             info = _run_info(run, label, True, f"the reference run: its variants are {PAIRED}")
@@ -259,7 +259,7 @@ def build_comparison(runs: list[StoredRun], folder: Path) -> Comparison:
                 curves.setdefault(a.name, [replace(a, name=labels[0])]).append(replace(b, name=label))
             notes += _unmatched(labels[0], ref_run, label, run, pairs)
         infos.append(info)
-        for rows in run.rows:
+        for rows in run.losses:
             entry = _entry(label, rows, ref_base, info.paired, info.pairing if i else f"same run: {PAIRED}",
                            is_reference=(i == 0 and rows.name == ref_base.name))
             entries.append(_with_costs(entry, run))
@@ -304,11 +304,11 @@ def _labels(folders: list[Path]) -> list[str]:
         depth += 1
 
 
-def _rows(run: StoredRun, variant: str) -> VariantRows:
-    for r in run.rows:
+def _rows(run: StoredRun, variant: str) -> VariantLosses:
+    for r in run.losses:
         if r.name == variant:
             return r
-    raise RunFolderError(f"{run.folder}: trials.csv has no rows for the baseline {variant!r}")
+    raise RunFolderError(f"{run.folder}: {run.rows_file} has no rows for the baseline {variant!r}")
 
 
 def _unpaired_reasons(ref: StoredRun, run: StoredRun) -> list[str]:
@@ -399,15 +399,15 @@ def _caveats(ref_label: str, ref: StoredRun, label: str, run: StoredRun, paired:
     return notes
 
 
-def _matched(ref: StoredRun, run: StoredRun) -> list[tuple[VariantRows, VariantRows]]:
+def _matched(ref: StoredRun, run: StoredRun) -> list[tuple[VariantLosses, VariantLosses]]:
     """Return (reference rows, run rows) of each variant both runs have, in the reference's order.
 
     The baselines are matched with each other whatever their names; any other variant with its namesake.
     """
     ref_base, base = ref.summary["baseline"], run.summary["baseline"]
-    by_name = {r.name: r for r in run.rows}
+    by_name = {r.name: r for r in run.losses}
     pairs = []
-    for r in ref.rows:
+    for r in ref.losses:
         if r.name == ref_base:
             pairs.append((r, by_name[base]))
         elif r.name != base and r.name in by_name:
@@ -416,10 +416,10 @@ def _matched(ref: StoredRun, run: StoredRun) -> list[tuple[VariantRows, VariantR
 
 
 def _unmatched(ref_label: str, ref: StoredRun, label: str, run: StoredRun,
-               pairs: list[tuple[VariantRows, VariantRows]]) -> list[str]:
+               pairs: list[tuple[VariantLosses, VariantLosses]]) -> list[str]:
     """Return a note naming the variants of either run that have no namesake in the other."""
-    ref_only = [r.name for r in ref.rows if r.name not in {a.name for a, _ in pairs}]
-    run_only = [r.name for r in run.rows if r.name not in {b.name for _, b in pairs}]
+    ref_only = [r.name for r in ref.losses if r.name not in {a.name for a, _ in pairs}]
+    run_only = [r.name for r in run.losses if r.name not in {b.name for _, b in pairs}]
     if not ref_only and not run_only:
         return []
     names = [f"{ref_label}:{n}" for n in ref_only] + [f"{label}:{n}" for n in run_only]
@@ -433,24 +433,19 @@ def _run_info(run: StoredRun, label: str, paired: bool, pairing: str) -> RunInfo
         label=label, folder=str(run.folder), scenario=str(s.get("scenario", "")),
         scenario_file=m.get("scenario_file"), scenario_sha256=m.get("scenario_sha256"), seed=m.get("seed"),
         trials=m.get("trials"), horizon_days=s.get("horizon_days"), version=m.get("version"),
-        created_utc=m.get("created_utc"), baseline=s["baseline"], variants=[r.name for r in run.rows],
+        created_utc=m.get("created_utc"), baseline=s["baseline"], variants=[r.name for r in run.losses],
         paired=paired, pairing=pairing,
     )
 
 
-def _by_trial(rows: VariantRows) -> np.ndarray:
-    """Return the per-trial loss ordered by trial number."""
-    return rows.loss[np.argsort(rows.numbers["trial"], kind="stable")]
-
-
-def _yearly(run: StoredRun, rows: VariantRows) -> np.ndarray:
+def _yearly(run: StoredRun, rows: VariantLosses) -> np.ndarray:
     """Return the per-trial loss ordered by trial number and annualised from the run's horizon."""
-    loss = _by_trial(rows)
+    loss = rows.loss
     horizon = float(run.summary.get("horizon_days", DAYS_PER_YEAR))
     return loss if horizon == DAYS_PER_YEAR else loss * (DAYS_PER_YEAR / horizon)
 
 
-def _match(ref_label: str, ref: StoredRun, ref_rows: VariantRows, label: str, run: StoredRun, rows: VariantRows,
+def _match(ref_label: str, ref: StoredRun, ref_rows: VariantLosses, label: str, run: StoredRun, rows: VariantLosses,
            paired: bool) -> Match:
     a, b = _yearly(ref, ref_rows), _yearly(run, rows)
     mean_a, low_a, high_a = mean_ci(a)
@@ -470,7 +465,7 @@ def _match(ref_label: str, ref: StoredRun, ref_rows: VariantRows, label: str, ru
     )
 
 
-def _entry(run_label: str, rows: VariantRows, ref: VariantRows, paired: bool, pairing: str,
+def _entry(run_label: str, rows: VariantLosses, ref: VariantLosses, paired: bool, pairing: str,
            is_reference: bool) -> Entry:
     loss = rows.loss
     mean, low, high = mean_ci(loss)
@@ -478,7 +473,7 @@ def _entry(run_label: str, rows: VariantRows, ref: VariantRows, paired: bool, pa
     diff = mean - float(np.mean(ref.loss))
     welch = _welch_half(loss, ref.loss)
     if paired:
-        diff, d_low, d_high = mean_ci(_by_trial(rows) - _by_trial(ref))
+        diff, d_low, d_high = mean_ci(rows.loss - ref.loss)
     else:
         d_low, d_high = diff - welch, diff + welch
     return Entry(
@@ -508,12 +503,12 @@ def _welch_half(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _summary_mismatches(run: StoredRun, label: str, variant: str, entry: Entry) -> list[str]:
-    """Return a note for each figure of summary.json that trials.csv no longer reproduces."""
+    """Return a note for each figure of summary.json that the run's rows file no longer reproduces."""
     stored = run.summary.get("variants", {}).get(variant, {})
     notes = []
     for key in FIGURES:
         x, y = stored.get(key), getattr(entry, key)
         if x is None or not math.isclose(float(x), y, rel_tol=1e-9, abs_tol=1e-6):
-            notes.append(f"{label}:{variant}: {key} in summary.json ({x}) differs from trials.csv ({y}); "
-                         "the figures here are recomputed from trials.csv")
+            notes.append(f"{label}:{variant}: {key} in summary.json ({x}) differs from {run.rows_file} ({y}); "
+                         f"the figures here are recomputed from {run.rows_file}")
     return notes

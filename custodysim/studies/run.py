@@ -7,7 +7,8 @@ import json
 import shlex
 import shutil
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from custodysim.reporting.report import render_html, render_markdown
 from custodysim.reporting.stories import worst_stories
 from custodysim.running.checkpoints import ChunkStore
 from custodysim.running.executors import Executor, open_executor
+from custodysim.running.losses import VariantLosses
 from custodysim.running.outputs import (
     check_not_live,
     default_run_dir,
@@ -41,10 +43,11 @@ from custodysim.running.outputs import (
     writing,
 )
 from custodysim.running.precision import DEFAULT_MAX_TRIALS, StopRule
-from custodysim.running.rows import MAX_ROWS, check_size
+from custodysim.running.rows import MAX_ROWS, EventRow, VariantRows, blocks_of, check_size
 from custodysim.running.runfolder import StoredRun, read_run
-from custodysim.running.runner import Columns, Progress, VariantRows, simulate
-from custodysim.running.trialscsv import write_events_csv, write_trials_csv
+from custodysim.running.runner import Columns, Progress, simulate
+from custodysim.running.trialscsv import WRITE_BLOCK, write_events_csv, write_trials_csv
+from custodysim.running.trialsparquet import require_pyarrow, write_trials_parquet
 from custodysim.scenario.loader import LoadedScenario, load_scenario, load_scenario_text
 from custodysim.studies.provenance import SCENARIO_COPY, Command, as_typed, build_manifest, provenance, write_manifest
 
@@ -65,18 +68,47 @@ class RunOutcome:
     """The files written into the folder, in the order a reader wants them (the manifest's ``files``)."""
 
 
-FILES = ("report.html", "report.md", "summary.json", "trials.csv", "events.csv", "stories.json", SCENARIO_COPY,
-         "scenario.resolved.yaml", "manifest.json")
-"""The files of a run folder, in the order a reader wants them; manifest.json is written last."""
+ROWS = ("csv", "parquet", "both")
+"""What ``--rows`` may ask for: the file(s) the trial rows are written to."""
+DEFAULT_ROWS = "csv"
+"""trials.csv by default: any spreadsheet, script or auditor reads it without installing anything
+(Parquet needs pyarrow: ``custodysim[parquet]``), and a diff shows what changed between two runs."""
 
 
-def summarise_run(loaded: LoadedScenario, rows: list[VariantRows], cols: Columns, trials: int,
+def run_files(rows: str = DEFAULT_ROWS) -> tuple[str, ...]:
+    """Return the files of a run folder whose rows go to ``rows`` (see :data:`ROWS`), in the order a reader wants them.
+
+    manifest.json is written last.
+    """
+    tables = {"csv": ("trials.csv",), "parquet": ("trials.parquet",), "both": ("trials.csv", "trials.parquet")}[rows]
+    return ("report.html", "report.md", "summary.json", *tables, "events.csv", "stories.json", SCENARIO_COPY,
+            "scenario.resolved.yaml", "manifest.json")
+
+
+FILES = run_files()
+"""The files of a run folder written with the default ``--rows``."""
+
+
+def rows_option(rows: str) -> str:
+    """Return ``rows`` (see :data:`ROWS`) once checked, pyarrow installed if it asks for Parquet.
+
+    Raises:
+        OptionError: an unknown value, or Parquet without pyarrow.
+    """
+    if rows not in ROWS:
+        raise OptionError(f"--rows takes {', '.join(ROWS)}, not {rows!r}")
+    if rows != "csv":
+        require_pyarrow()
+    return rows
+
+
+def summarise_run(loaded: LoadedScenario, rows: list[VariantLosses], cols: Columns, trials: int,
                   seed: int, precision: dict[str, Any] | None = None) -> dict[str, Any]:
     """Return summary.json's content for rows produced by :func:`custodysim.running.runner.simulate`.
 
     Args:
         loaded: the scenario.
-        rows: every variant's rows.
+        rows: every variant's losses.
         cols: their column layout.
         trials: trials per variant.
         seed: the master seed.
@@ -107,7 +139,7 @@ def execute_run(scenario: str | Path, trials: int | None = None, seed: int | Non
                 progress: Progress | None = None, command: Command | None = None,
                 replace: bool = False, max_rows: int = MAX_ROWS, workers: int = 1, executor: str = "local",
                 scheduler: str | None = None, precision: float | None = None,
-                max_trials: int | None = None) -> RunOutcome:
+                max_trials: int | None = None, rows: str = DEFAULT_ROWS) -> RunOutcome:
     """Run a scenario file and write a complete run folder.
 
     Args:
@@ -120,13 +152,15 @@ def execute_run(scenario: str | Path, trials: int | None = None, seed: int | Non
         command: the command line as typed, recorded in the manifest (None, for a call from Python: the
             manifest's ``command`` is null and its ``wall_seconds`` times this call).
         replace: replace ``out`` if it holds a previous complete run (swapped only once the new one is done).
-        max_rows: the most trial rows (trials x variants) the run may hold.
+        max_rows: the most trial rows (trials x variants) the run may write (a limit on disk, not memory:
+            the rows are written from the checkpoints, a block at a time).
         workers: local worker processes (1: simulate in this process, with no pool).
         executor: ``local`` (this machine) or ``dask`` (a Dask cluster at ``scheduler``).
         scheduler: the Dask scheduler's address, e.g. ``tcp://host:8786``.
         precision: instead of a fixed number of trials, run until every variant's 95% CI half-width is
             within this share of its expected loss (see :class:`custodysim.running.precision.StopRule`).
         max_trials: with ``precision``, the most trials per variant (default 1,000,000).
+        rows: the file(s) the trial rows go to: ``csv`` (trials.csv), ``parquet`` (trials.parquet) or ``both``.
 
     The figures do not depend on ``workers`` or ``executor``: those are recorded in the manifest only.
 
@@ -136,10 +170,11 @@ def execute_run(scenario: str | Path, trials: int | None = None, seed: int | Non
         ExecutorError: the Dask cluster cannot be used.
         RunStopped: a worker process or the Dask scheduler was lost; the completed chunks are kept.
         LimitError: a trial is past its budget (:mod:`custodysim.simulation.budget`); the completed chunks are kept.
-        LimitError: the run would hold more than ``max_rows`` trial rows.
+        LimitError: the run would write more than ``max_rows`` trial rows.
         RunFolderError: ``out`` exists already (and may not be replaced) or cannot be created.
     """
     started = time.perf_counter()
+    rows = rows_option(rows)
     loaded = load_scenario(scenario)
     stop = stop_rule(trials, precision, max_trials)
     n = trials if trials is not None else loaded.baseline.settings.trials
@@ -155,6 +190,7 @@ def execute_run(scenario: str | Path, trials: int | None = None, seed: int | Non
         "variants": variants,
         "replace": replace,
         "command": as_typed(command, folder),
+        "rows": rows,
     }
     try:
         copy = Path(scenario).read_bytes()  # as it was loaded a moment ago
@@ -177,7 +213,7 @@ def execute_run(scenario: str | Path, trials: int | None = None, seed: int | Non
         raise _too_costly(folder, exc) from None
     finally:
         pool.close()
-    return RunOutcome(folder, summary, FILES)
+    return RunOutcome(folder, summary, run_files(rows))
 
 
 def _since(command: Command | None, started: float) -> float:
@@ -245,6 +281,7 @@ def resume_run(folder: Path, progress: Progress | None = None, workers: int = 1,
     started = time.perf_counter()
     check_not_live(folder)  # a live run's plan is not ours to read
     plan, loaded = _read_plan(folder)
+    rows_option(plan["rows"])
     pool = open_executor(workers, executor, scheduler)
     try:
         with staged_folder(folder, plan["replace"], resume=True) as staging:
@@ -260,7 +297,7 @@ def resume_run(folder: Path, progress: Progress | None = None, workers: int = 1,
         raise _too_costly(folder, exc) from None
     finally:
         pool.close()
-    return RunOutcome(folder, summary, FILES)
+    return RunOutcome(folder, summary, run_files(plan["rows"]))
 
 
 def _checksum(plan: dict[str, Any]) -> str:
@@ -294,6 +331,8 @@ def _read_plan(folder: Path) -> tuple[dict[str, Any], LoadedScenario]:
     checksum = data.pop("checksum", None)
     if checksum != _checksum(data):
         raise damaged(f"plan {path}", "its checksum does not match its settings: it was edited or corrupted")
+    if "rows" not in data:  # a plan written before --rows: its rows went to trials.csv
+        data["rows"] = DEFAULT_ROWS
     problem = _plan_problem(data)
     if problem is not None:
         raise damaged(f"plan {path}", problem)
@@ -330,6 +369,7 @@ def _plan_problem(plan: dict[str, Any]) -> str | None:
         "command": (plan.get("command") is None or (isinstance(plan["command"], list)
                                                      and all(isinstance(c, str) for c in plan["command"])),
                     "a list of words, or null"),
+        "rows": (plan.get("rows") in ROWS, " or ".join(ROWS)),
     }
     unknown = sorted(set(plan) - set(checks))
     if unknown:
@@ -355,22 +395,38 @@ def _complete(staging: Path, loaded: LoadedScenario, plan: dict[str, Any], progr
     s = plan["seed"]
     stop = StopRule(plan["precision"], plan["max_trials"]) if plan.get("precision") is not None else None
     store = ChunkStore(staging)
-    result = simulate(loaded, plan["trials"], s, plan["variants"], progress, store, executor, stop)
-    rows, cols, n = result.rows, result.columns, result.trials
-    summary = summarise_run(loaded, rows, cols, n, s, result.precision)
+    # The rows are not kept: they are written from the checkpoints below, a block at a time.
+    result = simulate(loaded, plan["trials"], s, plan["variants"], progress, store, executor, stop, keep_rows=False)
+    losses, cols, n = result.losses, result.columns, result.trials
+    summary = summarise_run(loaded, losses, cols, n, s, result.precision)
+    files = run_files(plan["rows"])
     manifest = build_manifest(plan["command"], plan["scenario_file"], loaded.sha256, s, n,
-                              {"variants": list(summary["variants"]), "resumed": resumed}, executor, started,
-                              list(FILES))
+                              {"variants": list(summary["variants"]), "resumed": resumed, "rows": plan["rows"]},
+                              executor, started, list(files))
     summary["provenance"] = provenance(manifest)
-    stories = [story.as_dict() for story in worst_stories(loaded, rows, s)]
+    stories = [story.as_dict() for story in worst_stories(loaded, losses, s)]
+    names = [r.name for r in losses]
+    width = (len(cols.numeric), len(Columns.text))
+
+    def blocks() -> Iterator[VariantRows]:
+        for name in names:
+            yield from blocks_of(name, cols, store.chunks(name, result.pieces, width), WRITE_BLOCK)
+
+    def events() -> Iterator[tuple[str, Sequence[EventRow]]]:
+        for name in names:
+            for chunk in store.chunks(name, result.pieces, width):
+                yield name, chunk.events
+
+    writers = {"trials.csv": lambda path: write_trials_csv(path, blocks(), cols),
+               "trials.parquet": lambda path: write_trials_parquet(path, blocks(), cols)}
     replace_files({
         staging / "summary.json": json_text(summary),
         staging / "stories.json": json_text(stories),
-        staging / "trials.csv": lambda path: write_trials_csv(path, rows, cols),
-        staging / "events.csv": lambda path: write_events_csv(path, rows),
+        **{staging / name: writers[name] for name in files if name in writers},
+        staging / "events.csv": lambda path: write_events_csv(path, events()),
         staging / "scenario.resolved.yaml": _resolved_yaml(loaded, summary["variants"], s, n),
         staging / "report.md": render_markdown(summary, manifest),
-        staging / "report.html": render_html(summary, manifest, rows, stories, key_inputs(loaded.baseline)),
+        staging / "report.html": render_html(summary, manifest, losses, stories, key_inputs(loaded.baseline)),
     })
     write_manifest(staging, manifest, since)  # written last: its presence marks completeness
     # Only now that every file is written: a run that failed before can still be resumed.
@@ -385,9 +441,9 @@ def rerender(folder: Path) -> StoredRun:
 
     The key inputs listed in the HTML report are read from the run's own copy of its scenario.
 
-    Only files derived from ``trials.csv`` are rewritten (``summary.json`` and the reports), all of them
-    rendered first and then replaced together; the rows, stories, resolved scenario and manifest stay as
-    they were.
+    Only files derived from the trials (``trials.csv`` or ``trials.parquet``) are rewritten (``summary.json``
+    and the reports), all of them rendered first and then replaced together; the rows, stories, resolved
+    scenario and manifest stay as they were.
 
     Raises:
         RunFolderError: the folder is not a complete run, or its files are damaged (see
@@ -400,20 +456,20 @@ def rerender(folder: Path) -> StoredRun:
     loaded = load_scenario(folder / SCENARIO_COPY) if (folder / SCENARIO_COPY).is_file() else None
     economics = scenario_economics(loaded.baseline, loaded.specs()) if loaded is not None else None
     horizon = float(summary.get("horizon_days", DAYS_PER_YEAR))
-    summary["variants"] = summarise(run.rows, baseline, list(run.columns.assets), list(run.columns.wallets),
+    summary["variants"] = summarise(run.losses, baseline, list(run.columns.assets), list(run.columns.wallets),
                                     horizon, economics)
     summary["provenance"] = {**summary.get("provenance", {}), "rerendered_by_version": __version__}
     inputs = key_inputs(loaded.baseline) if loaded is not None else []
     files = {  # every file rendered before any is written, and all replaced together
         folder / "summary.json": json_text(summary),
         folder / "report.md": render_markdown(summary, run.manifest),
-        folder / "report.html": render_html(summary, run.manifest, run.rows, run.stories, inputs),
+        folder / "report.html": render_html(summary, run.manifest, run.losses, run.stories, inputs),
     }
     try:
         replace_files(files)
     except WriteError as exc:
         raise RunFolderError(f"{exc}; none of the run's files was changed") from None
-    return StoredRun(run.folder, summary, run.manifest, run.rows, run.columns, run.stories)
+    return replace(run, summary=summary)
 
 
 def _resolved_yaml(loaded: LoadedScenario, ran: dict[str, Any], seed: int, trials: int) -> str:

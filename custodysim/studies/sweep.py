@@ -134,7 +134,7 @@ def execute_sweep(scenario: str | Path, sets: list[str], trials: int | None = No
     derived, points = sweep_scenario(loaded, axes, from_variant)
     n = trials if trials is not None else loaded.baseline.settings.trials
     s = seed if seed is not None else loaded.baseline.settings.seed
-    check_size(n, len(points) + 1, max_rows)
+    check_size(n, len(points) + 1, max_rows, cost="memory")
     folder = out if out is not None else default_run_dir(f"{loaded.name}-sweep")
     pool = open_executor(workers)
     try:
@@ -185,7 +185,7 @@ def sweep_summary(loaded: LoadedScenario, axes: list[Axis], points: list[GridPoi
                                          from_variant if name != baseline and own else None)
                  for name, spec in loaded.specs().items()}
     horizon = loaded.baseline.settings.horizon_days
-    figures = summarise(result.rows, baseline, list(result.columns.assets), list(result.columns.wallets),
+    figures = summarise(result.losses, baseline, list(result.columns.assets), list(result.columns.wallets),
                         horizon, economics)
     short = labels([a.path for a in axes])
     first = loaded.specs()[points[0].name] if points else loaded.baseline
