@@ -21,14 +21,7 @@ from errordocs import check_example
 from custodysim.studies.run import execute_run
 
 DMM = Path(__file__).resolve().parent.parent / "scenarios" / "dmm-2024.yaml"
-RUN = ["--variant", "independent-verification", "--trials", "8000", "--seed", "4"]
-
-
-@pytest.fixture(scope="module")
-def whole(tmp_path_factory) -> dict:
-    """The figures of the run in one process, uninterrupted."""
-    out = tmp_path_factory.mktemp("whole") / "run"
-    return execute_run(DMM, trials=8000, seed=4, out=out, variants=["independent-verification"]).summary["variants"]
+RUN = ["--variant", "independent-verification", "--trials", "8000", "--seed", "4"]  # conftest's `uninterrupted`
 
 
 def _figures(folder: Path) -> dict:
@@ -67,7 +60,7 @@ def _ended(procs: list[psutil.Process], timeout: float = 30) -> list[psutil.Proc
 
 
 @pytest.mark.parametrize("replace", [False, True], ids=["new", "replace"])
-def test_a_killed_worker_stops_the_run_naming_it_and_resume_finishes_it(tmp_path, whole, replace):
+def test_a_killed_worker_stops_the_run_naming_it_and_resume_finishes_it(tmp_path, uninterrupted, replace):
     """SIGKILL of a worker stops the run in seconds with exit 1, naming the worker and its trials; --resume finishes it."""
     out = tmp_path / "run"
     if replace:
@@ -94,7 +87,7 @@ def test_a_killed_worker_stops_the_run_naming_it_and_resume_finishes_it(tmp_path
     resumed = subprocess.run([sys.executable, "-m", "custodysim", "run", "--resume", str(out), "--workers", "2"],
                              capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
-    assert _figures(out) == json.loads(json.dumps(whole))
+    assert _figures(out) == json.loads(json.dumps(uninterrupted))
 
 
 def test_workers_end_when_the_run_is_killed(tmp_path):
@@ -137,7 +130,7 @@ def cluster():
     yield from local_dask_cluster()
 
 
-def test_a_lost_dask_worker_is_retried_and_the_figures_are_unchanged(tmp_path, whole, cluster):
+def test_a_lost_dask_worker_is_retried_and_the_figures_are_unchanged(tmp_path, uninterrupted, cluster):
     """SIGKILL of a Dask worker mid-run: Dask runs its chunks again, and the run completes with identical figures."""
     with pytest.importorskip("distributed").Client(cluster) as client:
         pids = list(client.run(os.getpid).values())
@@ -148,10 +141,10 @@ def test_a_lost_dask_worker_is_retried_and_the_figures_are_unchanged(tmp_path, w
     os.kill(pids[0], signal.SIGKILL)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr
-    assert _figures(out) == json.loads(json.dumps(whole))
+    assert _figures(out) == json.loads(json.dumps(uninterrupted))
 
 
-def test_a_lost_dask_scheduler_stops_the_run_and_keeps_its_chunks(tmp_path, whole, cluster):
+def test_a_lost_dask_scheduler_stops_the_run_and_keeps_its_chunks(tmp_path, uninterrupted, cluster):
     """A scheduler lost mid-run ends it with exit 1 and a message; the chunks are kept and --resume finishes it."""
     out = tmp_path / "run"
     proc = _cli("run", str(DMM), *RUN, "--executor", "dask", "--scheduler", cluster.scheduler_address,
@@ -176,7 +169,7 @@ def test_a_lost_dask_scheduler_stops_the_run_and_keeps_its_chunks(tmp_path, whol
     resumed = subprocess.run([sys.executable, "-m", "custodysim", "run", "--resume", str(out), "--workers", "2"],
                              capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
-    assert _figures(out) == json.loads(json.dumps(whole))
+    assert _figures(out) == json.loads(json.dumps(uninterrupted))
 
 
 def test_an_error_in_a_task_reaches_the_caller_and_the_workers_end():
