@@ -454,7 +454,7 @@ def test_mini_passes_the_checks() -> None:
     assert check(MINI) is not None
 
 
-@fuzz(250)
+@fuzz(150)
 @given(mutated_data_text())
 def test_mutated_data_loads_or_fails_clearly(text: str) -> None:
     """Mutated scenario data gives a 3-trial run or one-line problems with a path or line, fast."""
