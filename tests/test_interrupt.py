@@ -13,6 +13,9 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
+from typer.testing import CliRunner
+
+from custodysim.cli import app
 
 DMM = Path(__file__).resolve().parent.parent / "scenarios" / "dmm-2024.yaml"
 ARGS = ["--variant", "independent-verification", "--trials", "8000", "--seed", "4", "--workers", "2"]  # `uninterrupted`
@@ -51,9 +54,9 @@ def test_killed_run_resumes_to_the_uninterrupted_figures(tmp_path, sig, uninterr
     assert "Resume with: custodysim run --resume" in stderr and "Traceback" not in stderr
     assert not out.exists()
 
-    resumed = subprocess.run([sys.executable, "-m", "custodysim", "run", "--resume", str(out), "--workers", "2"],
-                             capture_output=True, text=True, timeout=120)
-    assert resumed.returncode == 0, resumed.stderr
+    # the CLI's --resume in this process: a fresh interpreter would add its start-up and nothing else
+    resumed = CliRunner().invoke(app, ["run", "--resume", str(out), "--workers", "2"])
+    assert resumed.exit_code == 0, resumed.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["variants"] == json.loads(json.dumps(uninterrupted))  # conftest: the same run in one process
     assert json.loads((out / "manifest.json").read_text())["resumed"] is True

@@ -17,7 +17,9 @@ import psutil
 import pytest
 from conftest import local_dask_cluster
 from errordocs import check_example
+from typer.testing import CliRunner
 
+from custodysim.cli import app
 from custodysim.studies.run import execute_run
 
 DMM = Path(__file__).resolve().parent.parent / "scenarios" / "dmm-2024.yaml"
@@ -84,9 +86,9 @@ def test_a_killed_worker_stops_the_run_naming_it_and_resume_finishes_it(tmp_path
     assert _chunks(out)
     assert (out / "summary.json").read_bytes() == before if replace else not out.exists()
 
-    resumed = subprocess.run([sys.executable, "-m", "custodysim", "run", "--resume", str(out), "--workers", "2"],
-                             capture_output=True, text=True, timeout=120)
-    assert resumed.returncode == 0, resumed.stderr
+    # the CLI's --resume in this process: a fresh interpreter would add its start-up and nothing else
+    resumed = CliRunner().invoke(app, ["run", "--resume", str(out), "--workers", "2"])
+    assert resumed.exit_code == 0, resumed.output
     assert _figures(out) == json.loads(json.dumps(uninterrupted))
 
 
@@ -166,9 +168,9 @@ def test_a_lost_dask_scheduler_stops_the_run_and_keeps_its_chunks(tmp_path, unin
     check_example("dask-scheduler-lost", f"$ custodysim run dmm-2024.yaml {shlex.join(RUN)} --executor dask "
                                          f"--scheduler {address} --out r7\n{text.strip()}")
 
-    resumed = subprocess.run([sys.executable, "-m", "custodysim", "run", "--resume", str(out), "--workers", "2"],
-                             capture_output=True, text=True, timeout=120)
-    assert resumed.returncode == 0, resumed.stderr
+    # the CLI's --resume in this process: a fresh interpreter would add its start-up and nothing else
+    resumed = CliRunner().invoke(app, ["run", "--resume", str(out), "--workers", "2"])
+    assert resumed.exit_code == 0, resumed.output
     assert _figures(out) == json.loads(json.dumps(uninterrupted))
 
 
