@@ -294,22 +294,32 @@ def dask_cluster():
     yield from local_dask_cluster()
 
 
-def test_dask_cluster_gives_the_figures_of_a_local_run(dask_cluster, one_worker, tmp_path):
-    """A run on a Dask LocalCluster writes the figures and rows of a 1-worker local run."""
-    outcome = execute_run(DMM, trials=2500, seed=11, out=tmp_path / "dask", executor="dask",
-                          scheduler=dask_cluster.scheduler_address)
-    assert _folder(tmp_path / "dask") == _folder(one_worker)
-    manifest = json.loads((tmp_path / "dask" / "manifest.json").read_text())
-    assert (manifest["executor"], manifest["workers"]) == ("dask", 2)
-    assert outcome.summary["trials"] == 2500
-
-
-def test_cli_runs_on_a_dask_cluster(dask_cluster, one_worker, tmp_path):
-    """The CLI with --executor dask --scheduler ADDRESS writes the figures of the local run."""
+@pytest.fixture(scope="module")
+def dask_run(dask_cluster, tmp_path_factory) -> tuple[Result, Path]:
+    """The CLI run of one_worker's scenario, trials and seed on the Dask cluster, and its folder (run once)."""
+    out = tmp_path_factory.mktemp("dask") / "d"
     result = CliRunner().invoke(app, ["run", str(DMM), "--trials", "2500", "--seed", "11", "--executor", "dask",
-                                      "--scheduler", dask_cluster.scheduler_address, "--out", str(tmp_path / "d")])
+                                      "--scheduler", dask_cluster.scheduler_address, "--out", str(out)])
+    return result, out
+
+
+def test_dask_cluster_gives_the_figures_of_a_local_run(dask_run, one_worker):
+    """A run on a Dask LocalCluster writes the figures and rows of a 1-worker local run."""
+    result, out = dask_run
     assert result.exit_code == 0, result.output
-    assert _folder(tmp_path / "d") == _folder(one_worker)
+    assert _folder(out) == _folder(one_worker)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert (manifest["executor"], manifest["workers"]) == ("dask", 2)
+    assert json.loads((out / "summary.json").read_text())["trials"] == 2500
+
+
+def test_cli_runs_on_a_dask_cluster(dask_run, dask_cluster):
+    """The CLI with --executor dask --scheduler ADDRESS runs there and says where it wrote the run."""
+    result, out = dask_run
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "manifest.json").read_text())["command"][-6:] == [
+        "--executor", "dask", "--scheduler", dask_cluster.scheduler_address, "--out", str(out)]
+    assert result.stdout.strip().splitlines()[-1].startswith(f"wrote {out}/ (")
 
 
 # --- compact rows ---------------------------------------------------------------------------------------------
