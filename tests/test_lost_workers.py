@@ -66,7 +66,7 @@ def test_a_killed_worker_stops_the_run_naming_it_and_resume_finishes_it(tmp_path
     """SIGKILL of a worker stops the run in seconds with exit 1, naming the worker and its trials; --resume finishes it."""
     out = tmp_path / "run"
     if replace:
-        execute_run(DMM, trials=100, seed=1, out=out)
+        execute_run(DMM, trials=20, seed=1, out=out, variants=["baseline"])  # a previous run, to be kept
     before = (out / "summary.json").read_bytes() if replace else None
     proc = _cli("run", str(DMM), *RUN, "--workers", "2", "--out", str(out), *(["--replace"] if replace else []))
     _wait_for(lambda: len(_chunks(out)) >= 2 and len(_workers(proc)) == 2, proc, "chunk")
