@@ -27,6 +27,8 @@ TRIALS = 300
 WL = {"wallets.vault.policy.whitelist": {"enforced_by": "policy_engine"}}
 SMALL = {"wallets.vault.balance": 500.0}
 NOOP = {"people.bob.verification_probability": 0.5}  # bob signs nothing: no effect
+ONE_INPUT = {"threats.apt.campaigns_per_year": [1.0, 4.0]}
+"""An uncertainty section of one input, for tests that do not look at the tornado (it changes no other figure)."""
 
 
 def controlled(base: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -86,7 +88,8 @@ def test_overlapping_controls_are_worth_less_in_the_full_set(three):
 
 def test_with_one_control_its_worth_in_the_full_set_is_its_worth_alone(base):
     """A single control is the full set: removing it gives the baseline, so both worths are the same figure."""
-    summary = attribute(load(controlled(base)), controls=["small"], trials=TRIALS, seed=3)
+    doc = uncertain(base, ONE_INPUT)  # a tornado of one input (2 runs), not the default five (10 runs)
+    summary = attribute(load(doc), controls=["small"], trials=TRIALS, seed=3)
     (small,) = summary["controls"]
     assert small["alone"] == small["in_full_set"]
     assert small["alone"]["avoided_usd"] > 0
@@ -329,6 +332,7 @@ def test_each_control_has_its_cost_a_year_and_its_net_benefit(base):
     doc["variants"]["wl"] = {"annual_cost_usd": 5000.0, "set": {"wallets.vault.policy.whitelist": {
         "enforced_by": "policy_engine", "annual_cost_usd": 20000.0}}}
     doc["variants"]["small"]["annual_cost_usd"] = 1000.0
+    doc["uncertainty"] = ONE_INPUT  # a tornado of one input (2 runs), not the default five (10 runs)
     summary = attribute(load(doc), trials=TRIALS, seed=3)
     cost = {c["control"]: (c["alone"]["annual_cost_usd"], c["in_full_set"]["annual_cost_usd"])
             for c in summary["controls"]}
