@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,9 @@ from hypothesis import settings as hypothesis_settings
 
 from custodysim.running.runner import VariantRows, run_variants
 from custodysim.scenario.loader import LoadedScenario, load_scenario_text
+from custodysim.studies.run import execute_run
+
+DMM = Path(__file__).resolve().parent.parent / "scenarios" / "dmm-2024.yaml"
 
 # CI explores the same examples every run (reproducible, no flaky red); locally hypothesis explores anew.
 hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
@@ -92,6 +96,19 @@ def losses(doc: dict[str, Any], trials: int = 400, seed: int = 7) -> dict[str, V
 def base() -> dict[str, Any]:
     """A fresh copy of the base scenario: a vendor engineer, a signing UI, a 1,000 BTC vault."""
     return copy.deepcopy(BASE)
+
+
+@pytest.fixture(scope="session")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """summary.json's variants of dmm-2024's independent-verification run of 8,000 trials, seed 4, in one process.
+
+    What the runs killed and resumed in test_interrupt.py and test_lost_workers.py must come to: simulated
+    once for both.
+    """
+    out = tmp_path_factory.mktemp("uninterrupted") / "run"
+    variants: dict[str, Any] = execute_run(DMM, trials=8000, seed=4, out=out,
+                                           variants=["independent-verification"]).summary["variants"]
+    return variants
 
 
 def assert_same(a: np.ndarray, b: np.ndarray) -> None:

@@ -27,6 +27,8 @@ TRIALS = 300
 WL = {"wallets.vault.policy.whitelist": {"enforced_by": "policy_engine"}}
 SMALL = {"wallets.vault.balance": 500.0}
 NOOP = {"people.bob.verification_probability": 0.5}  # bob signs nothing: no effect
+ONE_INPUT = {"threats.apt.campaigns_per_year": [1.0, 4.0]}
+"""An uncertainty section of one input, for tests that do not look at the tornado (it changes no other figure)."""
 
 
 def controlled(base: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -47,10 +49,9 @@ def mean_diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(a - b))
 
 
-def test_worths_equal_those_of_plain_variant_runs(base):
+def test_worths_equal_those_of_plain_variant_runs(three, base):
     """Each control's worth alone and in the full set equals the paired difference of plain variants with those overrides."""
-    doc = controlled(base)
-    summary = attribute(load(doc), trials=TRIALS, seed=3)
+    summary = three  # the attribution of controlled(BASE), TRIALS trials, seed 3
     plain = build(base)
     plain["variants"] = {
         "wl": {"set": WL}, "small": {"set": SMALL}, "noop": {"set": NOOP},
@@ -87,7 +88,8 @@ def test_overlapping_controls_are_worth_less_in_the_full_set(three):
 
 def test_with_one_control_its_worth_in_the_full_set_is_its_worth_alone(base):
     """A single control is the full set: removing it gives the baseline, so both worths are the same figure."""
-    summary = attribute(load(controlled(base)), controls=["small"], trials=TRIALS, seed=3)
+    doc = uncertain(base, ONE_INPUT)  # a tornado of one input (2 runs), not the default five (10 runs)
+    summary = attribute(load(doc), controls=["small"], trials=TRIALS, seed=3)
     (small,) = summary["controls"]
     assert small["alone"] == small["in_full_set"]
     assert small["alone"]["avoided_usd"] > 0
@@ -162,7 +164,7 @@ def test_tornado_ranks_an_input_with_a_large_effect_above_one_with_none(base):
     """The campaign rate swings the loss; a non-signer's verification probability does not, and ranks last."""
     doc = uncertain(base, {"people.bob.verification_probability": [0.1, 1.0],
                            "threats.apt.campaigns_per_year": [0.2, 4.0]})
-    summary = attribute(load(doc), trials=TRIALS, seed=3)
+    summary = attribute(load(doc), controls=["wl"], trials=TRIALS, seed=3)  # the tornado is the baseline's
     rows = summary["tornado"]
     assert [r["path"] for r in rows] == ["threats.apt.campaigns_per_year", "people.bob.verification_probability"]
     assert rows[0]["loss_at_low_usd"] < rows[0]["baseline_loss_usd"] < rows[0]["loss_at_high_usd"]
@@ -172,7 +174,7 @@ def test_tornado_ranks_an_input_with_a_large_effect_above_one_with_none(base):
     assert summary["tornado_note"] == ""
 
 
-def test_without_an_uncertainty_section_the_key_rates_are_halved_and_doubled(base):
+def test_without_an_uncertainty_section_the_key_rates_are_halved_and_doubled(three, base):
     """By default the campaign rate is taken at x0.5 and x2, probabilities clipped to 1, and the report says so."""
     inputs = {x.path: x for x in uncertain_inputs(load(controlled(base)).baseline)}
     rate = inputs["threats.apt.campaigns_per_year"]
@@ -180,8 +182,7 @@ def test_without_an_uncertainty_section_the_key_rates_are_halved_and_doubled(bas
     exposure = inputs["people.eng.exposure.phish"]
     assert (exposure.low, exposure.high) == (0.5, 1.0)
     assert inputs["access.0.p_success"].high == 1.0
-    summary = attribute(load(controlled(base)), trials=100, seed=3)
-    assert "not an estimate" in summary["tornado_note"]
+    assert "not an estimate" in three["tornado_note"]  # the attribution of controlled(BASE)
 
 
 @pytest.mark.parametrize(("uncertainty", "message"), [
@@ -256,13 +257,13 @@ def test_cli_writes_the_attribution_folder(tmp_path, base):
     assert again.exit_code == 1 and "already exists" in again.stderr
 
 
-def test_figures_do_not_depend_on_the_workers(tmp_path, base):
+def test_figures_do_not_depend_on_the_workers(tmp_path, base, three):
     """The same scenario and seed give the same attribution and tornado with one worker or two."""
-    path = write(tmp_path, controlled(base))
-    one = execute_attribution(path, trials=600, seed=5, out=tmp_path / "one", workers=1)
-    two = execute_attribution(path, trials=600, seed=5, out=tmp_path / "two", workers=2)
+    path = write(tmp_path, controlled(base))  # the text `three` was loaded from, simulated in this process
+    two = execute_attribution(path, trials=TRIALS, seed=3, out=tmp_path / "two", workers=2)
+    assert len(two.summary["runs"]) > 2  # chunks of many combinations, each of 2 chunks, shared by the workers
     for key in ("controls", "full_set", "tornado", "runs"):
-        assert one.summary[key] == two.summary[key]
+        assert two.summary[key] == three[key]
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -319,7 +320,8 @@ def test_the_tornado_moves_the_correlation_of_signers_checks_like_any_other_inpu
     common = inputs["controls.verification.common_mode"]
     prior = library.entry("verification_common_mode").prior("common_mode")
     assert (common.value, common.low, common.high, common.source) == (prior.value, prior.low, prior.high, LIBRARY)
-    summary = attribute(load(uncertain(doc, {"controls.verification.common_mode": [0.0, 1.0]})), trials=400, seed=3)
+    summary = attribute(load(uncertain(doc, {"controls.verification.common_mode": [0.0, 1.0]})), controls=["wl"],
+                        trials=400, seed=3)  # the tornado is the baseline's: one control is enough
     row = next(r for r in summary["tornado"] if r["path"] == "controls.verification.common_mode")
     assert row["loss_at_low_usd"] < row["loss_at_high_usd"]  # checks that fail together let more through
 
@@ -330,6 +332,7 @@ def test_each_control_has_its_cost_a_year_and_its_net_benefit(base):
     doc["variants"]["wl"] = {"annual_cost_usd": 5000.0, "set": {"wallets.vault.policy.whitelist": {
         "enforced_by": "policy_engine", "annual_cost_usd": 20000.0}}}
     doc["variants"]["small"]["annual_cost_usd"] = 1000.0
+    doc["uncertainty"] = ONE_INPUT  # a tornado of one input (2 runs), not the default five (10 runs)
     summary = attribute(load(doc), trials=TRIALS, seed=3)
     cost = {c["control"]: (c["alone"]["annual_cost_usd"], c["in_full_set"]["annual_cost_usd"])
             for c in summary["controls"]}

@@ -13,11 +13,12 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
+from typer.testing import CliRunner
 
-from custodysim.studies.run import execute_run
+from custodysim.cli import app
 
 DMM = Path(__file__).resolve().parent.parent / "scenarios" / "dmm-2024.yaml"
-ARGS = ["--variant", "independent-verification", "--trials", "8000", "--seed", "4", "--workers", "2"]
+ARGS = ["--variant", "independent-verification", "--trials", "8000", "--seed", "4", "--workers", "2"]  # `uninterrupted`
 
 
 def _start(out: Path) -> subprocess.Popen[str]:
@@ -40,7 +41,7 @@ def _wait_for_chunks(out: Path, n: int, proc: subprocess.Popen[str]) -> None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_killed_run_resumes_to_the_uninterrupted_figures(tmp_path, sig):
+def test_killed_run_resumes_to_the_uninterrupted_figures(tmp_path, sig, uninterrupted):
     """A run killed mid-way exits 130 with a resume hint, leaves no run folder, and resumes to identical figures."""
     out = tmp_path / "run"
     proc = _start(out)
@@ -53,14 +54,13 @@ def test_killed_run_resumes_to_the_uninterrupted_figures(tmp_path, sig):
     assert "Resume with: custodysim run --resume" in stderr and "Traceback" not in stderr
     assert not out.exists()
 
-    resumed = subprocess.run([sys.executable, "-m", "custodysim", "run", "--resume", str(out), "--workers", "2"],
-                             capture_output=True, text=True, timeout=120)
-    assert resumed.returncode == 0, resumed.stderr
-    whole = execute_run(DMM, trials=8000, seed=4, out=tmp_path / "whole", variants=["independent-verification"])
+    # the CLI's --resume in this process: a fresh interpreter would add its start-up and nothing else
+    resumed = CliRunner().invoke(app, ["run", "--resume", str(out), "--workers", "2"])
+    assert resumed.exit_code == 0, resumed.output
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["variants"] == json.loads(json.dumps(whole.summary["variants"]))
+    assert summary["variants"] == json.loads(json.dumps(uninterrupted))  # conftest: the same run in one process
     assert json.loads((out / "manifest.json").read_text())["resumed"] is True
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "whole"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
 def _heavy(tmp_path: Path) -> Path:

@@ -17,18 +17,13 @@ import psutil
 import pytest
 from conftest import local_dask_cluster
 from errordocs import check_example
+from typer.testing import CliRunner
 
+from custodysim.cli import app
 from custodysim.studies.run import execute_run
 
 DMM = Path(__file__).resolve().parent.parent / "scenarios" / "dmm-2024.yaml"
-RUN = ["--variant", "independent-verification", "--trials", "8000", "--seed", "4"]
-
-
-@pytest.fixture(scope="module")
-def whole(tmp_path_factory) -> dict:
-    """The figures of the run in one process, uninterrupted."""
-    out = tmp_path_factory.mktemp("whole") / "run"
-    return execute_run(DMM, trials=8000, seed=4, out=out, variants=["independent-verification"]).summary["variants"]
+RUN = ["--variant", "independent-verification", "--trials", "8000", "--seed", "4"]  # conftest's `uninterrupted`
 
 
 def _figures(folder: Path) -> dict:
@@ -67,11 +62,11 @@ def _ended(procs: list[psutil.Process], timeout: float = 30) -> list[psutil.Proc
 
 
 @pytest.mark.parametrize("replace", [False, True], ids=["new", "replace"])
-def test_a_killed_worker_stops_the_run_naming_it_and_resume_finishes_it(tmp_path, whole, replace):
+def test_a_killed_worker_stops_the_run_naming_it_and_resume_finishes_it(tmp_path, uninterrupted, replace):
     """SIGKILL of a worker stops the run in seconds with exit 1, naming the worker and its trials; --resume finishes it."""
     out = tmp_path / "run"
     if replace:
-        execute_run(DMM, trials=100, seed=1, out=out)
+        execute_run(DMM, trials=20, seed=1, out=out, variants=["baseline"])  # a previous run, to be kept
     before = (out / "summary.json").read_bytes() if replace else None
     proc = _cli("run", str(DMM), *RUN, "--workers", "2", "--out", str(out), *(["--replace"] if replace else []))
     _wait_for(lambda: len(_chunks(out)) >= 2 and len(_workers(proc)) == 2, proc, "chunk")
@@ -91,10 +86,10 @@ def test_a_killed_worker_stops_the_run_naming_it_and_resume_finishes_it(tmp_path
     assert _chunks(out)
     assert (out / "summary.json").read_bytes() == before if replace else not out.exists()
 
-    resumed = subprocess.run([sys.executable, "-m", "custodysim", "run", "--resume", str(out), "--workers", "2"],
-                             capture_output=True, text=True, timeout=120)
-    assert resumed.returncode == 0, resumed.stderr
-    assert _figures(out) == json.loads(json.dumps(whole))
+    # the CLI's --resume in this process: a fresh interpreter would add its start-up and nothing else
+    resumed = CliRunner().invoke(app, ["run", "--resume", str(out), "--workers", "2"])
+    assert resumed.exit_code == 0, resumed.output
+    assert _figures(out) == json.loads(json.dumps(uninterrupted))
 
 
 def test_workers_end_when_the_run_is_killed(tmp_path):
@@ -137,7 +132,7 @@ def cluster():
     yield from local_dask_cluster()
 
 
-def test_a_lost_dask_worker_is_retried_and_the_figures_are_unchanged(tmp_path, whole, cluster):
+def test_a_lost_dask_worker_is_retried_and_the_figures_are_unchanged(tmp_path, uninterrupted, cluster):
     """SIGKILL of a Dask worker mid-run: Dask runs its chunks again, and the run completes with identical figures."""
     with pytest.importorskip("distributed").Client(cluster) as client:
         pids = list(client.run(os.getpid).values())
@@ -148,10 +143,10 @@ def test_a_lost_dask_worker_is_retried_and_the_figures_are_unchanged(tmp_path, w
     os.kill(pids[0], signal.SIGKILL)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr
-    assert _figures(out) == json.loads(json.dumps(whole))
+    assert _figures(out) == json.loads(json.dumps(uninterrupted))
 
 
-def test_a_lost_dask_scheduler_stops_the_run_and_keeps_its_chunks(tmp_path, whole, cluster):
+def test_a_lost_dask_scheduler_stops_the_run_and_keeps_its_chunks(tmp_path, uninterrupted, cluster):
     """A scheduler lost mid-run ends it with exit 1 and a message; the chunks are kept and --resume finishes it."""
     out = tmp_path / "run"
     proc = _cli("run", str(DMM), *RUN, "--executor", "dask", "--scheduler", cluster.scheduler_address,
@@ -173,10 +168,10 @@ def test_a_lost_dask_scheduler_stops_the_run_and_keeps_its_chunks(tmp_path, whol
     check_example("dask-scheduler-lost", f"$ custodysim run dmm-2024.yaml {shlex.join(RUN)} --executor dask "
                                          f"--scheduler {address} --out r7\n{text.strip()}")
 
-    resumed = subprocess.run([sys.executable, "-m", "custodysim", "run", "--resume", str(out), "--workers", "2"],
-                             capture_output=True, text=True, timeout=120)
-    assert resumed.returncode == 0, resumed.stderr
-    assert _figures(out) == json.loads(json.dumps(whole))
+    # the CLI's --resume in this process: a fresh interpreter would add its start-up and nothing else
+    resumed = CliRunner().invoke(app, ["run", "--resume", str(out), "--workers", "2"])
+    assert resumed.exit_code == 0, resumed.output
+    assert _figures(out) == json.loads(json.dumps(uninterrupted))
 
 
 def test_an_error_in_a_task_reaches_the_caller_and_the_workers_end():

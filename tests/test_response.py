@@ -121,7 +121,7 @@ def _vendor_borne_theft(draw: Any) -> dict[str, Any]:
     return doc
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(doc=_vendor_borne_theft())
 def test_a_more_exposed_exchange_never_lowers_a_loss_that_runs_through_an_untold_vendor(doc):
     """With the vendor never told, raising an exchange engineer's exposure loses no less, trial by trial."""

@@ -22,6 +22,9 @@ from custodysim.running.outputs import partial_dir, staged_folder
 from custodysim.studies.compare import compare_runs
 from custodysim.studies.run import PLAN, execute_run, rerender, resume_run
 
+FEW = {**SMALL, "trials": 1000}
+"""faults.SMALL at 1,000 trials (4 chunks of 250 a variant): the faults here need a few chunks, not ten."""
+
 
 def _cli(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(app, list(args))
@@ -34,9 +37,9 @@ def _figures(folder: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def whole(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An uninterrupted run of :data:`SMALL`, whose figures every finished run must give."""
+    """An uninterrupted run of :data:`FEW`, whose figures every finished run must give."""
     out = tmp_path_factory.mktemp("whole") / "run"
-    execute_run(DMM, out=out, **SMALL)
+    execute_run(DMM, out=out, **FEW)
     return out
 
 
@@ -68,7 +71,7 @@ def _resigned(**changes):
 def test_a_damaged_plan_is_refused_and_kept(tmp_path, edit, message):
     """An edited or damaged run.json is refused by --resume, naming it and the damage; nothing is simulated."""
     out = tmp_path / "run"
-    interrupted_run(out)
+    interrupted_run(out, **FEW)
     if edit is None:
         (partial_dir(out) / PLAN).write_text("[1, 2]")
     else:
@@ -84,7 +87,7 @@ def test_a_damaged_plan_is_refused_and_kept(tmp_path, edit, message):
 def test_a_flipped_byte_in_the_seed_is_refused_by_the_cli(tmp_path, monkeypatch):
     """One byte flipped in the plan's seed: `run --resume` exits 1 with a message, never figures of two seeds."""
     monkeypatch.chdir(tmp_path)
-    interrupted_run(Path("run"))
+    interrupted_run(Path("run"), **FEW)
     path = partial_dir(Path("run")) / PLAN
     text = path.read_text()
     at = text.index('"seed": ') + len('"seed": ')
@@ -98,7 +101,7 @@ def test_a_flipped_byte_in_the_seed_is_refused_by_the_cli(tmp_path, monkeypatch)
 def test_a_changed_scenario_copy_is_refused(tmp_path):
     """An interrupted run whose copy of its scenario was edited is refused, naming the copy."""
     out = tmp_path / "run"
-    interrupted_run(out)
+    interrupted_run(out, **FEW)
     copy = partial_dir(out) / "scenario.yaml"
     copy.write_text(copy.read_text().replace("seed:", "seed:  "))
     with pytest.raises(RunFolderError, match=r"copy of its scenario .*scenario.yaml is damaged \(its sha256"):
@@ -108,7 +111,7 @@ def test_a_changed_scenario_copy_is_refused(tmp_path):
 def test_an_intact_plan_resumes_to_the_uninterrupted_figures(tmp_path, whole):
     """The checksum does not get in the way: an untouched plan resumes to the uninterrupted run's figures."""
     out = tmp_path / "run"
-    interrupted_run(out)
+    interrupted_run(out, **FEW)
     assert "checksum" in json.loads((partial_dir(out) / PLAN).read_text())
     resume_run(out)
     assert _figures(out) == _figures(whole)
@@ -127,12 +130,12 @@ def test_a_live_run_holds_its_folder(tmp_path, whole):
     def meanwhile(name: str, k: int) -> None:
         if refused:
             return
-        for attempt in (lambda: execute_run(DMM, out=out, **SMALL), lambda: resume_run(out)):
+        for attempt in (lambda: execute_run(DMM, out=out, **FEW), lambda: resume_run(out)):
             with pytest.raises(RunFolderError) as caught:
                 attempt()
             refused.append(str(caught.value))
 
-    execute_run(DMM, out=out, progress=meanwhile, **SMALL)
+    execute_run(DMM, out=out, progress=meanwhile, **FEW)
     assert f"a run to this folder is in progress (process {os.getpid()}" in refused[0]
     assert f"still in progress (process {os.getpid()}); only an interrupted run can be resumed" in refused[1]
     assert _figures(out) == _figures(whole)  # the live run was not disturbed
@@ -171,19 +174,19 @@ def test_a_partial_deleted_under_a_live_run_ends_it_with_a_message(tmp_path):
 
     with pytest.raises(RunFolderError, match=r"cannot write .*\.run\.partial.*: No such file or directory; "
                                              "no run folder was written"):
-        execute_run(DMM, out=out, progress=delete, **SMALL)
+        execute_run(DMM, out=out, progress=delete, **FEW)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_an_interrupted_run_advises_what_works(tmp_path, monkeypatch):
     """Both pieces of advice given for an interrupted run work: --resume finishes it; deleting the folder frees --out."""
     monkeypatch.chdir(tmp_path)
-    interrupted_run(Path("my run"))
+    interrupted_run(Path("my run"), **FEW)
     code, err = _cli("run", str(DMM), "--out", "my run")
     assert code == 1 and "resume it with 'custodysim run --resume 'my run''" in err
     code, _ = _cli("run", "--resume", "my run", "--workers", "1")
     assert code == 0 and (tmp_path / "my run" / "manifest.json").is_file()
-    interrupted_run(Path("again"))
+    interrupted_run(Path("again"), **FEW)
     shutil.rmtree(partial_dir(Path("again")))
     code, _ = _cli("run", str(DMM), "--trials", "20", "--out", "again", "--workers", "1")
     assert code == 0
@@ -198,7 +201,7 @@ def test_an_interruption_before_the_plan_advises_no_resume(tmp_path, monkeypatch
 
     monkeypatch.setattr(custodysim.studies.run, "replace_files", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        execute_run(DMM, out=tmp_path / "run", **SMALL)
+        execute_run(DMM, out=tmp_path / "run", **FEW)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -208,9 +211,9 @@ def test_a_full_disk_during_the_trials_keeps_the_chunks_and_resume_finishes(tmp_
     """A disk that fills after a few chunks: a message naming the chunk and the cause, chunks kept, resumable."""
     out = tmp_path / "run"
     with monkeypatch.context() as patch:
-        FullDisk(patch, room=500_000)
+        FullDisk(patch, room=250_000)  # some 3 chunks of 65 kB
         with pytest.raises(RunFolderError) as caught:
-            execute_run(DMM, out=out, **SMALL)
+            execute_run(DMM, out=out, **FEW)
     message = str(caught.value)
     assert message.startswith(f"cannot write {partial_dir(out)}/chunks/")
     assert ": No space left on device; the completed chunks are kept in" in message
@@ -229,7 +232,7 @@ def test_a_full_disk_while_writing_the_outputs_keeps_the_run_resumable(tmp_path,
     with monkeypatch.context() as patch:
         FullDisk(patch, named=f".{named}.tmp")
         with pytest.raises(RunFolderError, match=rf"cannot write .*\.run\.partial/{named}: No space left on device"):
-            execute_run(DMM, out=out, **SMALL)
+            execute_run(DMM, out=out, **FEW)
     left = {p.name for p in partial_dir(out).iterdir()}
     assert {PLAN, "chunks", "scenario.yaml"} <= left and not any(n.endswith(".tmp") for n in left)
     resume_run(out)
@@ -241,7 +244,7 @@ def test_a_disk_full_from_the_start_leaves_nothing(tmp_path, monkeypatch):
     with monkeypatch.context() as patch:
         FullDisk(patch, room=0)
         with pytest.raises(RunFolderError, match=r"No space left on device; no run folder was written$"):
-            execute_run(DMM, out=tmp_path / "run", **SMALL)
+            execute_run(DMM, out=tmp_path / "run", **FEW)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -253,10 +256,10 @@ def test_a_full_disk_during_replace_keeps_the_old_run(tmp_path, monkeypatch):
     with monkeypatch.context() as patch:
         FullDisk(patch, named=".report.md.tmp")
         with pytest.raises(RunFolderError, match=f"the previous run in {out} is untouched"):
-            execute_run(DMM, out=out, replace=True, **SMALL)
+            execute_run(DMM, out=out, replace=True, **FEW)
     assert snapshot(out) == before
     resume_run(out)
-    assert json.loads((out / "summary.json").read_text())["trials"] == SMALL["trials"]
+    assert json.loads((out / "summary.json").read_text())["trials"] == FEW["trials"]
 
 
 def test_a_failed_swap_puts_the_old_run_back(tmp_path, monkeypatch):
@@ -280,7 +283,7 @@ def test_a_failed_swap_puts_the_old_run_back(tmp_path, monkeypatch):
 def test_a_full_disk_on_resume_keeps_the_chunks(tmp_path, monkeypatch):
     """--resume on a full disk ends in a message; the chunks it had stay, and a later --resume finishes."""
     out = tmp_path / "run"
-    interrupted_run(out)
+    interrupted_run(out, **FEW)
     with monkeypatch.context() as patch:
         FullDisk(patch, room=0)
         code, err = _cli("run", "--resume", str(out), "--workers", "1")

@@ -170,10 +170,10 @@ def test_resume_gives_the_figures_of_an_uninterrupted_run(tmp_path):
 
     out = tmp_path / "run"
     with pytest.raises(RunInterrupted):
-        execute_run(SCENARIOS / "dmm-2024.yaml", trials=2500, seed=3, out=out, variants=["split-wallets"],
-                    progress=interrupt_after_two)
+        execute_run(SCENARIOS / "dmm-2024.yaml", trials=1000, seed=3, out=out, variants=["split-wallets"],
+                    progress=interrupt_after_two)  # of 2 x 4 chunks
     resumed = resume_run(out)
-    whole = execute_run(SCENARIOS / "dmm-2024.yaml", trials=2500, seed=3, out=tmp_path / "whole",
+    whole = execute_run(SCENARIOS / "dmm-2024.yaml", trials=1000, seed=3, out=tmp_path / "whole",
                         variants=["split-wallets"])
     assert _figures(resumed.summary) == _figures(whole.summary)
     for table in ("trials.csv", "events.csv"):
