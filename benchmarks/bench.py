@@ -573,7 +573,8 @@ def render(report: Report) -> str:
                          _mib(series.main_peak_mib), _mib(series.worker_peak_mib)])
     header = ["scenario", "variants", "trials", "workers", "wall s", "min-max s", "trial-var/s", "per core",
               "scaling", "extra s", "CPU s", "per CPU-s", "others", "main MiB", "worker MiB"]
-    out += _table(header, rows, [False, *([True] * 14)])
+    if rows:
+        out += _table(header, rows, [False, *([True] * 14)])
     if report.million is not None:
         m = report.million
         low, high = m.wall_range
