@@ -69,11 +69,13 @@ class VariantLosses:
         return np.arange(len(self.loss))
 
     def mean(self, column: str) -> float:
-        """Return a numeric column's mean over the trials (NaN if a value is missing; 0 without trials)."""
-        total = self.sums.get(column)
-        if total is None or not len(self):
-            return 0.0
-        return total / len(self)
+        """Return a numeric column's mean over the trials (NaN if a value is missing; 0 without trials).
+
+        Raises:
+            KeyError: no such column.
+        """
+        total = self.sums[column]
+        return total / len(self) if len(self) else 0.0
 
     def column(self, name: str) -> np.ndarray:
         """Return a column kept as its non-zero values (:data:`SPARSE`, ``loss_ASSET``), one value per trial."""
@@ -132,7 +134,7 @@ class LossesBuilder:
         """Take in the rows of ``chunk``: the next trials in order.
 
         Raises:
-            ValueError: the chunk's first trial is not the next one.
+            ValueError: a trial of the chunk is not the next one in order (the trials of a file re-sorted).
         """
         numbers = chunk.numbers
         count = len(chunk)
