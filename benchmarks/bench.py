@@ -553,11 +553,13 @@ def render(report: Report) -> str:
         f"{p['platform']}",
         f"CPUs: {p['cpus']} ({p['usable_cpus']} usable); load average (1/5/15 min) at start "
         f"{'/'.join(f'{x:.2f}' for x in p['load_start'])}, at end {'/'.join(f'{x:.2f}' for x in load_end)}",
-        (f"{s['trials']:,} trials per variant" if s["trials"] else
-         f"{s['trial_variants']:,} trial-variants per scenario (trials per variant: that / variants)")
-        + f", {s['repeats']} repeats per configuration, each in a fresh process; no repeat discarded; medians quoted",
-        "",
     ]
+    if report.scenarios:
+        out.append((f"{s['trials']:,} trials per variant" if s["trials"] else
+                    f"{s['trial_variants']:,} trial-variants per scenario (trials per variant: that / variants)")
+                   + f", {s['repeats']} repeats per configuration, each in a fresh process; no repeat discarded; "
+                     "medians quoted")
+    out.append("")
     rows = []
     for r in report.scenarios:
         for series in (r.one, r.many):
