@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from custodysim.analysis.economics import insured_part, ruin_loss
 from custodysim.errors import RunFolderError
-from custodysim.running.runfolder import read_run, read_trials_csv
+from custodysim.running.runfolder import read_all_rows, read_run
 from custodysim.scenario.schema import Finance, Insurance
 from custodysim.studies.run import execute_run, rerender
 
@@ -39,7 +39,7 @@ def test_a_years_events_add_up_to_its_loss_and_its_largest_is_at_most_it(split):
 
 def test_one_campaigns_thefts_are_one_event(split):
     """A campaign's transfers are one occurrence: no trial has two events of one campaign, nor more than it had."""
-    rows, _ = read_trials_csv(split / "trials.csv")
+    rows, _ = read_all_rows(split / "trials.csv")
     campaigns = {r.name: r.numbers["campaigns"] for r in rows}
     for r in read_run(split).losses:
         pairs = list(zip(r.events.trial.tolist(), r.events.text("event").tolist(), strict=True))

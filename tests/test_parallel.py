@@ -26,7 +26,7 @@ from custodysim.running.checkpoints import ChunkStore
 from custodysim.running.executors import ProcessPool, _start_context
 from custodysim.running.precision import StopRule, relative_half_width
 from custodysim.running.rows import Chunk, Columns, TextColumn, rows_from_arrays
-from custodysim.running.runfolder import read_trials_csv
+from custodysim.running.runfolder import read_all_rows
 from custodysim.running.runner import (
     CHUNK,
     FINE_TAIL,
@@ -356,7 +356,7 @@ def test_text_columns_round_trip_through_trials_csv(tmp_path):
     """Categorical text columns (commas, quotes, line breaks, empty) and numbers come back from trials.csv unchanged."""
     rows, cols = _odd_rows()
     write_trials_csv(tmp_path / "trials.csv", rows, cols)
-    back, back_cols = read_trials_csv(tmp_path / "trials.csv")
+    back, back_cols = read_all_rows(tmp_path / "trials.csv")
     assert back_cols == cols and [r.name for r in back] == [r.name for r in rows]
     for a, b in zip(rows, back, strict=True):
         for c in cols.numeric:

@@ -20,7 +20,7 @@ from custodysim.cli import app
 from custodysim.errors import OptionError, RunFolderError
 from custodysim.running.losses import LossesBuilder
 from custodysim.running.rows import Chunk, Columns
-from custodysim.running.runfolder import read_run, read_trials_csv
+from custodysim.running.runfolder import read_all_rows, read_run
 from custodysim.running.runner import run_variants, simulate
 from custodysim.running.trialscsv import write_trials_csv
 from custodysim.scenario.loader import load_scenario
@@ -49,8 +49,8 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
 
 def test_parquet_holds_exactly_the_rows_of_the_csv(both):
     """trials.parquet and trials.csv of one run read back to the same rows, every number bit for bit."""
-    from_csv, cols_csv = read_trials_csv(both / "trials.csv")
-    from_parquet, cols_parquet = read_trials_csv(both / "trials.parquet")
+    from_csv, cols_csv = read_all_rows(both / "trials.csv")
+    from_parquet, cols_parquet = read_all_rows(both / "trials.parquet")
     assert cols_csv == cols_parquet
     assert [r.name for r in from_csv] == [r.name for r in from_parquet] == VARIANTS
     for a, b in zip(from_csv, from_parquet, strict=True):
@@ -198,4 +198,4 @@ def test_an_interrupted_parquet_run_resumes_to_parquet_and_an_older_plan_to_csv(
     edit_json(partial_dir(older) / PLAN, before_rows)
     resume_run(older)
     assert (older / "trials.csv").is_file() and not (older / "trials.parquet").exists()
-    assert read_trials_csv(older / "trials.csv")[0][1].name == SMALL["variants"][0]
+    assert read_all_rows(older / "trials.csv")[0][1].name == SMALL["variants"][0]

@@ -55,6 +55,11 @@ class Columns:
 
     text = ("path_type", "outcome", "wallets_hit", "stopped_by", "attack_path")
 
+    @property
+    def widths(self) -> tuple[int, int]:
+        """Return how many numeric and text columns a row has (a chunk's shape, as its checkpoint stores it)."""
+        return len(self.numeric), len(Columns.text)
+
 
 @dataclass(frozen=True)
 class TextColumn:

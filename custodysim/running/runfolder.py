@@ -395,8 +395,8 @@ def read_losses(path: Path) -> tuple[list[VariantLosses], Columns]:
     return [b.finish() for b in builders.values()], columns
 
 
-def read_trials_csv(path: Path) -> tuple[list[VariantRows], Columns]:
-    """Read every row of a rows file written by :func:`custodysim.running.trialscsv.write_trials_csv` into memory.
+def read_all_rows(path: Path) -> tuple[list[VariantRows], Columns]:
+    """Read every row of a rows file (``trials.csv`` or ``trials.parquet``) into memory.
 
     For a few rows (tests, small studies); :func:`read_losses` reads a run of any length.
 
@@ -430,7 +430,7 @@ def read_rows(path: Path) -> tuple[Columns, Iterator[tuple[str, Chunk]]]:
             raise ValueError(f"{path.name} is empty")
         header = first
     columns = _columns_of(header, path.name)
-    present = [c for c in columns.numeric if c not in LATER_COLUMNS or c in header or parquet]
+    present = [c for c in columns.numeric if c not in LATER_COLUMNS or c in header]
     if header != ["variant", *present, *Columns.text]:
         raise ValueError(f"unexpected columns in {path.name}")
     chunks = read_parquet_chunks(path, columns, present) if parquet else _csv_chunks(path, columns, present)

@@ -354,7 +354,6 @@ def simulate(loaded: LoadedScenario, trials: int | None = None, seed: int | None
     kept = {name: RowsBuilder(name, cols, room) for name in names} if keep_rows else {}
     check = PrecisionCheck(stop, names) if stop is not None else None
     done: dict[tuple[int, str], Chunk] = {}
-    width = (len(cols.numeric), len(Columns.text))
 
     packed = pack_specs(specs)
 
@@ -362,7 +361,7 @@ def simulate(loaded: LoadedScenario, trials: int | None = None, seed: int | None
         for k, (first, count) in enumerate(pieces):
             missing: list[str] = []
             for name in names:
-                saved = store.load(name, first, count, width) if store is not None else None
+                saved = store.load(name, first, count, cols.widths) if store is not None else None
                 if saved is None:
                     missing.append(name)
                     continue

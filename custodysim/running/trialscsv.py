@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from custodysim.running.rows import EVENT_COLUMNS, Columns, EventRow, VariantRows
+from custodysim.running.rows import EVENT_COLUMNS, Columns, EventTable, VariantRows
 
 WRITE_BLOCK = 16_384
 """Rows formatted and written at a time: the file is never built whole in memory (a block is a few MB)."""
@@ -51,22 +51,28 @@ def write_trials_csv(path: Path, rows: Iterable[VariantRows], cols: Columns) -> 
                 fh.write(variant.lines(start, min(start + WRITE_BLOCK, len(r))))
 
 
-def write_events_csv(path: Path, events: Iterable[tuple[str, Sequence[EventRow]]]) -> None:
-    """Write loss events to one tidy CSV: the run's event loss table.
+def write_events_csv(path: Path, events: Iterable[tuple[str, EventTable | None]]) -> None:
+    """Write every variant's loss events to one tidy CSV: the run's event loss table.
 
     One line per variant and event, in trial order: ``variant, trial, event, peril, day, loss_usd, path,
     wallet`` (see :class:`~custodysim.simulation.results.LossEvent`), numbers as ``repr`` writes them.
 
     Args:
         path: the file.
-        events: (variant, some of its events) in the file's order, a variant's events in trial order.
+        events: (variant, its events) in the file's order; None for a variant whose events were not kept.
     """
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator=EOL)
         writer.writerow(["variant", *EVENT_COLUMNS])
-        for name, some in events:
-            writer.writerows((name, trial, event, peril, repr(day), repr(loss), path_, wallet)
-                             for trial, event, peril, day, loss, path_, wallet in some)
+        for name, table in events:
+            if table is None or not len(table):
+                continue
+            texts = {c: table.text(c).tolist() for c in ("event", "peril", "path", "wallet")}
+            writer.writerows(
+                (name, trial, event, peril, repr(day), repr(loss), path_, wallet)
+                for trial, event, peril, day, loss, path_, wallet in zip(
+                    table.trial.tolist(), texts["event"], texts["peril"], table.day.tolist(),
+                    table.loss_usd.tolist(), texts["path"], texts["wallet"], strict=True))
 
 
 class _VariantLines:

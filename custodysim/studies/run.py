@@ -7,7 +7,7 @@ import json
 import shlex
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ from custodysim.running.outputs import (
     writing,
 )
 from custodysim.running.precision import DEFAULT_MAX_TRIALS, StopRule
-from custodysim.running.rows import MAX_ROWS, EventRow, VariantRows, blocks_of, check_size
+from custodysim.running.rows import MAX_ROWS, VariantRows, blocks_of, check_size
 from custodysim.running.runfolder import StoredRun, read_run
 from custodysim.running.runner import Columns, Progress, simulate
 from custodysim.running.trialscsv import WRITE_BLOCK, write_events_csv, write_trials_csv
@@ -405,17 +405,10 @@ def _complete(staging: Path, loaded: LoadedScenario, plan: dict[str, Any], progr
                               executor, started, list(files))
     summary["provenance"] = provenance(manifest)
     stories = [story.as_dict() for story in worst_stories(loaded, losses, s)]
-    names = [r.name for r in losses]
-    width = (len(cols.numeric), len(Columns.text))
 
     def blocks() -> Iterator[VariantRows]:
-        for name in names:
-            yield from blocks_of(name, cols, store.chunks(name, result.pieces, width), WRITE_BLOCK)
-
-    def events() -> Iterator[tuple[str, Sequence[EventRow]]]:
-        for name in names:
-            for chunk in store.chunks(name, result.pieces, width):
-                yield name, chunk.events
+        for r in losses:
+            yield from blocks_of(r.name, cols, store.chunks(r.name, result.pieces, cols.widths), WRITE_BLOCK)
 
     writers = {"trials.csv": lambda path: write_trials_csv(path, blocks(), cols),
                "trials.parquet": lambda path: write_trials_parquet(path, blocks(), cols)}
@@ -423,7 +416,7 @@ def _complete(staging: Path, loaded: LoadedScenario, plan: dict[str, Any], progr
         staging / "summary.json": json_text(summary),
         staging / "stories.json": json_text(stories),
         **{staging / name: writers[name] for name in files if name in writers},
-        staging / "events.csv": lambda path: write_events_csv(path, events()),
+        staging / "events.csv": lambda path: write_events_csv(path, [(r.name, r.events) for r in losses]),
         staging / "scenario.resolved.yaml": _resolved_yaml(loaded, summary["variants"], s, n),
         staging / "report.md": render_markdown(summary, manifest),
         staging / "report.html": render_html(summary, manifest, losses, stories, key_inputs(loaded.baseline)),
